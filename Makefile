@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the whole test suite).
+# Each creates its own virtualenv in .venv with a CPU build of PyTorch (fast to install).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TORCH  ?= torch==2.13.0
+QKV_DATA ?= $(abspath ../shared/data)
+export QKV_DATA
+
+.PHONY: demo test lint setup clean bench
+
+$(BIN)/qkv: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(BIN)/qkv
+
+setup: $(BIN)/qkv
+
+demo: setup
+	$(BIN)/qkv compare --out runs/compare
+
+test: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench: setup
+	$(BIN)/qkv bench attention --out runs/bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
