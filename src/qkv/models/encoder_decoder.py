@@ -1,0 +1,80 @@
+"""The Transformer encoder-decoder of Vaswani et al. 2017, "Attention Is All You Need".
+
+The encoder reads the whole source at once; the decoder predicts target token ``t`` from the target
+prefix (causal self-attention) and the encoder output (cross-attention), and a linear layer -- often
+tied to the target embedding (Press & Wolf 2017) -- turns its states into next-token logits.
+
+Training calls ``forward(src, tgt_in)`` on whole sequences (teacher forcing). Generation uses the
+decoding interface shared with the recurrent models: ``encode`` once, then ``decode_step`` with an
+explicit :class:`~qkv.models.transformer_stacks.DecoderState` (KV caches), so :mod:`qkv.decoding`
+works for every family. Cached step-by-step decoding reproduces the full forward pass.
+
+Notation: ``B`` batch, ``T_s``/``T_t`` source/target lengths, ``E`` model dim, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from qkv.attention.masks import tokens_mask
+from qkv.models.output import Encoded, ModelOutput
+from qkv.models.transformer_stacks import DecoderState, TransformerDecoder, TransformerEncoder
+from qkv.special import BOS_ID, EOS_ID, PAD_ID
+
+
+class Transformer(nn.Module):
+    """Encoder-decoder Transformer; ``kind = "seq2seq"``."""
+
+    kind = "seq2seq"
+
+    def __init__(
+        self,
+        encoder: TransformerEncoder,
+        decoder: TransformerDecoder,
+        lm_head: nn.Linear,
+        *,
+        pad_id: int = PAD_ID,
+        bos_id: int = BOS_ID,
+        eos_id: int = EOS_ID,
+    ) -> None:
+        super().__init__()
+        if not decoder.has_cross_attention:
+            raise ValueError("an encoder-decoder needs decoder layers with cross-attention")
+        self.encoder, self.decoder, self.lm_head = encoder, decoder, lm_head
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+
+    def forward(self, src: Tensor, tgt_in: Tensor, *, need_weights: bool = False) -> ModelOutput:
+        """``src (B, T_s)``, ``tgt_in (B, T_t)`` (BOS + target, right-padded) -> logits ``(B, T_t, V)``.
+
+        Target padding needs no mask: it only ever comes after the real tokens, which the causal mask
+        already hides from them.
+        """
+        encoded, enc_weights = self._encode(src, need_weights)
+        hidden, self_weights, cross_weights = self.decoder(
+            tgt_in, encoded.memory, encoded.src_mask, need_weights=need_weights
+        )  # (B, T_t, E)
+        attentions = None
+        if need_weights:
+            attentions = {"encoder_self": enc_weights, "decoder_self": self_weights, "cross": cross_weights}
+        return ModelOutput(self.lm_head(hidden), attentions, hidden)
+
+    # -- the decoding interface --
+    def _encode(self, src: Tensor, need_weights: bool) -> tuple[Encoded, list[Tensor]]:
+        keep = tokens_mask(src, self.pad_id)  # (B, T_s)
+        memory, weights = self.encoder(src, keep, need_weights=need_weights)  # (B, T_s, E)
+        return Encoded(memory, keep), weights
+
+    def encode(self, src: Tensor) -> Encoded:
+        return self._encode(src, need_weights=False)[0]
+
+    def init_state(self, encoded: Encoded, batch_size: int) -> DecoderState:
+        return DecoderState.empty(len(self.decoder.layers), cross=True)
+
+    def decode_step(self, tokens: Tensor, encoded: Encoded, state: DecoderState) -> tuple[Tensor, DecoderState]:
+        """Feed the next ``tokens (B, t)``; returns their logits ``(B, t, V)`` and the grown state."""
+        hidden, _, _ = self.decoder(tokens, encoded.memory, encoded.src_mask, state=state)  # (B, t, E)
+        return self.lm_head(hidden), state
+
+    def reorder(self, encoded: Encoded, state: DecoderState, index: Tensor) -> tuple[Encoded, DecoderState]:
+        encoded = Encoded(encoded.memory.index_select(0, index), encoded.src_mask.index_select(0, index))
+        return encoded, state.reorder(index)

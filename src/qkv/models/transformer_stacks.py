@@ -1,0 +1,133 @@
+"""Stacks of Transformer layers (Vaswani et al. 2017, Figure 1: "N x"), and the decoder's explicit state.
+
+``TransformerEncoder``: embeddings -> N encoder layers -> final LayerNorm (pre-norm only).
+``TransformerDecoder``: embeddings -> N decoder layers -> final LayerNorm (pre-norm only); with a
+:class:`DecoderState` it decodes incrementally: each layer appends the new keys/values to its own
+self-attention :class:`~qkv.attention.KVCache`, and computes the encoder's keys/values once into a
+static cross-attention cache.
+
+Notation: ``B`` batch, ``T`` length, ``T_s`` source length, ``E`` model dim, ``H`` heads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from qkv.attention import KVCache
+from qkv.attention.masks import key_mask
+from qkv.models.embeddings import Embeddings
+from qkv.models.positions import RotaryEmbedding
+from qkv.models.transformer_layers import DecoderLayer, EncoderLayer
+
+
+@dataclass
+class DecoderState:
+    """What a Transformer decoder remembers between ``decode_step`` calls: one KV cache per layer."""
+
+    self_caches: list[KVCache]
+    cross_caches: list[KVCache] | None = None
+
+    @classmethod
+    def empty(cls, n_layers: int, cross: bool) -> DecoderState:
+        return cls(
+            [KVCache() for _ in range(n_layers)],
+            [KVCache(static=True) for _ in range(n_layers)] if cross else None,
+        )
+
+    @property
+    def position(self) -> int:
+        """How many target positions have been decoded so far."""
+        return len(self.self_caches[0])
+
+    def reorder(self, index: Tensor) -> DecoderState:
+        """Select/duplicate batch rows (beam search) in place; returns ``self``."""
+        for cache in self.self_caches + (self.cross_caches or []):
+            cache.reorder(index)
+        return self
+
+
+class TransformerEncoder(nn.Module):
+    """``tokens (B, T_s)`` + ``keep (B, T_s)`` -> hidden states ``(B, T_s, E)`` and per-layer weights."""
+
+    def __init__(
+        self,
+        embed: Embeddings,
+        layers: list[EncoderLayer],
+        *,
+        norm: nn.Module | None = None,
+        rotary: RotaryEmbedding | None = None,
+    ) -> None:
+        super().__init__()
+        self.embed = embed
+        self.layers = nn.ModuleList(layers)
+        self.norm = norm
+        self.rotary = rotary
+
+    def forward(
+        self, tokens: Tensor, keep: Tensor, *, token_types: Tensor | None = None, need_weights: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
+        x = self.embed(tokens, token_types=token_types)  # (B, T_s, E)
+        mask = key_mask(keep)  # (B, 1, 1, T_s): padding keys are never attended to
+        weights = []
+        for layer in self.layers:
+            x, w = layer(x, mask=mask, rotary=self.rotary, need_weights=need_weights)
+            if need_weights:
+                weights.append(w)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x, weights
+
+
+class TransformerDecoder(nn.Module):
+    """``tokens (B, T)`` (the newest ``T`` positions when a ``state`` is given) -> ``(B, T, E)`` and weights."""
+
+    def __init__(
+        self,
+        embed: Embeddings,
+        layers: list[DecoderLayer],
+        *,
+        norm: nn.Module | None = None,
+        rotary: RotaryEmbedding | None = None,
+    ) -> None:
+        super().__init__()
+        self.embed = embed
+        self.layers = nn.ModuleList(layers)
+        self.norm = norm
+        self.rotary = rotary
+
+    @property
+    def has_cross_attention(self) -> bool:
+        return self.layers[0].cross_attn is not None
+
+    def forward(
+        self,
+        tokens: Tensor,
+        memory: Tensor | None = None,
+        memory_keep: Tensor | None = None,
+        *,
+        state: DecoderState | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        start = 0 if state is None else state.position
+        x = self.embed(tokens, start=start)  # (B, T, E)
+        memory_mask = None if memory_keep is None else key_mask(memory_keep)  # (B, 1, 1, T_s)
+        self_weights, cross_weights = [], []
+        for i, layer in enumerate(self.layers):
+            x, w_self, w_cross = layer(
+                x,
+                memory,
+                memory_mask=memory_mask,
+                self_cache=None if state is None else state.self_caches[i],
+                cross_cache=None if state is None or state.cross_caches is None else state.cross_caches[i],
+                rotary=self.rotary,
+                need_weights=need_weights,
+            )
+            if need_weights:
+                self_weights.append(w_self)
+                if w_cross is not None:
+                    cross_weights.append(w_cross)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x, self_weights, cross_weights
