@@ -1,0 +1,108 @@
+"""Task metrics: sacreBLEU and chrF (Post 2018, "A Call for Clarity in Reporting BLEU Scores"),
+ROUGE (Lin 2004) via ``rouge-score``, phoneme and word error rate with several references,
+exact-match and token accuracy, and perplexity / bits per token from a summed negative log-likelihood.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    signature: str = ""
+
+
+def bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> Score:
+    """Corpus BLEU on detokenized text; ``refs[i]`` holds every reference of hypothesis ``i``.
+
+    Examples with fewer references are padded by repeating their first one (sacreBLEU needs the
+    same number of reference streams for every sentence; a repeated reference changes nothing).
+    """
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()
+    result = metric.corpus_score(list(hyps), _streams(refs))
+    return Score(result.score, str(metric.get_signature()))
+
+
+def chrf(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> Score:
+    """Corpus chrF (character n-gram F-score) from sacreBLEU."""
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF()
+    result = metric.corpus_score(list(hyps), _streams(refs))
+    return Score(result.score, str(metric.get_signature()))
+
+
+def _streams(refs: Sequence[Sequence[str]]) -> list[list[str]]:
+    width = max(len(r) for r in refs)
+    return [[r[k] if k < len(r) else r[0] for r in refs] for k in range(width)]
+
+
+def rouge(hyps: Sequence[str], refs: Sequence[Sequence[str]], prefix: str = "") -> dict[str, float]:
+    """Mean ROUGE-1/2/L F1 (x100, Porter stemming); with several references, the best one per example."""
+    from rouge_score import rouge_scorer
+
+    keys = ["rouge1", "rouge2", "rougeL"]
+    scorer = rouge_scorer.RougeScorer(keys, use_stemmer=True)
+    totals = dict.fromkeys(keys, 0.0)
+    for hyp, rs in zip(hyps, refs, strict=True):
+        scores = scorer.score_multi(list(rs), hyp) if len(rs) > 1 else scorer.score(rs[0], hyp)
+        for k in keys:
+            totals[k] += scores[k].fmeasure
+    n = max(len(hyps), 1)
+    return {f"{prefix}{k}": 100.0 * v / n for k, v in totals.items()}
+
+
+def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
+    """Levenshtein distance between two token sequences (unit cost insert/delete/substitute)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+        prev = cur
+    return prev[-1]
+
+
+def error_rates(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Phoneme error rate and word error rate for G2P, in percent.
+
+    Each hypothesis (space-separated phonemes) is compared with the reference closest to it by edit
+    distance: PER = total edits / total length of those references; a word is correct (for WER) when
+    the hypothesis equals any of its references.
+    """
+    edits = length = wrong = 0
+    for hyp, rs in zip(hyps, refs, strict=True):
+        h = hyp.split()
+        best = min((edit_distance(h, r.split()), len(r.split())) for r in rs)
+        edits += best[0]
+        length += best[1]
+        wrong += best[0] != 0
+    return {"per": 100.0 * edits / max(length, 1), "wer": 100.0 * wrong / max(len(hyps), 1)}
+
+
+def accuracy(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
+    """Exact-match accuracy and token accuracy (position-wise matches over the longer length), in percent."""
+    exact = matched = total = 0
+    for hyp, ref in zip(hyps, refs, strict=True):
+        h, r = hyp.split(), ref.split()
+        exact += h == r
+        matched += sum(x == y for x, y in zip(h, r, strict=False))
+        total += max(len(h), len(r), 1)
+    return {"exact_match": 100.0 * exact / max(len(hyps), 1), "token_accuracy": 100.0 * matched / max(total, 1)}
+
+
+def lm_scores(nll_nats: float, num_tokens: int, num_chars: int | None = None) -> dict[str, float]:
+    """From a summed negative log-likelihood (natural log) over ``num_tokens`` predicted tokens:
+    mean ``loss``, ``ppl`` = exp(loss), ``bits_per_token``; with ``num_chars``, ``bpc`` = bits per character
+    of the underlying text (equal to bits per token for character-level models)."""
+    loss = nll_nats / num_tokens
+    out = {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2)}
+    if num_chars:
+        out["bpc"] = nll_nats / math.log(2) / num_chars
+    return out

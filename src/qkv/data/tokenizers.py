@@ -1,0 +1,212 @@
+"""Tokenizers: characters, words, and byte-level BPE (Sennrich et al. 2016, "Neural Machine
+Translation of Rare Words with Subword Units"; byte-level as in GPT-2), all sharing the special ids
+of :mod:`qkv.special` (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3).
+
+Protocol (every tokenizer): ``encode(text) -> list[int]`` (no specials added), ``encode_batch(texts)``,
+``decode(ids) -> str`` (skips pad/bos/eos; an unknown symbol decodes as ``<unk>``), ``token(i) -> str``,
+``vocab_size``, ``kind`` and ``save(dir)``; :func:`load_tokenizer` reads any of them back.
+Tokenizers are trained on the training split only (:func:`train_tokenizer`).
+BPE uses Hugging Face ``tokenizers``; the literal strings ``<pad>``/``<bos>``/``<eos>``/``<unk>`` in input
+text are read as the special tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from qkv.errors import UserError
+from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
+
+META_FILE = "qkv_tokenizer.json"
+_SKIP = {PAD_ID, BOS_ID, EOS_ID}
+_WORD_RE = re.compile(r"\n|[^\s]+")
+
+
+class Tokenizer(Protocol):
+    kind: str
+
+    @property
+    def vocab_size(self) -> int: ...
+    def encode(self, text: str) -> list[int]: ...
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]: ...
+    def decode(self, ids: Iterable[int]) -> str: ...
+    def token(self, i: int) -> str: ...
+    def save(self, directory: str | os.PathLike) -> None: ...
+
+
+class _VocabTokenizer:
+    """Shared plumbing of the character and word tokenizers: a token list with specials first."""
+
+    kind = ""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        if list(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
+            raise ValueError(f"vocabulary must start with {SPECIAL_TOKENS}, got {list(tokens[:4])}")
+        self.tokens = list(tokens)
+        self._index = {t: i for i, t in enumerate(self.tokens) if i >= len(SPECIAL_TOKENS)}
+        self._index[SPECIAL_TOKENS[UNK_ID]] = UNK_ID
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def token(self, i: int) -> str:
+        return self.tokens[i]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.encode(t) for t in texts]  # type: ignore[attr-defined]
+
+    def save(self, directory: str | os.PathLike) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / META_FILE).write_text(json.dumps({"kind": self.kind, "tokens": self.tokens}, ensure_ascii=False))
+
+
+class CharTokenizer(_VocabTokenizer):
+    """One id per Unicode character seen in training; unseen characters map to ``<unk>``."""
+
+    kind = "char"
+
+    @classmethod
+    def train(cls, texts: Iterable[str]) -> CharTokenizer:
+        chars: set[str] = set()
+        for t in texts:
+            chars.update(t)
+        return cls(SPECIAL_TOKENS + sorted(chars - set(SPECIAL_TOKENS)))
+
+    def encode(self, text: str) -> list[int]:
+        get = self._index.get
+        return [get(c, UNK_ID) for c in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.tokens[i] for i in ids if i not in _SKIP)
+
+
+class WordTokenizer(_VocabTokenizer):
+    """Whitespace-separated words (a newline is a token of its own); most frequent words first."""
+
+    kind = "word"
+
+    @classmethod
+    def train(cls, texts: Iterable[str], max_size: int | None = None, min_freq: int = 1) -> WordTokenizer:
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update(_WORD_RE.findall(t))
+        for special in SPECIAL_TOKENS:
+            counts.pop(special, None)
+        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        if max_size is not None:
+            words = words[: max(0, max_size - len(SPECIAL_TOKENS))]
+        return cls(SPECIAL_TOKENS + words)
+
+    def encode(self, text: str) -> list[int]:
+        get = self._index.get
+        return [get(w, UNK_ID) for w in _WORD_RE.findall(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        out: list[str] = []
+        for i in ids:
+            if i in _SKIP:
+                continue
+            tok = self.tokens[i]
+            if out and tok != "\n" and out[-1] != "\n":
+                out.append(" ")
+            out.append(tok)
+        return "".join(out)
+
+
+class BPETokenizer:
+    """Byte-level BPE from Hugging Face ``tokenizers``: any text round-trips, no ``<unk>`` needed."""
+
+    kind = "bpe"
+
+    def __init__(self, hf_tokenizer) -> None:  # a tokenizers.Tokenizer
+        self.hf = hf_tokenizer
+        for i, tok in enumerate(SPECIAL_TOKENS):
+            if self.hf.token_to_id(tok) != i:
+                raise ValueError(f"BPE vocabulary must give {tok} id {i}")
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> BPETokenizer:
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
+        hf = HFTokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        hf.train_from_iterator(texts, trainer=trainer)
+        return cls(hf)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.hf.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.hf.decode([i for i in ids if i not in _SKIP], skip_special_tokens=False)
+
+    def token(self, i: int) -> str:
+        return self.hf.id_to_token(i)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.hf.save(str(path / "tokenizer.json"))
+        (path / META_FILE).write_text(json.dumps({"kind": self.kind}))
+
+
+def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = None) -> Tokenizer:
+    """Train a ``char``, ``word`` or ``bpe`` tokenizer on ``texts`` (the training split only)."""
+    if kind == "char":
+        return CharTokenizer.train(texts)
+    if kind == "word":
+        return WordTokenizer.train(texts, max_size=vocab_size)
+    if kind == "bpe":
+        return BPETokenizer.train(texts, vocab_size=vocab_size or 8000)
+    raise UserError(f"unknown tokenizer {kind!r} (choose char, word or bpe)")
+
+
+def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
+    """Read back a tokenizer written by ``save``."""
+    path = Path(directory)
+    meta_path = path / META_FILE
+    if not meta_path.exists():
+        raise UserError(f"{meta_path}: no tokenizer saved here")
+    meta = json.loads(meta_path.read_text())
+    kind = meta.get("kind")
+    if kind == "char":
+        return CharTokenizer(meta["tokens"])
+    if kind == "word":
+        return WordTokenizer(meta["tokens"])
+    if kind == "bpe":
+        from tokenizers import Tokenizer as HFTokenizer
+
+        return BPETokenizer(HFTokenizer.from_file(str(path / "tokenizer.json")))
+    raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r}")
+
+
+def coverage(tok: Tokenizer, texts: Sequence[str]) -> float:
+    """Fraction of tokens in ``texts`` that are not ``<unk>`` (1.0 for byte-level BPE)."""
+    total = unk = 0
+    for ids in tok.encode_batch(texts):
+        total += len(ids)
+        unk += sum(1 for i in ids if i == UNK_ID)
+    return 1.0 - unk / total if total else 1.0
