@@ -1,0 +1,63 @@
+"""The one left-to-right generation loop behind greedy decoding and sampling.
+
+Each step turns the next-token logits of every unfinished row into one token (``pick``: argmax for
+greedy, a draw for sampling), scores it with the model's log-softmax, and feeds it back through
+``decode_step``. Rows that produced EOS or reached ``max_len`` leave the batch: ``model.reorder`` drops
+them from the encoder output and the decoder state, so the remaining rows run on a smaller batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from qkv.decoding.hypotheses import Hypotheses
+from qkv.decoding.start import start
+
+
+@torch.no_grad()
+def generate(
+    model: Any, src: Tensor | None, max_len: int, pick: Callable[[Tensor], Tensor], prompt: Any = None
+) -> Hypotheses:
+    """Generate up to ``max_len`` tokens per row; ``pick(logits (A, V)) -> tokens (A,)`` chooses each one."""
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    begun = start(model, src, prompt)
+    encoded, state, logits, forced = begun.encoded, begun.state, begun.logits, begun.forced
+    batch = logits.size(0)
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    scores = [0.0] * batch
+    finished = [False] * batch
+    active = list(range(batch))  # input rows still generating, in the order of the model's batch rows
+
+    while active:
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (A, V)
+        chosen = pick(logits).tolist()  # (A,)
+        keep, next_tokens = [], []
+        for i, row in enumerate(active):
+            if forced[row]:  # still inside the prompt: take its token, score nothing
+                token = forced[row].pop(0)
+            else:
+                token = chosen[i]
+                scores[row] += float(log_probs[i, token])
+                if token == model.eos_id:
+                    finished[row] = True
+                    continue
+                tokens[row].append(token)
+                if len(tokens[row]) >= max_len:
+                    continue
+            keep.append(i)
+            next_tokens.append(token)
+        if len(keep) < len(active):
+            if not keep:
+                break
+            index = torch.tensor(keep, dtype=torch.long, device=begun.device)  # (A',)
+            encoded, state = model.reorder(encoded, state, index)
+            active = [active[i] for i in keep]
+        step = torch.tensor(next_tokens, dtype=torch.long, device=begun.device).unsqueeze(1)  # (A, 1)
+        logits, state = model.decode_step(step, encoded, state)  # (A, 1, V)
+        logits = logits[:, -1]  # (A, V)
+    return Hypotheses(tokens=tokens, scores=scores, finished=finished)

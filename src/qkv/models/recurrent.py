@@ -1,0 +1,142 @@
+"""The recurrent encoder-decoders the Transformer replaced, behind qkv's one decoding interface.
+
+* no attention -- Sutskever, Vinyals & Le 2014 (LSTM) and Cho et al. 2014 (GRU): the source becomes one
+  fixed vector that starts the decoder and is fed to every step;
+* additive attention -- Bahdanau, Cho & Bengio 2015: bidirectional encoder, attention queried with the
+  previous decoder state;
+* multiplicative attention -- Luong, Pham & Manning 2015: attention after the RNN step, an attentional
+  hidden state, and input feeding.
+
+The encoder (:mod:`qkv.models.recurrent_encoder`) and the decoder step
+(:mod:`qkv.models.recurrent_decoder`) live in their own files; this one wires them together and speaks
+the decoding interface of ``docs/architecture.md``: ``encode`` once, ``init_state``, ``decode_step``
+with an explicit :class:`~qkv.models.recurrent_decoder.RecurrentState`, ``reorder`` for beams. The
+alignment weights come back as ``attentions["cross"] = [(B, 1, T_t, T_s)]`` -- one layer, one head -- the
+same form as a Transformer's cross-attention, so the same plots draw both.
+
+The decoder's first state is the encoder's final state. A bidirectional encoder's final state (both
+directions side by side) is twice as wide as the decoder, so it passes through a ``tanh`` bridge layer,
+as in Bahdanau et al. (appendix A.2.2, which uses the backward state); a unidirectional encoder's state is
+handed over as is (Sutskever et al.; Luong et al.).
+
+Notation: ``B`` batch, ``T_s``/``T_t`` source/target lengths, ``L`` layers, ``H`` hidden size, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from qkv.models.output import Encoded, ModelOutput
+from qkv.models.recurrent_decoder import RecurrentDecoder, RecurrentState, SourceState
+from qkv.models.recurrent_encoder import RecurrentEncoder
+from qkv.special import BOS_ID, EOS_ID, PAD_ID
+
+
+class RecurrentSeq2Seq(nn.Module):
+    """A GRU/LSTM encoder-decoder, with no, additive or multiplicative attention."""
+
+    kind = "seq2seq"
+
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        *,
+        embed_dim: int = 256,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        cell: str = "gru",
+        bidirectional: bool = False,
+        attention: str = "none",
+        input_feeding: bool = False,
+        dropout: float = 0.0,
+        pad_id: int = PAD_ID,
+        bos_id: int = BOS_ID,
+        eos_id: int = EOS_ID,
+    ) -> None:
+        super().__init__()
+        self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
+        self.cell = cell
+        self.attention = attention
+        self.encoder = RecurrentEncoder(
+            src_vocab, embed_dim, hidden_size, num_layers=num_layers, cell=cell,  # type: ignore[arg-type]
+            bidirectional=bidirectional, dropout=dropout, pad_id=pad_id,
+        )
+        enc_size = self.encoder.output_size
+        self.bridge = nn.Linear(enc_size, hidden_size) if bidirectional else None
+        self.bridge_cell = nn.Linear(enc_size, hidden_size) if bidirectional and cell == "lstm" else None
+        self.decoder = RecurrentDecoder(
+            tgt_vocab, embed_dim, hidden_size, enc_size, num_layers=num_layers, cell=cell,  # type: ignore[arg-type]
+            attention=attention, input_feeding=input_feeding, dropout=dropout, pad_id=pad_id,  # type: ignore[arg-type]
+        )
+
+    # -- the decoding interface -----------------------------------------------------------------------
+    def encode(self, src: Tensor) -> Encoded:
+        """Run the encoder once: ``memory (B, T_s, dirs*H)``, ``src_mask (B, T_s)``, ``state``: :class:`SourceState`."""
+        outputs, hidden, cell, src_mask = self.encoder(src)  # (B, T_s, D_enc), (L, B, D_enc), ...
+        summary = hidden[-1]  # (B, D_enc): the top layer's final state, the attention-free "c"
+        if self.bridge is not None:
+            hidden = self.bridge(hidden).tanh()  # (L, B, H)
+        if cell is not None and self.bridge_cell is not None:
+            cell = self.bridge_cell(cell).tanh()  # (L, B, H)
+        initial = RecurrentState(hidden=hidden, cell=cell)
+        extras = SourceState(initial=initial, summary=summary, projected_keys=self.decoder.project_keys(outputs))
+        return Encoded(memory=outputs, src_mask=src_mask, state=extras)
+
+    def init_state(self, encoded: Encoded, batch_size: int | None = None) -> RecurrentState:
+        """The decoder's state before the first target token (``batch_size`` must match the source batch)."""
+        initial: RecurrentState = encoded.state.initial
+        if batch_size is not None and batch_size != initial.hidden.size(1):
+            raise ValueError(f"batch_size {batch_size} does not match the encoded batch {initial.hidden.size(1)}")
+        return RecurrentState(hidden=initial.hidden, cell=initial.cell, feed=None)
+
+    def decode_step(self, tokens: Tensor, encoded: Encoded, state: RecurrentState) -> tuple[Tensor, RecurrentState]:
+        """Logits ``(B, t, V)`` for ``tokens (B, t)`` that follow what ``state`` has seen, and the new state."""
+        logits, state, _ = self.decoder(tokens, encoded, state)
+        return logits, state
+
+    def reorder(self, encoded: Encoded, state: RecurrentState, index: Tensor) -> tuple[Encoded, RecurrentState]:
+        """Keep/duplicate batch rows ``index (B',)`` of both the encoder output and the decoder state."""
+        selected = Encoded(
+            memory=encoded.memory.index_select(0, index),
+            src_mask=encoded.src_mask.index_select(0, index),
+            state=encoded.state.select(index),
+        )
+        return selected, state.select(index)
+
+    # -- teacher forcing ------------------------------------------------------------------------------
+    def forward(self, src: Tensor, tgt_in: Tensor, *, need_weights: bool = False) -> ModelOutput:
+        """Teacher-forced logits ``(B, T_t, V)`` for ``tgt_in (B, T_t)`` (BOS first, right-padded).
+
+        With ``need_weights`` and attention, ``attentions={"cross": [(B, 1, T_t, T_s)]}``; an attention-free
+        model has no alignments and returns ``attentions=None``.
+        """
+        encoded = self.encode(src)
+        logits, _, weights = self.decoder(tgt_in, encoded, self.init_state(encoded))
+        attentions = None
+        if need_weights and weights is not None:
+            attentions = {"cross": [weights.unsqueeze(1)]}  # (B, 1, T_t, T_s): one layer, one head
+        return ModelOutput(logits=logits, attentions=attentions)
+
+
+def build_recurrent(config: Any, src_vocab: int, tgt_vocab: int) -> RecurrentSeq2Seq:
+    """Build a recurrent model from a :class:`~qkv.models.config.ModelConfig` (recurrent names).
+
+    Reads ``rnn_cell``, ``hidden_size``, ``n_rnn_layers``, ``bidirectional``, ``attention``,
+    ``input_feeding``, ``dropout``, and ``d_model`` as the embedding size. ``tie_embeddings`` and the
+    Transformer-only knobs are ignored.
+    """
+    return RecurrentSeq2Seq(
+        src_vocab,
+        tgt_vocab,
+        embed_dim=config.d_model,
+        hidden_size=config.hidden_size,
+        num_layers=config.n_rnn_layers,
+        cell=config.rnn_cell,
+        bidirectional=bool(config.bidirectional),
+        attention=config.attention,
+        input_feeding=bool(config.input_feeding),
+        dropout=config.dropout,
+    )
