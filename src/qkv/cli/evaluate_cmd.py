@@ -1,0 +1,50 @@
+"""`qkv evaluate RUN [--split test] [--beam N]`: decode a split and score it with the task's metric.
+
+Writes ``RUN/eval/<split>-<checkpoint>-beam<N>.hyp.txt`` (one hypothesis per line, seq2seq) and
+``RUN/eval/<split>-<checkpoint>-beam<N>.json`` (the scores), and prints the scores as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "score a trained run on a split with the task's metrics (writes hypotheses and scores)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run directory written by `qkv train`")
+    parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
+    parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    parser.add_argument("--checkpoint", default="best", help="best (default), last, averaged, or a file")
+    parser.add_argument("--max-examples", type=int, help="score only the first N examples")
+    parser.add_argument("--max-len", type=int, help="longest hypothesis in tokens (default: the recipe's)")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qkv.errors import UserError
+    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
+    from qkv.training.run import load_run, split_data, split_name
+
+    if args.beam < 1:
+        raise UserError(f"--beam must be >= 1, got {args.beam}")
+    loaded = load_run(args.run, args.checkpoint, args.device)
+    task, config = loaded.task, loaded.config
+    split = split_name(task, args.split)
+    data = split_data(task, split, args.max_examples)
+    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}"
+    out_dir = loaded.directory / "eval"
+    out_dir.mkdir(exist_ok=True)
+    if task.kind == "lm":
+        metrics = evaluate_lm(loaded.model, task, data, loaded.tgt_tok, config.training.context, len(data))
+    else:
+        max_len = args.max_len or config.eval.max_len
+        metrics, hyps = evaluate_seq2seq(loaded.model, task, data, loaded.src_tok, loaded.tgt_tok,
+                                         beam=args.beam, max_len=max_len)
+        (out_dir / f"{tag}.hyp.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    result = {"run": str(loaded.directory), "split": split, "checkpoint": loaded.checkpoint.name,
+              "beam": args.beam, "examples": len(data) if task.kind != "lm" else None, **metrics}
+    (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(result))
+    return 0

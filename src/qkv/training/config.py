@@ -1,0 +1,368 @@
+"""Typed, validated training recipes (the YAML files in ``configs/``).
+
+A recipe has six sections, each a dataclass::
+
+    task:      which task and how much of it (TaskConfig)
+    model:     the architecture (qkv.models.config.ModelConfig)
+    optim:     AdamW, label smoothing, clipping (OptimConfig)
+    schedule:  learning-rate schedule: Noam warmup + inverse square root, or cosine (ScheduleConfig)
+    training:  steps, batch size, devices, checkpoints (TrainingConfig)
+    eval:      how often and how to evaluate, early stopping (EvalConfig)
+
+Every field is typed. :func:`load_config` checks the YAML against these dataclasses and turns any
+mistake -- an unknown key, a wrong type, an impossible value -- into a :class:`qkv.errors.UserError`
+that names the key path, the file and the line (from PyYAML's node marks). ``--set a.b=c`` overrides
+are parsed as YAML scalars and checked the same way. The resolved config is written to every run
+(:func:`save_config`) so a run can be re-created and resumed from its own directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from qkv.errors import UserError
+from qkv.models.config import ModelConfig
+
+
+@dataclass
+class TaskConfig:
+    name: str = "g2p"
+    data_dir: str | None = None  # else $QKV_DATA, then ~/.cache/qkv
+    options: dict[str, Any] = field(default_factory=dict)  # passed to qkv.data.get_task(name, **options)
+    max_train_examples: int | None = None  # cap the training set (LM: characters of training text)
+    max_eval_examples: int | None = None  # cap validation/test sets (LM: characters)
+    max_src_len: int | None = None  # drop training pairs longer than this (tokens)
+    max_tgt_len: int | None = None
+
+    def check(self) -> list[tuple[str, str]]:
+        errors = []
+        for name in ("max_train_examples", "max_eval_examples", "max_src_len", "max_tgt_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                errors.append((name, f"must be >= 1 or null, got {value}"))
+        return errors
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    clip_norm: float | None = 1.0  # max gradient norm; null = no clipping
+
+    def check(self) -> list[tuple[str, str]]:
+        errors = []
+        if self.lr <= 0:
+            errors.append(("lr", f"must be > 0, got {self.lr}"))
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            errors.append(("betas", f"must be two numbers in [0, 1), got {self.betas}"))
+        if self.eps <= 0:
+            errors.append(("eps", f"must be > 0, got {self.eps}"))
+        if self.weight_decay < 0:
+            errors.append(("weight_decay", f"must be >= 0, got {self.weight_decay}"))
+        if not 0 <= self.label_smoothing < 1:
+            errors.append(("label_smoothing", f"must be in [0, 1), got {self.label_smoothing}"))
+        if self.clip_norm is not None and self.clip_norm <= 0:
+            errors.append(("clip_norm", f"must be > 0 or null, got {self.clip_norm}"))
+        return errors
+
+
+@dataclass
+class ScheduleConfig:
+    kind: Literal["noam", "cosine", "constant"] = "noam"
+    warmup_steps: int = 400
+    min_lr: float = 0.0  # cosine: the learning rate reached at training.max_steps
+
+    def check(self) -> list[tuple[str, str]]:
+        errors = []
+        if self.warmup_steps < 0:
+            errors.append(("warmup_steps", f"must be >= 0, got {self.warmup_steps}"))
+        if self.min_lr < 0:
+            errors.append(("min_lr", f"must be >= 0, got {self.min_lr}"))
+        return errors
+
+
+@dataclass
+class TrainingConfig:
+    seed: int = 1
+    max_steps: int = 1000  # optimizer steps
+    max_tokens: int = 4096  # seq2seq: target+source token budget of one global batch
+    batch_size: int = 32  # lm: sequences in one global batch
+    context: int = 128  # lm: tokens per sequence
+    grad_accum: int = 1  # micro-batches per optimizer step (each gets the full budget above)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the model
+    log_every: int = 10
+    save_every: int = 0  # also write checkpoints/last every N steps (0 = only at each evaluation)
+    average_last: int = 0  # keep the last N step checkpoints and write checkpoints/averaged (0 = off)
+
+    def check(self) -> list[tuple[str, str]]:
+        errors = []
+        positive = ("max_steps", "max_tokens", "batch_size", "context", "grad_accum", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                errors.append((name, f"must be >= 1, got {getattr(self, name)}"))
+        for name in ("save_every", "average_last"):
+            if getattr(self, name) < 0:
+                errors.append((name, f"must be >= 0, got {getattr(self, name)}"))
+        return errors
+
+
+@dataclass
+class EvalConfig:
+    every: int = 500  # evaluate every N optimizer steps (and at the end)
+    max_examples: int | None = 500  # seq2seq: decode at most this many validation examples
+    beam: int = 1  # 1 = greedy
+    max_len: int = 128  # longest hypothesis, in tokens
+    lm_tokens: int = 65536  # lm: validation tokens scored per evaluation
+    patience: int = 0  # stop after this many evaluations without improvement (0 = never)
+    samples: int = 3  # examples written to samples.txt at each evaluation
+
+    def check(self) -> list[tuple[str, str]]:
+        errors = []
+        for name in ("every", "beam", "max_len", "lm_tokens"):
+            if getattr(self, name) < 1:
+                errors.append((name, f"must be >= 1, got {getattr(self, name)}"))
+        if self.max_examples is not None and self.max_examples < 1:
+            errors.append(("max_examples", f"must be >= 1 or null, got {self.max_examples}"))
+        for name in ("patience", "samples"):
+            if getattr(self, name) < 0:
+                errors.append((name, f"must be >= 0, got {getattr(self, name)}"))
+        return errors
+
+
+@dataclass
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+class _Where:
+    """Where each key path came from: ``file:line`` for YAML keys, ``--set k=v`` for overrides."""
+
+    def __init__(self, source: str, lines: dict[str, int]) -> None:
+        self.source, self.lines, self.overrides = source, lines, {}
+
+    def __call__(self, path: str) -> str:
+        for p in _prefixes(path):
+            if p in self.overrides:
+                return self.overrides[p]
+            if p in self.lines:
+                return f"{self.source}:{self.lines[p]}"
+        return self.source
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _line_map(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
+    """Key path -> 1-based line of that key, from the composed YAML node tree."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = f"{prefix}{key_node.value}"
+            lines[path] = key_node.start_mark.line + 1
+            lines.update(_line_map(value_node, path + "."))
+    return lines
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a recipe, apply ``key.path=value`` overrides, and return a validated :class:`Config`."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"{path}: no such config file", hint="recipes live in configs/, e.g. configs/g2p-transformer.yaml"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        lines = _line_map(yaml.compose(text))
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise UserError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a recipe is a mapping of sections (task, model, ...), got {type(data).__name__}")
+    where = _Where(str(path), lines)
+    apply_overrides(data, overrides or [], where)
+    return from_dict(data, where)
+
+
+def apply_overrides(data: dict, overrides: list[str], where: _Where | None = None) -> None:
+    """Apply ``a.b=c`` strings to a nested dict in place; values are parsed as YAML scalars."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.max_steps=100")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+        if where is not None:
+            where.overrides[key] = f"--set {item}"
+
+
+def from_dict(data: dict, where: _Where | None = None) -> Config:
+    """Build and validate a :class:`Config` from plain data (a parsed recipe)."""
+    where = where or _Where("<config>", {})
+    config = _build(Config, data, "", where)
+    errors: list[tuple[str, str]] = []
+    for section in ("task", "optim", "schedule", "training", "eval"):
+        errors += [(f"{section}.{k}", msg) for k, msg in getattr(config, section).check()]
+    errors += _check_model(config.model)
+    if errors:
+        key, msg = errors[0]
+        raise UserError(f"{where(key)}: {msg}" if msg.startswith(key) else f"{where(key)}: {key}: {msg}")
+    return config
+
+
+def _check_model(model: ModelConfig) -> list[tuple[str, str]]:
+    """ModelConfig validates itself (ValueError naming ``model.<key>``); report it with that key."""
+    try:
+        model.validate()
+    except ValueError as err:
+        found = re.search(r"model\.(\w+)", str(err))
+        key = found.group(0) if found else "model"
+        return [(key, str(err))]
+    return []
+
+
+def _build(cls: type, data: Any, prefix: str, where: _Where) -> Any:
+    section = prefix.rstrip(".") or "the config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{where(section)}: {section}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
+            raise UserError(f"{where(path)}: unknown key '{path}'{hint}")
+        kwargs[key] = _convert(hints[key], value, path, where)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, AssertionError) as err:
+        raise UserError(f"{where(section)}: {section}: {err}") from None
+    except UserError as err:
+        raise UserError(f"{where(section)}: {section}: {err}") from None
+
+
+def _convert(tp: Any, value: Any, path: str, where: _Where) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = UserError(f"{where(path)}: {path}: expected {_type_name(tp)}, got {value!r}")
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path + ".", where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, path, where)
+            except UserError:
+                continue
+        raise bad
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{where(path)}: {path}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise bad
+            pairs = enumerate(zip(args, value, strict=True))
+            return tuple(_convert(a, v, f"{path}[{i}]", where) for i, (a, v) in pairs)
+        item = args[0] if args else Any
+        return origin(_convert(item, v, f"{path}[{i}]", where) for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise bad
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving
+
+
+def to_dict(config: Config) -> dict:
+    """Plain nested dict (lists, not tuples) that :func:`from_dict` turns back into ``config``."""
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, (list, tuple)):
+            return [plain(v) for v in x]
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        return x
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (sections in recipe order)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")

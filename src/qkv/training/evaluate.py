@@ -1,0 +1,119 @@
+"""Evaluation: decode a split and score it with the task's metric, or measure a language model's loss.
+
+- Sequence-to-sequence tasks: greedy or beam-search decoding (``qkv.decoding``), detokenized by the
+  target tokenizer, scored by ``task.score`` (sacreBLEU, ROUGE, WER/PER, ...); plus the teacher-forced
+  validation loss (mean negative log-likelihood per target token, no label smoothing).
+- Language models: the mean negative log-likelihood per token over non-overlapping windows of the split,
+  its perplexity ``exp(loss)`` and bits per token ``loss / ln 2``.
+
+Nothing here draws from the global random generators, so evaluating in the middle of training does not
+change what training does next (exact resumption relies on that).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.data.batching import collate, lm_windows, make_batch
+from qkv.special import EOS_ID, PAD_ID
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def seq2seq_loss(
+    model: nn.Module, src_ids: list[list[int]], tgt_ids: list[list[int]], batch_size: int = 64
+) -> float:
+    """Teacher-forced mean NLL per target token (targets include EOS)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = _device(model)
+    for start in range(0, len(src_ids), batch_size):
+        index = list(range(start, min(start + batch_size, len(src_ids))))
+        batch = make_batch(index, src_ids, tgt_ids)
+        src, tgt = batch.src.to(device), batch.tgt.to(device)
+        logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID,
+                              reduction="sum")
+        total += nll.item()
+        count += int((tgt[:, 1:] != PAD_ID).sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def lm_nll(model: nn.Module, ids: list[int], context: int, max_tokens: int, batch_size: int = 16) -> tuple[float, int]:
+    """Summed NLL (nats) and number of predicted tokens over non-overlapping windows of ``context`` tokens,
+    using at most the first ``max_tokens`` tokens of ``ids``."""
+    was_training = model.training
+    model.eval()
+    windows = lm_windows(ids[: max_tokens + 1], context)  # (N, context + 1)
+    device = _device(model)
+    total, count = 0.0, 0
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
+        logits = model(chunk[:, :-1]).logits  # (B, context, V)
+        total += F.cross_entropy(logits.flatten(0, 1).float(), chunk[:, 1:].flatten(), reduction="sum").item()
+        count += chunk[:, 1:].numel()
+    model.train(was_training)
+    return total, count
+
+
+def evaluate_lm(model: nn.Module, task: Any, text: str, tok: Any, context: int, max_tokens: int) -> dict[str, float]:
+    """``loss``, ``ppl``, ``bits_per_token`` (and ``bpc`` for character-level tasks) on ``text``."""
+    nll, count = lm_nll(model, tok.encode(text), context, max_tokens)
+    # character-level: one token per character, so the scored text is its first `count + 1` characters
+    chars = text[: count + 1][1:] if getattr(task, "level", None) == "char" else None
+    return {k: float(v) for k, v in task.score_nll(nll, count, chars).items()}
+
+
+@torch.no_grad()
+def translate(
+    model: nn.Module, src_ids: list[list[int]], *, beam: int = 1, max_len: int = 128, batch_size: int = 64
+) -> list[list[int]]:
+    """Decode each source (token ids without specials) to target ids, greedy or with beam search.
+
+    Sources are decoded in batches of similar length; the result is in the input order.
+    """
+    from qkv.decoding import beam_search, greedy
+
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    order = sorted(range(len(src_ids)), key=lambda i: len(src_ids[i]))
+    out: list[list[int]] = [[] for _ in src_ids]
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        src = collate([list(src_ids[i]) + [EOS_ID] for i in index], PAD_ID).to(device)  # (B, T_s)
+        hyps = beam_search(model, src, beam=beam, max_len=max_len) if beam > 1 else greedy(model, src, max_len=max_len)
+        for i, tokens in zip(index, hyps.tokens, strict=True):
+            out[i] = [int(t) for t in tokens]
+    model.train(was_training)
+    return out
+
+
+def evaluate_seq2seq(
+    model: nn.Module, task: Any, examples: list, src_tok: Any, tgt_tok: Any, *, beam: int = 1, max_len: int = 128
+) -> tuple[dict[str, float], list[str]]:
+    """Decode ``examples`` and score them: ``(metrics, hypotheses)``; metrics include ``loss``."""
+    src_ids = src_tok.encode_batch([e.src for e in examples])
+    tgt_ids = tgt_tok.encode_batch([e.tgt for e in examples])
+    hyps = [tgt_tok.decode(ids) for ids in translate(model, src_ids, beam=beam, max_len=max_len)]
+    metrics = {k: float(v) for k, v in task.score(hyps, examples).items()}
+    metrics["loss"] = seq2seq_loss(model, src_ids, tgt_ids)
+    return metrics, hyps
+
+
+def primary(task: Any, metrics: dict[str, float]) -> tuple[str, float, bool]:
+    """``(name, value, higher_is_better)`` of the metric that picks the best checkpoint."""
+    name = getattr(task, "primary_metric", "loss")
+    if name not in metrics:
+        return "loss", metrics["loss"], False
+    return name, metrics[name], bool(getattr(task, "higher_is_better", False))

@@ -1,0 +1,118 @@
+"""A run directory, and how every command opens one: ``load_run(RUN) -> Run``.
+
+Layout (written by ``qkv train --out RUN``)::
+
+    RUN/config.yaml                     the resolved recipe
+    RUN/tokenizer/src/, tokenizer/tgt/  the tokenizers, trained on the training split
+    RUN/checkpoints/last.safetensors    weights + training state (resumable), last.json a readable copy
+    RUN/checkpoints/best.safetensors    weights of the best evaluation so far
+    RUN/checkpoints/averaged.safetensors  mean of the last N step checkpoints (training.average_last)
+    RUN/metrics.jsonl                   one JSON object per log line / evaluation
+    RUN/samples.txt                     a few decoded examples at each evaluation
+
+This module also holds the small helpers that turn the ``task`` section into data: opening the task,
+naming its splits, and capping their size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from qkv.errors import UserError
+from qkv.training.checkpoint import load_weights
+from qkv.training.config import Config, TaskConfig, load_config
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_NAMES = ("best", "last", "averaged")
+
+
+@dataclass
+class Run:
+    """An opened run: the model (eval mode, weights loaded), its config, tokenizers and task."""
+
+    model: nn.Module
+    config: Config
+    src_tok: Any
+    tgt_tok: Any
+    task: Any
+    directory: Path
+    checkpoint: Path
+
+
+def open_task(cfg: TaskConfig) -> Any:
+    """``qkv.data.get_task`` with the recipe's options (and ``data_dir`` when set)."""
+    from qkv.data.tasks import get_task
+
+    options = dict(cfg.options)
+    if cfg.data_dir:
+        options["data_dir"] = cfg.data_dir
+    return get_task(cfg.name, **options)
+
+
+def split_name(task: Any, which: str) -> str:
+    """The task's own name for ``which`` in ``train | valid | test`` (e.g. ``val``, ``dev``, ``validation``)."""
+    names = list(task.splits())
+    candidates = {
+        "train": ("train",),
+        "valid": ("valid", "val", "validation", "dev"),
+        "test": ("test", "test_2016_flickr", "test2016"),
+    }.get(which, (which,))
+    for name in candidates:
+        if name in names:
+            return name
+    if which in ("valid", "test") and names:
+        fallback = [n for n in names if n != "train"]
+        if fallback:
+            return fallback[0] if which == "valid" else fallback[-1]
+    raise UserError(f"task {task.name!r} has no {which!r} split (it has: {', '.join(names)})")
+
+
+def split_data(task: Any, which: str, cap: int | None) -> Any:
+    """A split's examples (seq2seq) or text (lm), cut to ``cap`` examples / characters."""
+    name = split_name(task, which)
+    if task.kind == "lm":
+        text = task.text(name)
+        return text[:cap] if cap else text
+    examples = list(task.examples(name))
+    return examples[:cap] if cap else examples
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    """``best`` (falls back to ``last``), ``last``, ``averaged``, or a path to a .safetensors file."""
+    if checkpoint not in CHECKPOINT_NAMES:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise UserError(f"{checkpoint}: no such checkpoint (use best, last, averaged or a file path)")
+        return path
+    order = ("best", "last") if checkpoint == "best" else (checkpoint,)
+    for name in order:
+        path = run_dir / "checkpoints" / f"{name}.safetensors"
+        if path.is_file():
+            return path
+    raise UserError(f"{run_dir}: no {checkpoint} checkpoint in {run_dir / 'checkpoints'} (was the run trained?)")
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu") -> Run:
+    """Open a run directory: rebuild the model from its config, load weights and tokenizers."""
+    from qkv.data.tokenizers import load_tokenizer
+    from qkv.models.builder import build_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {CONFIG_FILE}); create one with `qkv train`")
+    config = load_config(run_dir / CONFIG_FILE)
+    src_tok = load_tokenizer(run_dir / "tokenizer" / "src")
+    tgt_tok = load_tokenizer(run_dir / "tokenizer" / "tgt")
+    model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
+    path = resolve_checkpoint(run_dir, checkpoint)
+    missing, unexpected = model.load_state_dict(load_weights(path), strict=False)
+    if missing or unexpected:
+        raise UserError(f"{path}: weights do not match the model in {run_dir / CONFIG_FILE} "
+                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.to(device).eval()
+    return Run(model, config, src_tok, tgt_tok, open_task(config.task), run_dir, path)
