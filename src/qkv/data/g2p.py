@@ -97,8 +97,8 @@ def _count_cmudict(path: Path) -> dict[str, int]:
 
 def _count_g014b2b(folder: Path) -> dict[str, int]:
     return {
-        "train (words)": len(parse_g014b2b(folder / "g014b2b.train")),
-        "test (words)": len(parse_g014b2b(folder / "g014b2b.test")),
+        "train": len(parse_g014b2b(folder / "g014b2b.train")),
+        "test": len(parse_g014b2b(folder / "g014b2b.test")),
     }
 
 

@@ -1,0 +1,65 @@
+"""Metrics against hand-worked values and the reference libraries called directly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sacrebleu
+from rouge_score import rouge_scorer
+
+from qkv.data import metrics
+
+HYPS = ["a man rides a horse on the beach", "two dogs play in the snow", "a red car"]
+REFS = ["a man is riding a horse on the beach", "two dogs are playing in the snow", "the red car is parked"]
+
+
+def test_bleu_and_chrf_equal_sacrebleu_with_signature():
+    b = metrics.bleu(HYPS, [[r] for r in REFS])
+    assert b.value == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score)
+    assert b.signature.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:")
+    c = metrics.chrf(HYPS, [[r] for r in REFS])
+    assert c.value == pytest.approx(sacrebleu.corpus_chrf(HYPS, [REFS]).score)
+    assert metrics.bleu(REFS, [[r] for r in REFS]).value == pytest.approx(100.0)
+
+
+def test_bleu_with_uneven_reference_counts():
+    alt = "a man rides a horse on a beach"
+    got = metrics.bleu(HYPS, [[REFS[0], alt], [REFS[1]], [REFS[2]]]).value
+    # the single-reference examples repeat their reference in the second stream
+    want = sacrebleu.corpus_bleu(HYPS, [REFS, [alt, REFS[1], REFS[2]]]).score
+    assert got == pytest.approx(want)
+
+
+def test_rouge_hand_worked_and_against_rouge_score():
+    # hyp "the cat", ref "the cat sat": ROUGE-1 P=1, R=2/3 -> F=0.8; bigrams 1 of 1 vs 1 of 2 -> F=2/3
+    r = metrics.rouge(["the cat"], [["the cat sat"]])
+    assert r["rouge1"] == pytest.approx(80.0) and r["rouge2"] == pytest.approx(200 / 3)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    want = 100 * sum(scorer.score(ref, hyp)["rougeL"].fmeasure for hyp, ref in zip(HYPS, REFS, strict=True)) / 3
+    assert metrics.rouge(HYPS, [[r] for r in REFS])["rougeL"] == pytest.approx(want)
+    best = metrics.rouge(["the cat"], [["a dog", "the cat sat"]], prefix="ann_")
+    assert best["ann_rouge1"] == pytest.approx(80.0)
+
+
+def test_edit_distance_and_error_rates_hand_worked():
+    assert metrics.edit_distance(list("kitten"), list("sitting")) == 3
+    assert metrics.edit_distance([], ["a", "b"]) == 2
+    hyps = ["HH AH L OW", "T AH M EY T OW", "K AE T"]
+    refs = [["HH EH L OW", "HH AH L OW"], ["T AH M AA T OW"], ["D AO G"]]
+    # word 1 matches its 2nd variant (0 edits / 4); word 2: 1 substitution / 6; word 3: 3 edits / 3
+    r = metrics.error_rates(hyps, refs)
+    assert r["per"] == pytest.approx(100 * 4 / 13)
+    assert r["wer"] == pytest.approx(100 * 2 / 3)
+
+
+def test_accuracy_hand_worked():
+    r = metrics.accuracy(["1 2 3", "4 5", "7"], ["1 2 3", "4 6 6", "7"])
+    assert r["exact_match"] == pytest.approx(200 / 3)
+    assert r["token_accuracy"] == pytest.approx(100 * (3 + 1 + 1) / (3 + 3 + 1))
+
+
+def test_lm_scores():
+    r = metrics.lm_scores(10 * math.log(2), 10, num_chars=5)
+    assert r["ppl"] == pytest.approx(2.0) and r["bits_per_token"] == pytest.approx(1.0)
+    assert r["bpc"] == pytest.approx(2.0) and r["loss"] == pytest.approx(math.log(2))

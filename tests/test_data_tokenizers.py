@@ -1,0 +1,90 @@
+"""Tokenizers: round trips (hypothesis), special ids, hand-worked encodings, save/load."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qkv.data.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    WordTokenizer,
+    coverage,
+    load_tokenizer,
+    train_tokenizer,
+)
+from qkv.errors import UserError
+from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
+
+CORPUS = ["Ein Hund läuft über die Wiese.", "Zwei Männer spielen Fußball 😀", "a\tb\nc  d", "naïve café"]
+
+
+@pytest.fixture(scope="module")
+def bpe() -> BPETokenizer:
+    return BPETokenizer.train(CORPUS * 20, vocab_size=400)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_char_round_trip(text):
+    tok = CharTokenizer.train([text])
+    assert tok.decode(tok.encode(text)) == text
+    assert len(tok.encode(text)) == len(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200).filter(lambda t: not any(s in t for s in SPECIAL_TOKENS)))
+def test_byte_level_bpe_round_trip_on_unseen_text(bpe, text):
+    ids = bpe.encode(text)
+    assert all(0 <= i < bpe.vocab_size for i in ids) and UNK_ID not in ids
+    assert bpe.decode(ids) == text
+
+
+def test_special_ids_and_decode_skips_them(bpe):
+    for tok in (CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), bpe):
+        assert [tok.token(i) for i in range(4)] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+        ids = tok.encode("Hund")
+        assert tok.decode([BOS_ID, *ids, EOS_ID, PAD_ID, PAD_ID]) == tok.decode(ids)
+
+
+def test_char_tokenizer_hand_worked():
+    tok = CharTokenizer.train(["abca", "cb"])
+    assert tok.tokens == SPECIAL_TOKENS + ["a", "b", "c"]
+    assert tok.encode("cab") == [6, 4, 5]
+    assert tok.encode("axb") == [4, UNK_ID, 5]
+    assert tok.decode([4, UNK_ID, 5]) == "a<unk>b"
+
+
+def test_word_tokenizer_frequency_order_newlines_and_unk():
+    tok = WordTokenizer.train(["b a a\n", "c a b\n"], max_size=7)
+    # a (3), \n (2), b (2), c (1): frequency, then alphabetical ("\n" < "b"); max_size keeps 3 words
+    assert tok.tokens == SPECIAL_TOKENS + ["a", "\n", "b"]
+    assert tok.encode("a c <unk> b\nb") == [4, UNK_ID, UNK_ID, 6, 5, 6]
+    assert tok.decode(tok.encode("a b\nb a\n")) == "a b\nb a\n"
+
+
+def test_save_load_round_trip(tmp_path, bpe):
+    for i, tok in enumerate([CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), bpe]):
+        tok.save(tmp_path / str(i))
+        back = load_tokenizer(tmp_path / str(i))
+        assert type(back) is type(tok) and back.vocab_size == tok.vocab_size
+        for text in CORPUS:
+            assert back.encode(text) == tok.encode(text)
+    with pytest.raises(UserError, match="no tokenizer saved"):
+        load_tokenizer(tmp_path / "nothing")
+
+
+def test_bpe_matches_hugging_face_and_learns_merges(bpe):
+    text = "Ein Hund läuft"
+    assert bpe.encode(text) == bpe.hf.encode(text).ids
+    assert len(bpe.encode(text)) < len(text.encode("utf-8"))  # merges shorten the byte sequence
+    assert bpe.encode_batch(CORPUS) == [bpe.encode(t) for t in CORPUS]
+
+
+def test_coverage_and_train_tokenizer():
+    tok = train_tokenizer("word", ["a b c"])
+    assert coverage(tok, ["a b x y"]) == pytest.approx(0.5)
+    assert coverage(train_tokenizer("bpe", CORPUS, 300), ["völlig neu ✓"]) == 1.0
+    with pytest.raises(UserError, match="unknown tokenizer 'sentencepiece'"):
+        train_tokenizer("sentencepiece", CORPUS)
