@@ -70,7 +70,8 @@ def test_csv_missing_columns_and_line_numbers(tmp_path):
     assert rows == [{"dialogue": "A: hi\nB: yo", "summary": "greet"}, {"dialogue": "x", "summary": "y"}]
     assert lines == [2, 4]
     bad = write(tmp_path / "bad.csv", b"id,text,summary\n1,a,b\n")
-    with pytest.raises(UserError, match=r"bad\.csv:1: CSV header lacks column\(s\) dialogue \(found: id, text, summary"):
+    want = r"bad\.csv:1: CSV header lacks column\(s\) dialogue \(found: id, text, summary"
+    with pytest.raises(UserError, match=want):
         read_csv(bad, ["dialogue", "summary"])
     short = write(tmp_path / "short.csv", b"id,dialogue,summary\n1,a,b\n2,c\n")
     with pytest.raises(UserError, match=r"short\.csv:3: row has fewer fields"):

@@ -55,9 +55,19 @@ def _add(entries: dict[str, list[str]], word: str, phones: str) -> None:
         prons.append(phones)
 
 
-@functools.lru_cache(maxsize=4)
 def parse_cmudict(path: Path) -> dict[str, list[str]]:
     """word -> pronunciations (stress stripped, duplicates after stripping removed)."""
+    return _parse_cmudict(path, *_stamp(path))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """(mtime, size): part of the parse caches' keys, so an edited file is read again."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_cmudict(path: Path, *_stamp: int) -> dict[str, list[str]]:
     entries: dict[str, list[str]] = {}
     for number, line in enumerate(split_lines(decode(read_bytes(path), path, "utf-8")), 1):
         line = line.split("#", 1)[0].strip()
@@ -72,9 +82,13 @@ def parse_cmudict(path: Path) -> dict[str, list[str]]:
     return entries
 
 
-@functools.lru_cache(maxsize=4)
 def parse_g014b2b(path: Path) -> dict[str, list[str]]:
     """word -> pronunciations from a ``WORD<TAB>PH PH ...`` file (variants on separate lines)."""
+    return _parse_g014b2b(path, *_stamp(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_g014b2b(path: Path, *_stamp: int) -> dict[str, list[str]]:
     entries: dict[str, list[str]] = {}
     lines = split_lines(decode(read_bytes(path), path, "utf-8"))
     if not lines:
@@ -87,12 +101,18 @@ def parse_g014b2b(path: Path) -> dict[str, list[str]]:
     return entries
 
 
-def _count_cmudict(path: Path) -> dict[str, int]:
-    counts = {"train": 0, "dev": 0, "test": 0}
-    for word in parse_cmudict(path):
+@functools.lru_cache(maxsize=4)
+def _split_cmudict(path: Path, *stamp: int) -> dict[str, dict[str, list[str]]]:
+    """split -> {word: pronunciations} by the md5 bucket rule."""
+    out: dict[str, dict[str, list[str]]] = {"train": {}, "dev": {}, "test": {}}
+    for word, prons in _parse_cmudict(path, *stamp).items():
         b = bucket(word)
-        counts["train" if b < 90 else "dev" if b < 95 else "test"] += 1
-    return counts
+        out["train" if b < 90 else "dev" if b < 95 else "test"][word] = prons
+    return out
+
+
+def _count_cmudict(path: Path) -> dict[str, int]:
+    return {s: len(words) for s, words in _split_cmudict(path, *_stamp(path)).items()}
 
 
 def _count_g014b2b(folder: Path) -> dict[str, int]:
@@ -142,9 +162,8 @@ class G2PTask:
 
     def _words(self, split: str) -> dict[str, list[str]]:
         if self.source == "cmudict":
-            entries = parse_cmudict(cmudict_path())
-            lo, hi = {"train": (0, 90), "dev": (90, 95), "test": (95, 100)}[split]
-            return {w: p for w, p in entries.items() if lo <= bucket(w) < hi}
+            path = cmudict_path()
+            return _split_cmudict(path, *_stamp(path))[split]
         if split == "test":
             return dict(parse_g014b2b(paths.locate("cmudict-g014b2b", "g014b2b.test", self.data_dir)))
         entries = parse_g014b2b(paths.locate("cmudict-g014b2b", "g014b2b.train", self.data_dir))
@@ -164,7 +183,7 @@ class G2PTask:
             out = []
             for word, prons in words.items():
                 for p in prons if per_variant else prons[:1]:
-                    out.append(Example(src=word, tgt=p, refs=list(prons)))
+                    out.append(Example(src=word, tgt=p, refs=prons))
             self._cache[split] = out
         return self._cache[split]
 

@@ -47,9 +47,14 @@ def parse_aeslc(text: str, where: str) -> tuple[str, list[str]]:
     return body, [subject, *anns]
 
 
-@functools.lru_cache(maxsize=2)
 def read_aeslc(path: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
     """split -> [(where, body, refs)] sorted by file name, from the tarball or an unpacked folder."""
+    st = path.stat()
+    return _read_aeslc(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_aeslc(path: Path, *_stamp: int) -> dict[str, list[tuple[str, str, list[str]]]]:
     out: dict[str, list[tuple[str, str, list[str]]]] = {s: [] for s in _AESLC_SPLITS}
     if path.is_dir():
         for split in out:

@@ -35,7 +35,7 @@ _REGISTRY: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Example:
     """One seq2seq example. ``refs`` lists every acceptable target (``tgt`` first); empty means ``[tgt]``.
     ``meta`` carries per-example facts such as a probe's dependency ``distance``."""

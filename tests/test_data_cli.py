@@ -1,0 +1,29 @@
+"""`qkv data` without the datasets: says what is missing and where to put it; exit status 0."""
+
+from __future__ import annotations
+
+import json
+
+from qkv.cli import main
+
+
+def test_qkv_data_reports_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("QKV_DATA", raising=False)
+    monkeypatch.setenv("QKV_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "multi30k" in out and "MISSING" in out and "expected: multi30k/train.en.gz" in out
+    assert main(["data", "--data-dir", str(tmp_path), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["cmudict"]["present"] and rows["cmudict"]["counts"]["test"] > 5000
+    assert not rows["samsum"]["present"] and rows["samsum"]["path"] is None
+
+
+def test_bad_task_input_exits_2(tmp_path, capsys):
+    # the dispatcher turns a UserError into one line and exit status 2 (used here through `qkv data`)
+    (tmp_path / "samsum").mkdir()
+    for name in ("train", "validation", "test"):
+        (tmp_path / "samsum" / f"{name}.csv.gz").write_bytes(b"not gzip")
+    assert main(["data", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "train.csv.gz: not a valid gzip file" in err and "Traceback" not in err
