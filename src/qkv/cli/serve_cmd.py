@@ -1,0 +1,49 @@
+"""`qkv serve [RUN | --pretrained PATH]`: the explorer in the browser (or `--export DIR` for a static copy)."""
+
+from __future__ import annotations
+
+import argparse
+
+from qkv.errors import UserError
+
+HELP = "the interactive attention explorer in the browser (local web server, 127.0.0.1 by default)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", nargs="?", help="run directory (qkv train --out)")
+    p.add_argument("--pretrained", metavar="PATH", help="a Hugging Face checkpoint directory instead of a run")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--checkpoint", default="best")
+    p.add_argument("--export", metavar="DIR", help="write a static page with precomputed data instead of serving")
+    p.add_argument("--text", action="append", default=[], help="with --export: a text to precompute (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qkv.viz.inspector import open_inspector
+    from qkv.viz.server import Explorer, export, make_server
+
+    if bool(args.run) == bool(args.pretrained):
+        raise UserError("give either a RUN directory or --pretrained PATH")
+    inspector = open_inspector(args.pretrained or args.run, pretrained=bool(args.pretrained),
+                               checkpoint=args.checkpoint)
+    explorer = Explorer(inspector)
+    if args.export:
+        if not args.text:
+            raise UserError("--export needs at least one --text to precompute")
+        out = export(explorer, args.text, args.export)
+        print(f"wrote {out / 'index.html'} (open it in a browser; no server needed)")
+        return 0
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: binding to {args.host}: anyone who can reach this machine can use the explorer")
+    try:
+        server = make_server(explorer, args.host, args.port)
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from None
+    host, port = server.server_address[:2]
+    print(f"qkv explorer for {inspector.name}: http://{host}:{port}/  (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0

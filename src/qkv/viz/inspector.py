@@ -1,0 +1,188 @@
+"""One interface over every model qkv can explain: text in, tokens + attention + walkthroughs out.
+
+:class:`Inspector` wraps a model with its tokenizers -- a trained run (:func:`qkv.training.load_run`) or a
+pretrained checkpoint (:func:`qkv.pretrained.load`) -- and knows how each model kind is fed:
+
+- ``seq2seq``: source ids + EOS; the output is decoded (greedy or beam), then one teacher-forced forward pass
+  over ``BOS + output`` gives encoder self-, decoder self- and cross-attention for that output;
+- ``lm``: ``BOS + text``, continued greedily; one forward pass over the prompt and its continuation;
+- ``encoder``: the tokenizer's own framing (e.g. ``[CLS] ... [SEP]`` for BERT/MiniLM).
+
+The same forward pass is rerun under :func:`qkv.viz.capture.record_attention` for the walkthrough, so the
+numbers in a walkthrough and in a heatmap are those of one and the same computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from qkv.errors import UserError
+from qkv.special import BOS_ID, EOS_ID
+from qkv.viz.capture import find_call, record_attention
+from qkv.viz.walkthrough import Walkthrough, walkthrough
+
+MAX_CHARS = 2000  # longest text the explorer and the CLI accept
+MAX_TOKENS = 256  # longest token sequence (the heatmap has T² cells per head)
+
+
+@dataclass
+class Analysis:
+    """What one text does inside the model (batch of one)."""
+
+    text: str
+    search: str  # "greedy" | "beam" | "none"
+    output: str  # the model's output text ("" for an encoder)
+    labels: dict[str, tuple[list[str], list[str]]]  # kind -> (query tokens, key tokens)
+    attentions: dict[str, list[np.ndarray]]  # kind -> per layer (H, T_q, T_k)
+    forward: Callable[[], Any] = field(repr=False)  # reruns the forward pass that gave these weights
+
+    def to_dict(self, digits: int = 4) -> dict:
+        return {
+            "text": self.text,
+            "search": self.search,
+            "output": self.output,
+            "kinds": list(self.attentions),
+            "labels": {k: {"query": q, "key": kk} for k, (q, kk) in self.labels.items()},
+            "attentions": {k: [np.round(w, digits).tolist() for w in layers] for k, layers in self.attentions.items()},
+        }
+
+
+def _label(tok: Any, ids: list[int]) -> list[str]:
+    return [tok.token(i) for i in ids]
+
+
+class Inspector:
+    """A model and its tokenizers, ready to be looked into."""
+
+    def __init__(self, model: torch.nn.Module, src_tok: Any, tgt_tok: Any, *, name: str = "model",
+                 max_len: int = 64, beam: int = 4, frame: Callable[[list[int]], list[int]] | None = None) -> None:
+        self.model = model.eval()
+        self.src_tok, self.tgt_tok = src_tok, tgt_tok
+        self.name, self.max_len, self.beam = name, max_len, beam
+        self.kind = getattr(model, "kind", "seq2seq")
+        self.frame = frame  # encoder models: ids -> framed ids (e.g. [CLS] ids [SEP])
+        self.task: Any = None  # the run's task (for head importance on validation data), when known
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, checkpoint: str = "best") -> Inspector:
+        from qkv.training import load_run
+
+        run = load_run(run_dir, checkpoint)
+        inspector = cls(run.model, run.src_tok, run.tgt_tok, name=Path(run_dir).name or str(run_dir))
+        inspector.task = run.task
+        return inspector
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> Inspector:
+        from qkv.pretrained import load
+
+        if not Path(path).is_dir():
+            raise UserError(f"{path}: no such checkpoint directory (expected config.json + *.safetensors)")
+        model, tok = load(path)
+        frame = getattr(tok, "frame", None)
+        return cls(model, tok, tok, name=Path(path).name or str(path), frame=frame)
+
+    # -- feeding the model -------------------------------------------------------------------------------------
+    def _ids(self, tok: Any, text: str) -> list[int]:
+        if not text.strip():
+            raise UserError("the text is empty")
+        if len(text) > MAX_CHARS:
+            raise UserError(f"the text has {len(text)} characters; the limit is {MAX_CHARS}")
+        ids = tok.encode(text)
+        if len(ids) + 2 > MAX_TOKENS:
+            raise UserError(f"the text has {len(ids)} tokens; the limit is {MAX_TOKENS - 2}")
+        return ids
+
+    def analyze(self, text: str, search: str = "greedy") -> Analysis:
+        """Run ``text`` through the model (decoding with ``search`` for seq2seq/lm) with attention weights."""
+        from qkv.decoding import beam_search, greedy
+
+        model = self.model
+        if self.kind == "seq2seq":
+            src_ids = self._ids(self.src_tok, text) + [EOS_ID]
+            src = torch.tensor([src_ids])  # (1, T_s)
+            hyp = beam_search(model, src, beam=self.beam, max_len=self.max_len) if search == "beam" \
+                else greedy(model, src, max_len=self.max_len)
+            out_ids = hyp.tokens[0]
+            tgt_ids = [BOS_ID, *out_ids]
+            tgt = torch.tensor([tgt_ids])  # (1, T_t)
+            src_l, tgt_l = _label(self.src_tok, src_ids), _label(self.tgt_tok, tgt_ids)
+            labels = {"encoder_self": (src_l, src_l), "decoder_self": (tgt_l, tgt_l), "cross": (tgt_l, src_l)}
+            output = self.tgt_tok.decode(out_ids)
+
+            def forward() -> Any:
+                return model(src, tgt, need_weights=True)
+        elif self.kind == "lm":
+            prompt = [BOS_ID, *self._ids(self.tgt_tok, text)]
+            hyp = greedy(model, None, max_len=min(self.max_len, 32), prompt=[prompt])
+            ids = prompt + hyp.tokens[0]
+            tokens = torch.tensor([ids])  # (1, T)
+            lab = _label(self.tgt_tok, ids)
+            labels = {"decoder_self": (lab, lab)}
+            output = self.tgt_tok.decode(hyp.tokens[0])
+            search = "greedy"
+
+            def forward() -> Any:
+                return model(tokens, need_weights=True)
+        else:
+            ids = self._ids(self.src_tok, text)
+            ids = self.frame(ids) if self.frame is not None else ids
+            tokens = torch.tensor([ids])  # (1, T)
+            lab = _label(self.src_tok, ids)
+            labels = {"encoder_self": (lab, lab)}
+            output, search = "", "none"
+
+            def forward() -> Any:
+                return model(tokens, need_weights=True)
+
+        with torch.no_grad():
+            result = forward()
+        attentions = {
+            kind: [w[0].float().cpu().numpy() for w in layers]  # (H, T_q, T_k) per layer
+            for kind, layers in (result.attentions or {}).items()
+            if layers
+        }
+        labels = {k: v for k, v in labels.items() if k in attentions}
+        return Analysis(text, search, output, labels, attentions, forward)
+
+    def explain(self, analysis: Analysis, kind: str, layer: int, head: int, token: int) -> Walkthrough:
+        """The Q/K/V walkthrough for ``token`` (a query position) of ``kind``/``layer``/``head``."""
+        if kind not in analysis.attentions:
+            raise UserError(f"this model has no {kind!r} attention (it has: {', '.join(analysis.attentions)})")
+        layers = analysis.attentions[kind]
+        if not 0 <= layer < len(layers):
+            raise UserError(f"layer {layer} is out of range: {kind} has {len(layers)} layers (0..{len(layers) - 1})")
+        n_heads, t_q, _ = layers[layer].shape
+        if not 0 <= head < n_heads:
+            raise UserError(f"head {head} is out of range: {kind} layer {layer} has {n_heads} heads")
+        if not 0 <= token < t_q:
+            raise UserError(f"token {token} is out of range: there are {t_q} query tokens (0..{t_q - 1})")
+        with torch.no_grad(), record_attention(self.model) as calls:
+            result = analysis.forward()
+        try:
+            call = find_call(calls, result.attentions[kind][layer])
+        except LookupError as err:
+            raise UserError(f"{kind} layer {layer}: {err}") from None
+        q_labels, k_labels = analysis.labels[kind]
+        return walkthrough(call, token=token, head=head, kind=kind, layer=layer, query_tokens=q_labels,
+                           key_tokens=k_labels)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
+
+
+def open_inspector(path: str | Path, *, pretrained: bool | None = None, checkpoint: str = "best") -> Inspector:
+    """A run directory (``config.yaml``) or, with ``pretrained`` (or a ``config.json`` found), a Hugging Face
+    checkpoint directory."""
+    p = Path(path)
+    if not p.is_dir():
+        raise UserError(f"{path}: no such directory (expected a run directory or a pretrained checkpoint)")
+    if pretrained is None:
+        pretrained = not (p / "config.yaml").is_file() and (p / "config.json").is_file()
+    return Inspector.from_pretrained(p) if pretrained else Inspector.from_run(p, checkpoint)
