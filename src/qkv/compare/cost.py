@@ -1,0 +1,97 @@
+"""What a model costs: parameters, inference latency and throughput, peak memory of training and decoding.
+
+Measured, not estimated. Latency is the mean wall-clock time to decode one sequence on its own (batch 1,
+greedy, incremental decoding with the KV cache or the RNN state) -- what a user waiting for one answer
+sees. Throughput is generated tokens per second when the whole test set is decoded in batches. Peak
+memory comes from :class:`qkv.compare.memory.PeakMemory` (CUDA allocator peak, or the peak-RSS delta on a
+CPU) around one training step on a real batch and around one batched decode. Training tokens/s comes from
+the training loop itself (see :mod:`qkv.compare.budgeted`).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.compare.memory import PeakMemory
+from qkv.data.batching import TokenBudgetBatcher, make_batch, seq2seq_lengths
+from qkv.special import EOS_ID, PAD_ID
+from qkv.training.evaluate import translate
+
+
+def count_params(model: nn.Module) -> int:
+    """Trainable parameters (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_translate(model: nn.Module, src_ids: Sequence[Sequence[int]], *, beam: int = 1, max_len: int = 128
+                    ) -> tuple[list[list[int]], float]:
+    """:func:`qkv.training.evaluate.translate`, timed: ``(hypotheses, seconds)``."""
+    device = _device(model)
+    _sync(device)
+    start = time.perf_counter()
+    hyps = translate(model, src_ids, beam=beam, max_len=max_len)
+    _sync(device)
+    return hyps, time.perf_counter() - start
+
+
+@torch.no_grad()
+def latency(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: int) -> dict[str, float]:
+    """Greedy decoding of each source alone (batch 1): mean and median milliseconds per sequence."""
+    times, tokens = [], 0
+    translate(model, [src_ids[0]], max_len=max_len)  # warm-up (first-call allocations)
+    for ids in src_ids:
+        hyps, seconds = timed_translate(model, [ids], max_len=max_len)
+        times.append(seconds)
+        tokens += len(hyps[0]) + 1  # + EOS
+    return {
+        "latency_ms": 1000 * statistics.mean(times),
+        "latency_median_ms": 1000 * statistics.median(times),
+        "latency_sequences": len(times),
+        "latency_tokens_per_s": tokens / sum(times),
+    }
+
+
+def train_step_memory(model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
+                      max_tokens: int) -> tuple[float | None, str]:
+    """Peak extra memory (MiB) of one forward + backward on the first full training batch of ``max_tokens``."""
+    batcher = TokenBudgetBatcher(seq2seq_lengths(src_ids, tgt_ids), max_tokens, seed=0)
+    index = max(batcher.batches(0), key=len)  # the batch with the most rows: a representative full batch
+    batch = make_batch(index, src_ids, tgt_ids)
+    device = _device(model)
+    src, tgt = batch.src.to(device), batch.tgt.to(device)  # (B, T_s), (B, T_t)
+    was_training = model.training
+    model.train()
+    with PeakMemory(device) as memory:
+        logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID)
+        loss.backward()
+        del logits, loss
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return memory.mib, memory.method
+
+
+def decode_memory(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: int) -> float | None:
+    """Peak extra memory (MiB) of one batched greedy decode of ``src_ids``."""
+    with PeakMemory(_device(model)) as memory:
+        translate(model, src_ids, max_len=max_len, batch_size=len(src_ids))
+    return memory.mib
+
+
+def add_eos(ids: Sequence[int]) -> list[int]:
+    return list(ids) + [EOS_ID]

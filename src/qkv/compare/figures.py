@@ -1,0 +1,194 @@
+"""The comparison's plots, as pure functions: plain data in (the ``results.json`` sections), a figure out.
+
+Each function builds a :class:`matplotlib.figure.Figure` directly (no ``pyplot``, no global state), so
+the same code serves the CLI report, tests and the web explorer. :func:`png_bytes` renders one.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from matplotlib.figure import Figure
+
+# One colour per architecture, stable across every figure of a report.
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(names)}
+
+
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def training_curves(curves: dict[str, dict], metric: str, higher_is_better: bool) -> Figure:
+    """Three panels: training loss against optimizer steps, against wall-clock seconds, and the validation
+    metric against wall-clock seconds (who learns faster per second, not only per step).
+
+    ``curves[model]`` has ``train`` (list of ``{step, seconds, loss}``) and ``eval`` (list of
+    ``{step, seconds, <metric>}``).
+    """
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
+    col = colours(list(curves))
+    for name, curve in curves.items():
+        train = [p for p in curve.get("train", []) if p.get("loss") is not None]
+        if train:
+            axes[0].plot([p["step"] for p in train], [p["loss"] for p in train], color=col[name], label=name)
+            axes[1].plot([p["seconds"] for p in train], [p["loss"] for p in train], color=col[name], label=name)
+        evals = [p for p in curve.get("eval", []) if p.get(metric) is not None]
+        if evals:
+            axes[2].plot([p["seconds"] for p in evals], [p[metric] for p in evals], "o-", color=col[name], label=name)
+    axes[0].set(xlabel="optimizer step", ylabel="training loss", title="Loss per step")
+    axes[1].set(xlabel="wall-clock seconds", ylabel="training loss", title="Loss per second")
+    better = "higher is better" if higher_is_better else "lower is better"
+    axes[2].set(xlabel="wall-clock seconds", ylabel=metric, title=f"Validation {metric} per second ({better})")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            _empty(ax, "no data")
+    fig.tight_layout()
+    return fig
+
+
+def cost_bars(models: dict[str, dict]) -> Figure:
+    """Bar charts of parameters, training tokens/s, inference latency per sequence and peak memory."""
+    panels = [
+        ("parameters", lambda m: m.get("params"), "parameters"),
+        ("training tokens/s", lambda m: (m.get("train") or {}).get("tokens_per_s"), "tokens / s"),
+        ("latency / sequence", lambda m: (m.get("inference") or {}).get("latency_ms"), "ms (greedy, batch 1)"),
+        ("peak training memory", lambda m: (m.get("memory") or {}).get("train_peak_mib"), "MiB"),
+    ]
+    fig = Figure(figsize=(13, 3.2))
+    axes = fig.subplots(1, len(panels))
+    names = list(models)
+    col = colours(names)
+    for ax, (title, get, unit) in zip(axes, panels, strict=False):
+        values = [get(models[n]) for n in names]
+        shown = [(n, v) for n, v in zip(names, values, strict=False) if v is not None]
+        if not shown:
+            _empty(ax, "not measured")
+        else:
+            ax.bar(range(len(shown)), [v for _, v in shown], color=[col[n] for n, _ in shown])
+            ax.set_xticks(range(len(shown)), [n for n, _ in shown], rotation=20, ha="right", fontsize=8)
+            for i, (_, v) in enumerate(shown):
+                ax.annotate(f"{v:,.0f}" if v >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
+        ax.set(title=title, ylabel=unit)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def scaling_curves(scaling: dict) -> Figure:
+    """Log-log panels against sequence length: step time, peak memory, and sequential steps, with ``T`` and
+    ``T^2`` guide lines and a marker where each curve bends."""
+    fig = Figure(figsize=(13, 3.9))
+    axes = fig.subplots(1, 3)
+    curves = scaling.get("curves", [])
+    col = colours([c["label"] for c in curves])
+    keys = [("step_ms", "ms per training step", "Training-step time", "bend"),
+            ("peak_mib", "MiB", "Peak memory of a step", "memory_bend"),
+            ("sequential_steps", "sequential steps", "Sequential steps (critical path)", None)]
+    for ax, (key, unit, title, bend_key) in zip(axes, keys, strict=False):
+        for c in curves:
+            pts = [(t, v) for t, v in zip(c["lengths"], c[key], strict=False) if v is not None and v > 0]
+            if not pts:
+                continue
+            ax.plot([t for t, _ in pts], [v for _, v in pts], "o-", ms=3, color=col[c["label"]], label=c["label"])
+            bend = (c.get(bend_key) or {}).get("bend_at") if bend_key else None
+            if bend is not None:
+                ax.plot([bend], [dict(pts)[bend]], "x", ms=10, mew=2, color=col[c["label"]])
+        if ax.lines:
+            _guides(ax)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:
+            _empty(ax, "not measured")
+        ax.set(xlabel="sequence length T", ylabel=unit, title=title)
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def _guides(ax) -> None:
+    """Dotted ``~T`` and ``~T^2`` lines through the lowest first point, for reading slopes by eye."""
+    starts = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines if len(line.get_xdata()) > 1]
+    ends = [line.get_xdata()[-1] for line in ax.lines if len(line.get_xdata()) > 1]
+    if not starts:
+        return
+    t0, v0 = min(starts, key=lambda p: p[1])
+    t1 = max(ends)
+    for power, label in ((1, "∝ T"), (2, "∝ T²")):
+        ax.plot([t0, t1], [v0, v0 * (t1 / t0) ** power], ":", color="grey", lw=1)
+        ax.annotate(label, (t1, v0 * (t1 / t0) ** power), fontsize=7, color="grey")
+
+
+def probe_accuracy(probes: dict[str, dict]) -> Figure:
+    """One panel per probe: accuracy against dependency distance for each architecture."""
+    names = [k for k, v in probes.items() if isinstance(v, dict) and v.get("accuracy")]
+    fig = Figure(figsize=(6.5 * max(len(names), 1), 3.8))
+    axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
+    if not names:
+        _empty(axes[0], "no probe results")
+        return fig
+    for ax, task in zip(axes, names, strict=False):
+        probe = probes[task]
+        col = colours(list(probe["accuracy"]))
+        for model, acc in probe["accuracy"].items():
+            params = (probe.get("params") or {}).get(model)
+            label = f"{model} ({params / 1000:.0f}k params)" if params else model
+            ax.plot(probe["distances"], acc, "o-", color=col[model], label=label)
+        ax.set(xlabel=probe.get("distance_label", "dependency distance (tokens)"), ylabel="accuracy",
+               title=f"{task}: accuracy vs distance", ylim=(-0.03, 1.03))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def attention_maps(maps: dict[str, list[dict]]) -> Figure:
+    """Cross-attention (alignment) maps: one row per test example, one column per attention model.
+
+    ``maps[model]`` is a list of ``{"src_tokens", "tgt_tokens", "weights"}`` with ``weights`` a
+    ``T_t x T_s`` nested list (target tokens attend to source tokens; head-averaged only for display
+    when the model has several heads -- the per-head maps are in ``qkv attention``).
+    """
+    models = [m for m, v in maps.items() if v]
+    rows = max((len(maps[m]) for m in models), default=0)
+    if not models or not rows:
+        fig = Figure(figsize=(5, 2))
+        _empty(fig.subplots(), "no attention model in this comparison")
+        return fig
+    fig = Figure(figsize=(4.2 * len(models), 3.6 * rows))
+    axes = fig.subplots(rows, len(models), squeeze=False)
+    for j, model in enumerate(models):
+        for i in range(rows):
+            ax = axes[i][j]
+            if i >= len(maps[model]):
+                ax.axis("off")
+                continue
+            item = maps[model][i]
+            ax.imshow(item["weights"], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+            ax.set_xticks(range(len(item["src_tokens"])), item["src_tokens"], fontsize=7, rotation=90)
+            ax.set_yticks(range(len(item["tgt_tokens"])), item["tgt_tokens"], fontsize=7)
+            ax.set_title(f"{model}: {item.get('title', '')}", fontsize=9)
+            if i == rows - 1:
+                ax.set_xlabel("source (keys)")
+            if j == 0:
+                ax.set_ylabel("output (queries)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,374 @@
+"""Writing a comparison: ``results.json`` (every number), ``report.html`` (self-contained), ``report.md``,
+the figure files, and the summary table printed in the terminal.
+
+Everything here reads only the results dictionary that :mod:`qkv.compare.study` builds, so a report can
+be rewritten from a ``results.json`` at any time -- including from a partial one after Ctrl-C, where the
+sections that did not run say so instead of breaking the page.
+
+The HTML page needs no network: figures are PNGs embedded as base64 ``data:`` URIs, the style is inline,
+there is no script, and every piece of text (model outputs, dataset examples, config values) is
+HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qkv.compare import figures
+
+SECTIONS = [
+    ("quality", "Quality"),
+    ("examples", "Examples side by side"),
+    ("cost", "Cost"),
+    ("scaling", "Parallel computation: cost against sequence length"),
+    ("probes", "Long-term dependencies"),
+    ("attention", "Attention: alignment maps"),
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# results.json
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON so that a reader (or a Ctrl-C) never sees a half-written file: temp file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(_finite(data), fh, indent=1, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _finite(x: Any) -> Any:
+    """NaN/inf are not JSON: write them as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+# ----------------------------------------------------------------------------------------------
+# Numbers as text
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{max(digits - 2, 1)}f}"
+    return str(value)
+
+
+def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The summary table: one row per model (used by the terminal, the HTML and the Markdown)."""
+    task = results.get("task") or {}
+    metric = task.get("metric", "metric")
+    arrow = "↑" if task.get("higher_is_better") else "↓"
+    header = ["model", "params", f"{metric} greedy {arrow}", f"{metric} beam {arrow}", "train steps",
+              "train tok/s", "latency ms/seq", "infer tok/s", "peak train MiB"]
+    rows = []
+    for name, m in (results.get("models") or {}).items():
+        test = m.get("test") or {}
+        rows.append([
+            name,
+            fmt(m.get("params")),
+            fmt((test.get("greedy") or {}).get(metric)),
+            fmt((test.get("beam") or {}).get(metric)),
+            fmt((m.get("train") or {}).get("steps")),
+            fmt((m.get("train") or {}).get("tokens_per_s")),
+            fmt((m.get("inference") or {}).get("latency_ms")),
+            fmt((m.get("inference") or {}).get("tokens_per_s")),
+            fmt((m.get("memory") or {}).get("train_peak_mib")),
+        ])
+    return header, rows
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    out = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+
+
+def make_figures(results: dict) -> dict[str, Any]:
+    """Figure name -> matplotlib Figure, for every section that has data."""
+    out: dict[str, Any] = {}
+    task = results.get("task") or {}
+    models = results.get("models") or {}
+    curves = {n: m.get("curves") or {} for n, m in models.items() if m.get("curves")}
+    if curves:
+        out["training_curves"] = figures.training_curves(curves, task.get("metric", "loss"),
+                                                         bool(task.get("higher_is_better")))
+    if any(m.get("params") for m in models.values()):
+        out["cost"] = figures.cost_bars(models)
+    if (results.get("scaling") or {}).get("curves"):
+        out["scaling"] = figures.scaling_curves(results["scaling"])
+    if any(isinstance(v, dict) and v.get("accuracy") for v in (results.get("probes") or {}).values()):
+        out["probes"] = figures.probe_accuracy(results["probes"])
+    if any(results.get("attention", {}).values()):
+        out["attention"] = figures.attention_maps(results["attention"])
+    return out
+
+
+def _section_figures(section: str) -> list[str]:
+    return {"quality": ["training_curves"], "cost": ["cost"], "scaling": ["scaling"], "probes": ["probes"],
+            "attention": ["attention"]}.get(section, [])
+
+
+# ----------------------------------------------------------------------------------------------
+# Section bodies: (markdown, html) pairs built from the same facts
+
+
+def _status(results: dict, section: str) -> str:
+    return ((results.get("sections") or {}).get(section) or {}).get("status", "not run")
+
+
+def _quality(results: dict) -> tuple[str, str]:
+    task = results.get("task") or {}
+    budget = (results.get("config") or {}).get("budget_text", "")
+    header, rows = summary_rows(results)
+    metrics_header = ["model", "decoding"]
+    metric_names: list[str] = []
+    for m in (results.get("models") or {}).values():
+        for decoding in ("greedy", "beam"):
+            for k in ((m.get("test") or {}).get(decoding) or {}):
+                if k not in metric_names:
+                    metric_names.append(k)
+    metrics_rows = []
+    for name, m in (results.get("models") or {}).items():
+        for decoding in ("greedy", "beam"):
+            values = (m.get("test") or {}).get(decoding)
+            if values:
+                metrics_rows.append([name, decoding] + [fmt(values.get(k)) for k in metric_names])
+    intro = (f"Task **{task.get('name', '?')}** ({task.get('description', '')}); every model trained with "
+             f"the same data, tokenizer and {budget}. Test set: {task.get('test_examples', '?')} examples "
+             f"(beam search on the first {task.get('beam_examples', '?')}).")
+    md = intro + "\n\n" + md_table(metrics_header + metric_names, metrics_rows)
+    h = f"<p>{_md_inline(intro)}</p>" + html_table(metrics_header + metric_names, metrics_rows)
+    return md, h
+
+
+def _examples(results: dict) -> tuple[str, str]:
+    examples = results.get("examples") or []
+    models = list(results.get("models") or {})
+    header = ["input", "reference"] + models
+    rows = [[e.get("src", ""), e.get("ref", "")] + [e.get("outputs", {}).get(m, "–") for m in models]
+            for e in examples]
+    return md_table(header, rows), html_table(header, rows)
+
+
+def _cost(results: dict) -> tuple[str, str]:
+    header = ["model", "params", "train tok/s", "train steps", "train s", "latency ms/seq", "infer tok/s",
+              "peak train MiB", "peak infer MiB"]
+    rows = []
+    for name, m in (results.get("models") or {}).items():
+        tr, inf, mem = m.get("train") or {}, m.get("inference") or {}, m.get("memory") or {}
+        rows.append([name, fmt(m.get("params")), fmt(tr.get("tokens_per_s")), fmt(tr.get("steps")),
+                     fmt(tr.get("seconds")), fmt(inf.get("latency_ms")), fmt(inf.get("tokens_per_s")),
+                     fmt(mem.get("train_peak_mib")), fmt(mem.get("infer_peak_mib"))])
+    method = next((m.get("memory", {}).get("method") for m in (results.get("models") or {}).values()
+                   if m.get("memory")), "")
+    note = (f"Latency: greedy decoding of one sequence at a time (batch 1), mean over the first test examples; "
+            f"inference tokens/s: batched greedy decoding of the test set. Memory: {method}.")
+    return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
+
+
+def _scaling(results: dict) -> tuple[str, str]:
+    scaling = results.get("scaling") or {}
+    setup = scaling.get("setup") or {}
+    header = ["architecture", "params", "time slope (long T)", "time bends at T", "memory slope (long T)",
+              "memory bends at T", "sequential steps at T=min..max", "longest T measured"]
+    rows = []
+    for c in scaling.get("curves", []):
+        seq = c.get("sequential_steps") or []
+        measured = [t for t, v in zip(c.get("lengths", []), c.get("step_ms", []), strict=False) if v is not None]
+        rows.append([c["label"], fmt(c.get("params")), fmt((c.get("bend") or {}).get("final_slope")),
+                     fmt((c.get("bend") or {}).get("bend_at")), fmt((c.get("memory_bend") or {}).get("final_slope")),
+                     fmt((c.get("memory_bend") or {}).get("bend_at")),
+                     f"{fmt(seq[0])} … {fmt(seq[-1])}" if seq else "–", fmt(max(measured) if measured else None)])
+    note = (f"{setup.get('what', '')}; batch {setup.get('batch_size', '?')}, width {setup.get('d_model', '?')}, "
+            f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T) "
+            "over the last two lengths (1 = linear, 2 = quadratic). Recurrent models need O(T) sequential steps; "
+            "attention needs O(1) in T, paying O(T²) work and memory for the scores.")
+    return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
+
+
+def _probes(results: dict) -> tuple[str, str]:
+    md_parts, html_parts = [], []
+    for task, probe in (results.get("probes") or {}).items():
+        if not isinstance(probe, dict) or not probe.get("accuracy"):
+            continue
+        header = ["model", "params"] + [f"d={d}" for d in probe["distances"]]
+        rows = [[m, fmt((probe.get("params") or {}).get(m))] + [fmt(a, 2) for a in acc]
+                for m, acc in probe["accuracy"].items()]
+        note = f"**{task}**: {probe.get('description', '')}"
+        md_parts.append(note + "\n\n" + md_table(header, rows))
+        html_parts.append(f"<p>{_md_inline(note)}</p>" + html_table(header, rows))
+    return "\n\n".join(md_parts), "".join(html_parts)
+
+
+def _attention(results: dict) -> tuple[str, str]:
+    maps = results.get("attention") or {}
+    with_maps = [m for m, v in maps.items() if v]
+    without = [m for m in (results.get("models") or {}) if m not in with_maps]
+    note = f"Cross-attention of {', '.join(with_maps) or 'no model'} on test examples (rows: output tokens; " \
+           "columns: input tokens; Transformer maps are the mean over the heads of the last decoder layer)."
+    if without:
+        note += (f" No map for {', '.join(without)}: no attention "
+                 "(a single fixed-size vector links encoder and decoder).")
+    return note, f"<p>{html.escape(note)}</p>"
+
+
+_BODIES = {"quality": _quality, "examples": _examples, "cost": _cost, "scaling": _scaling, "probes": _probes,
+           "attention": _attention}
+
+
+def _md_inline(text: str) -> str:
+    """Escape, then turn ``**bold**`` into <b> (the only markup the section notes use)."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def write_report(results: dict, out_dir: str | Path) -> dict[str, str]:
+    """Write figures (PNG), ``report.html``, ``report.md`` and ``results.json`` into ``out_dir``.
+
+    Returns figure name -> path relative to ``out_dir`` (also stored in ``results["figures"]``).
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    pngs: dict[str, bytes] = {}
+    for name, fig in make_figures(results).items():
+        pngs[name] = figures.png_bytes(fig)
+        (out_dir / "figures" / f"{name}.png").write_bytes(pngs[name])
+    results["figures"] = {name: f"figures/{name}.png" for name in pngs}
+    (out_dir / "report.md").write_text(render_markdown(results), encoding="utf-8")
+    (out_dir / "report.html").write_text(render_html(results, pngs), encoding="utf-8")
+    write_json_atomic(out_dir / "results.json", results)
+    return results["figures"]
+
+
+def _headline(results: dict) -> str:
+    cfg, machine = results.get("config") or {}, results.get("machine") or {}
+    status = results.get("status", "?")
+    took = results.get("wall_seconds")
+    return (f"Status: {status}" + (f" after {took:.0f} s" if isinstance(took, (int, float)) else "") +
+            f". Models: {', '.join(cfg.get('models', []))}. Budget: {cfg.get('budget_text', '?')}. "
+            f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+            f"torch {machine.get('torch', '?')} ({machine.get('threads', '?')} threads), "
+            f"device {machine.get('device', '?')}.")
+
+
+def render_markdown(results: dict) -> str:
+    task = (results.get("task") or {}).get("name", "?")
+    out = [f"# qkv compare: {task}", "", _headline(results), ""]
+    header, rows = summary_rows(results)
+    out += ["## Summary", "", md_table(header, rows), ""]
+    for key, title in SECTIONS:
+        out += [f"## {title}", ""]
+        status = _status(results, key)
+        if status != "done":
+            out += [f"*{status}*", ""]
+        md, _ = _BODIES[key](results)
+        if md:
+            out += [md, ""]
+        for fig in _section_figures(key):
+            if fig in (results.get("figures") or {}):
+                out += [f"![{fig}]({results['figures'][fig]})", ""]
+    out += ["## Setup", "", "```json", json.dumps({"config": results.get("config"), "machine": results.get("machine")},
+                                                 indent=1, default=str), "```", ""]
+    return "\n".join(out)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;vertical-align:top}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+.status{display:inline-block;padding:.1em .5em;border-radius:.3em;background:#fde2e2;color:#900;font-size:.85em}
+.ok{background:#e2f5e2;color:#060}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.8em}
+nav a{margin-right:1em}
+"""
+
+
+def render_html(results: dict, pngs: dict[str, bytes] | None = None) -> str:
+    """The self-contained page: inline CSS, figures as base64 data URIs, all text escaped."""
+    pngs = pngs or {}
+    task = (results.get("task") or {}).get("name", "?")
+    header, rows = summary_rows(results)
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>qkv compare: {html.escape(task)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>qkv compare: {html.escape(task)}</h1>",
+        f"<p>{html.escape(_headline(results))}</p>",
+        "<nav>" + "".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t in SECTIONS)
+        + '<a href="#setup">Setup</a></nav>',
+        '<section id="summary"><h2>Summary</h2>', html_table(header, rows), "</section>",
+    ]
+    for key, title in SECTIONS:
+        status = _status(results, key)
+        badge = f'<span class="status{" ok" if status == "done" else ""}">{html.escape(status)}</span>'
+        parts.append(f'<section id="{key}"><h2>{html.escape(title)} {badge}</h2>')
+        _, body = _BODIES[key](results)
+        parts.append(body)
+        for fig in _section_figures(key):
+            if fig in pngs:
+                data = base64.b64encode(pngs[fig]).decode("ascii")
+                parts.append(f'<img alt="{html.escape(fig)}" src="data:image/png;base64,{data}">')
+        parts.append("</section>")
+    setup = json.dumps({"config": results.get("config"), "machine": results.get("machine"),
+                        "sections": results.get("sections")}, indent=1, default=str)
+    parts += ['<section id="setup"><h2>Setup</h2>', f"<pre>{html.escape(setup)}</pre></section>", "</body></html>"]
+    return "\n".join(parts)

@@ -1,0 +1,363 @@
+"""`qkv compare`: train several architectures on one task under an equal budget, and measure them.
+
+The study answers, with measurements, what people ask about attention versus recurrence:
+
+1. **quality** -- every model trains on the same data, tokenizer and metric for the same budget
+   (:mod:`qkv.compare.budgeted`, qkv's own training loop); then the test metric with greedy and beam
+   decoding, loss curves and the validation metric against wall-clock time, and outputs side by side;
+2. **cost** -- parameters, training tokens/s, latency per sequence, inference tokens/s, peak memory
+   (:mod:`qkv.compare.cost`);
+3. **attention** -- cross-attention (alignment) maps of every model that has attention;
+4. **probes** -- accuracy against dependency distance at equal parameter counts (:mod:`qkv.compare.probes`);
+5. **scaling** -- training-step time, memory and sequential steps against sequence length
+   (:mod:`qkv.compare.scaling`).
+
+Each section is checkpointed: ``results.json`` is rewritten atomically after every model and every
+section, so Ctrl-C (or a crash) leaves a valid partial report in which the missing sections say
+"not run". A section that fails is recorded as failed and the others still run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from qkv.compare import cost, report
+from qkv.compare.budget import Budget, Stopwatch, StudyPlan, study_plan
+from qkv.compare.budgeted import train_with_budget
+from qkv.compare.recipes import model_config, optim_recipe
+from qkv.errors import UserError
+from qkv.models.config import MODEL_NAMES
+from qkv.special import BOS_ID, EOS_ID
+from qkv.training.config import Config, EvalConfig, TaskConfig, TrainingConfig, to_dict
+
+DEFAULT_MODELS = ("transformer", "gru-attention", "gru")
+SEQ2SEQ_MODELS = tuple(m for m in MODEL_NAMES if m not in ("gpt", "encoder"))
+ATTENTION_MODELS = ("transformer", "gru-attention", "lstm-attention", "gru-luong")
+
+# Per task: options for qkv.data.get_task, the longest decoded output, the model's max_len, a description.
+TASKS: dict[str, dict[str, Any]] = {
+    "g2p": {"options": {}, "decode_len": 32, "max_len": 64, "src_len": None,
+            "description": "grapheme-to-phoneme on the CMU Pronouncing Dictionary: a word's letters in, "
+                           "its ARPAbet phonemes out"},
+    "translation": {"options": {"tokenizer": "bpe", "vocab_size": 4000}, "decode_len": 64, "max_len": 128,
+                    "src_len": 64, "description": "German to English translation on Multi30k (image captions)"},
+    "summarization": {"options": {"dataset": "aeslc", "tokenizer": "bpe", "vocab_size": 4000,
+                                  "max_src_chars": 1500, "truncate": True},
+                      "decode_len": 24, "max_len": 384, "src_len": 320,
+                      "description": "email body to subject line (AESLC)"},
+}
+
+
+@dataclass
+class StudyOptions:
+    task: str = "g2p"
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    budget: Budget | None = None  # None: the plan's default (wall-clock seconds)
+    quick: bool = False
+    out: Path = Path("runs/compare")
+    seed: int = 1
+    device: str = "auto"
+    data_dir: str | None = None
+    probes: bool = True
+    scaling: bool = True
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"--task {self.task!r}: qkv compare runs on {', '.join(TASKS)}")
+        bad = [m for m in self.models if m not in SEQ2SEQ_MODELS]
+        if bad or not self.models:
+            raise UserError(f"--models: unknown or non-seq2seq model(s) {', '.join(bad) or '(none)'}; "
+                            f"choose from {', '.join(SEQ2SEQ_MODELS)}")
+        if len(set(self.models)) != len(self.models):
+            raise UserError(f"--models: each model once, got {','.join(self.models)}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available")
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "platform": platform.platform(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Study:
+    """One comparison: ``Study(options).run()`` returns the results dict and writes the report."""
+
+    SECTIONS = ("quality", "examples", "cost", "attention", "probes", "scaling")
+
+    def __init__(self, options: StudyOptions, log: Callable[[str], None] = print) -> None:
+        options.check()
+        self.options = options
+        self.log = log
+        self.out = Path(options.out)
+        self.device = resolve_device(options.device)
+        self.plan: StudyPlan = study_plan(options.task, quick=options.quick, n_models=len(options.models))
+        self.plan = self.plan.with_budget(options.budget)
+        self.spec = TASKS[options.task]
+        self.clock = Stopwatch()
+        self.results: dict[str, Any] = {
+            "qkv_compare": 1,
+            "status": "running",
+            "config": {
+                "task": options.task, "models": list(options.models), "quick": options.quick, "seed": options.seed,
+                "budget": {"kind": self.plan.train.kind, "amount": self.plan.train.amount},
+                "budget_text": self.plan.train.describe(), "plan": dataclasses.asdict(self.plan),
+            },
+            "machine": machine_info(self.device),
+            "sections": {name: {"status": "not run"} for name in self.SECTIONS},
+            "task": {}, "models": {name: {} for name in options.models}, "examples": [], "attention": {},
+            "probes": {}, "scaling": {},
+        }
+
+    # ---- bookkeeping ---------------------------------------------------------------------------------
+    def save(self) -> None:
+        self.results["wall_seconds"] = round(self.clock.elapsed(), 1)
+        report.write_json_atomic(self.out / "results.json", self.results)
+
+    def _mark(self, section: str, status: str, seconds: float | None = None, error: str | None = None) -> None:
+        entry: dict[str, Any] = {"status": status}
+        if seconds is not None:
+            entry["seconds"] = round(seconds, 1)
+        if error:
+            entry["error"] = error
+        self.results["sections"][section] = entry
+
+    def _section(self, name: str, work: Callable[[], None]) -> None:
+        """Run one section; record done / failed; save results.json. KeyboardInterrupt propagates."""
+        watch = Stopwatch()
+        self._mark(name, "running")
+        self.log(f"== {name}")
+        try:
+            work()
+        except KeyboardInterrupt:
+            self._mark(name, "interrupted", watch.elapsed())
+            raise
+        except UserError:
+            self._mark(name, "failed", watch.elapsed(), "user error")
+            raise
+        except Exception as err:  # a failing section must not lose the others
+            self._mark(name, "failed", watch.elapsed(), f"{type(err).__name__}: {err}")
+            self.log(f"section {name} failed: {type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")
+        else:
+            self._mark(name, "done", watch.elapsed())
+        self.save()
+
+    # ---- the run -------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.save()
+        interrupted = False
+        try:
+            self._section("quality", self.quality)
+            for name in ("examples", "cost", "attention"):
+                self._derived_status(name)
+            if self.options.probes:
+                self._section("probes", self.probes)
+            else:
+                self._mark("probes", "not run", error="skipped (--no-probes)")
+            if self.options.scaling:
+                self._section("scaling", self.scaling)
+            else:
+                self._mark("scaling", "not run", error="skipped (--no-scaling)")
+        except KeyboardInterrupt:
+            interrupted = True
+            for name in ("examples", "cost", "attention"):
+                self._derived_status(name)
+            self.log("interrupted: writing a partial report with what has been measured")
+        finally:
+            self.results["status"] = "partial" if interrupted or any(
+                s["status"] != "done" for s in self.results["sections"].values()) else "complete"
+            self.results["interrupted"] = interrupted
+            self.results["wall_seconds"] = round(self.clock.elapsed(), 1)
+            report.write_report(self.results, self.out)
+        return self.results
+
+    def _derived_status(self, section: str) -> None:
+        """examples / cost / attention are measured per model inside the quality pass."""
+        key = {"examples": "test", "cost": "inference", "attention": "attention_done"}[section]
+        done = [m for m, r in self.results["models"].items() if r.get(key)]
+        status = "done" if len(done) == len(self.options.models) else ("partial" if done else "not run")
+        self.results["sections"][section] = {"status": status, "models": done}
+
+    # ---- quality, cost, attention: one pass per model ------------------------------------------------
+    def task_config(self) -> TaskConfig:
+        options = dict(self.spec["options"])
+        if self.plan.max_train_examples is not None:
+            options["max_examples"] = self.plan.max_train_examples
+        if self.options.task == "g2p":
+            options["max_eval_examples"] = self.plan.max_test_examples
+            options["seed"] = self.options.seed
+        return TaskConfig(name=self.options.task, data_dir=self.options.data_dir, options=options,
+                          max_eval_examples=self.plan.max_test_examples,
+                          max_src_len=self.spec["src_len"], max_tgt_len=self.spec["src_len"])
+
+    def run_config(self, name: str) -> Config:
+        optim, schedule = optim_recipe(name, quick=self.options.quick)
+        return Config(
+            task=self.task_config(),
+            model=model_config(name, self.plan.model_size, max_len=self.spec["max_len"]),
+            optim=optim, schedule=schedule,
+            training=TrainingConfig(seed=self.options.seed, max_tokens=self.plan.max_tokens, log_every=5,
+                                    device=self.device.type),
+            eval=EvalConfig(max_examples=self.plan.max_eval_examples, beam=1, max_len=self.spec["decode_len"],
+                            samples=0),
+        )
+
+    def quality(self) -> None:
+        from qkv.training.run import open_task
+
+        task = open_task(self.task_config())  # fails early (UserError) when the data is missing
+        self.results["task"] = {"name": self.options.task, "description": self.spec["description"],
+                                "metric": task.primary_metric, "higher_is_better": task.higher_is_better}
+        self.save()
+        for name in self.options.models:
+            self.log(f"-- {name}: training for {self.plan.train.describe()}")
+            self.train_model(name)
+            self.evaluate_model(name)
+            self.save()
+
+    def train_model(self, name: str) -> None:
+        config = self.run_config(name)
+        entry = self.results["models"][name]
+        entry["config"] = to_dict(config)
+        bar = _bar(self.plan.train, name, self.options.progress)
+
+        def on_chunk(info: dict) -> None:
+            entry["train"] = {k: info[k] for k in ("steps", "tokens", "seconds", "tokens_per_s", "steps_per_s",
+                                                   "chunks")}
+            entry["curves"] = info["curves"]
+            bar.n = round(info["fraction"] * bar.total, 1)
+            bar.set_postfix(step=info["steps"], tok_s=f"{info['tokens_per_s'] or 0:,.0f}")
+            bar.refresh()
+            self.save()
+
+        try:
+            train_with_budget(config, self.out / "runs" / name, self.plan.train,
+                              eval_every_seconds=self.plan.eval_every_seconds, on_chunk=on_chunk)
+        finally:
+            bar.close()
+
+    def evaluate_model(self, name: str) -> None:
+        from qkv.training.run import load_run, split_data
+
+        run = load_run(self.out / "runs" / name, "best", device=self.device)
+        entry = self.results["models"][name]
+        model, plan, max_len = run.model, self.plan, self.spec["decode_len"]
+        entry["params"] = cost.count_params(model)
+        test = split_data(run.task, "test", plan.max_test_examples)
+        src_ids = run.src_tok.encode_batch([e.src for e in test])
+        self.results["task"].update(test_examples=len(test), beam_examples=min(plan.max_beam_examples, len(test)))
+
+        ids, seconds = cost.timed_translate(model, src_ids, max_len=max_len)
+        hyps = [run.tgt_tok.decode(h) for h in ids]
+        greedy = {k: float(v) for k, v in run.task.score(hyps, test).items()}
+        n_beam = min(plan.max_beam_examples, len(test))
+        beam_ids, _ = cost.timed_translate(model, src_ids[:n_beam], beam=plan.beam, max_len=max_len)
+        beam_hyps = [run.tgt_tok.decode(h) for h in beam_ids]
+        beam = {k: float(v) for k, v in run.task.score(beam_hyps, test[:n_beam]).items()}
+        greedy_on_beam_set = {k: float(v) for k, v in run.task.score(hyps[:n_beam], test[:n_beam]).items()}
+        entry["test"] = {"greedy": greedy, "beam": beam, "greedy_on_beam_examples": greedy_on_beam_set,
+                         "beam_size": plan.beam}
+        self._add_examples(name, test, hyps)
+
+        generated = sum(len(h) + 1 for h in ids)
+        entry["inference"] = {"tokens_per_s": generated / seconds, "batched_seconds": seconds,
+                              **cost.latency(model, src_ids[: plan.latency_examples], max_len)}
+        # a full training batch of plan.max_tokens tokens, drawn from test pairs (the same length distribution)
+        tgt_ids = run.tgt_tok.encode_batch([e.tgt for e in test])
+        train_mib, method = cost.train_step_memory(model, src_ids, tgt_ids, plan.max_tokens)
+        infer_mib = cost.decode_memory(model, src_ids[:64], max_len)
+        entry["memory"] = {"train_peak_mib": train_mib, "infer_peak_mib": infer_mib, "method": method,
+                           "train_batch_tokens": plan.max_tokens, "infer_batch": min(64, len(src_ids))}
+        entry["attention_done"] = True
+        if name in ATTENTION_MODELS:
+            self.results["attention"][name] = self._attention_maps(run, test, ids)
+
+    def _add_examples(self, name: str, test: list, hyps: list[str]) -> None:
+        n = min(self.plan.n_examples, len(test))
+        if not self.results["examples"]:
+            self.results["examples"] = [{"src": e.src, "ref": e.tgt, "outputs": {}} for e in test[:n]]
+        for item, hyp in zip(self.results["examples"], hyps, strict=False):
+            item["outputs"][name] = hyp
+
+    @torch.no_grad()
+    def _attention_maps(self, run: Any, test: list, ids: list[list[int]]) -> list[dict]:
+        """Cross-attention of the first few test examples of moderate length, on the model's own output."""
+        order = [i for i in range(len(test)) if 4 <= len(ids[i]) <= 14] or list(range(len(test)))
+        maps = []
+        for i in order[: self.plan.n_attention_maps]:
+            src = run.src_tok.encode(test[i].src) + [EOS_ID]
+            tgt_in = [BOS_ID] + ids[i]
+            out = run.model(torch.tensor([src], device=self.device), torch.tensor([tgt_in], device=self.device),
+                            need_weights=True)
+            weights = out.attentions["cross"][-1][0].float().mean(0)  # (T_t, T_s): mean over heads, last layer
+            maps.append({
+                "title": test[i].src[:30],
+                "src_tokens": [run.src_tok.token(t) for t in src],
+                "tgt_tokens": [run.tgt_tok.token(t) for t in ids[i]] + ["<eos>"],
+                "weights": [[round(float(w), 4) for w in row] for row in weights.cpu()],
+                "heads": int(out.attentions["cross"][-1].shape[1]),
+            })
+        return maps
+
+    # ---- probes and scaling --------------------------------------------------------------------------
+    def probes(self) -> None:
+        from qkv.compare.probes import default_specs, run_probe
+
+        p = self.plan.probes
+        for spec in default_specs(p.length, p.n_train, p.n_test, seed=self.options.seed):
+            self.log(f"-- probe {spec.probe} (length {spec.length}, {p.budget.describe()}, "
+                     f"~{p.target_params:,} parameters)")
+            self.results["probes"][spec.probe] = run_probe(
+                spec, self.options.models, target_params=p.target_params, budget=p.budget,
+                out_dir=self.out / "runs" / "probes", max_tokens=p.max_tokens, seed=self.options.seed,
+                device=self.device.type, progress=lambda name: self.log(f"   {name}"))
+            self.save()
+
+    def scaling(self) -> None:
+        from qkv.compare.scaling import measure_scaling
+
+        self.results["scaling"] = measure_scaling(
+            self.options.models, self.plan.scaling, self.device, seed=self.options.seed,
+            progress=lambda label: self.log(f"   {label}"))
+
+
+def _bar(budget: Budget, name: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    total = budget.amount if budget.kind == "seconds" else 100.0
+    unit = "s" if budget.kind == "seconds" else "%"
+    return tqdm(total=total, desc=f"{name:>16}", unit=unit, disable=not enabled, dynamic_ncols=True,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}" + unit + " [{elapsed}]{postfix}")
+
+
+def run_study(options: StudyOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run a comparison and write its report; returns the results (``results["status"]``: complete/partial)."""
+    return Study(options, log).run()
