@@ -73,14 +73,14 @@ class TinySeq2Seq(nn.Module):
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "to", "red", "blue", "house"]
 
 
-def tiny_inspector(name: str = "transformer", **overrides):
+def tiny_inspector(name: str = "transformer", extra_words: tuple[str, ...] = (), **overrides):
     """An untrained small qkv model (from ``qkv.models.build_model``) with a word tokenizer, wrapped for viz."""
     from qkv.data.tokenizers import WordTokenizer
     from qkv.models.builder import build_model
     from qkv.models.config import ModelConfig
     from qkv.viz.inspector import Inspector
 
-    tok = WordTokenizer.train([" ".join(WORDS)])
+    tok = WordTokenizer.train([" ".join(WORDS + list(extra_words))])
     fields = {"name": name, "d_model": 32, "n_heads": 4, "n_encoder_layers": 2, "n_decoder_layers": 2, "d_ff": 64,
               "dropout": 0.0, "max_len": 300}
     fields.update(overrides)
