@@ -20,10 +20,22 @@ def test_qkv_data_reports_missing(tmp_path, monkeypatch, capsys):
 
 
 def test_bad_task_input_exits_2(tmp_path, capsys):
-    # the dispatcher turns a UserError into one line and exit status 2 (used here through `qkv data`)
+    # an unreadable dataset is reported in its row; the command exits with status 2
     (tmp_path / "samsum").mkdir()
     for name in ("train", "validation", "test"):
         (tmp_path / "samsum" / f"{name}.csv.gz").write_bytes(b"not gzip")
     assert main(["data", "--data-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "train.csv.gz: not a valid gzip file" in err and "Traceback" not in err
+    captured = capsys.readouterr()
+    assert "train.csv.gz: not a valid gzip file" in captured.err and "Traceback" not in captured.err
+    assert "UNREADABLE" in captured.out and "cmudict" in captured.out  # the other datasets are still listed
+
+
+def test_docs_data_md_python_example_runs():
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/data.md", "exec"), {})

@@ -30,7 +30,6 @@ def test_g014b2b_counts(data_dir):
     assert sum(len(e.refs) for e in task.examples("test")) == 12753
 
 
-@pytest.mark.slow
 def test_summarization_counts(data_dir):
     aeslc = get_task("summarization", dataset="aeslc", data_dir=str(data_dir))
     assert [len(aeslc.examples(s)) for s in ("train", "dev", "test")] == [14436, 1960, 1906]

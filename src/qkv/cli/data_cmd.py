@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 HELP = "list the datasets: source, where each is read from, whether it is present, example counts"
 
@@ -17,22 +18,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def collect(data_dir: str | None = None, count: bool = True) -> list[dict]:
     """One row per dataset: name, task, source, licence, location (or None), counts."""
     from qkv.data import g2p, lm, summarization, translation
+    from qkv.errors import UserError
 
     rows = []
     for module in (g2p, translation, lm, summarization):
         for info in module.DATASETS:
             where = info.where(data_dir)
-            counts = info.count(where) if (where is not None and count) else {}
+            counts, error = {}, None
+            if where is not None and count:
+                try:
+                    counts = info.count(where)
+                except UserError as err:  # report it in this row, keep listing the others
+                    error = str(err)
             rows.append({
                 "name": info.name, "task": info.task, "source": info.source, "licence": info.licence,
                 "path": str(where) if where else None, "present": where is not None,
                 "unit": info.unit, "counts": counts,
-                "expected": None if where else f"{info.folder}/{', '.join(info.files)}",
+                "expected": None if where else f"{info.folder}/{', '.join(info.files)}", "error": error,
             })
     rows.append({
         "name": "probes", "task": "copy, reverse, sort, assoc-recall, selective-copy, listops",
         "source": "generated (seeded)", "licence": "-", "path": "generated", "present": True,
-        "unit": "examples", "counts": {}, "expected": None,
+        "unit": "examples", "counts": {}, "expected": None, "error": None,
     })
     return rows
 
@@ -55,4 +62,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  expected: {r['expected']} under --data-dir, $QKV_DATA or the cache")
         if r["counts"]:
             print("  " + r["unit"] + ": " + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items()))
+        if r["error"]:
+            print(f"  UNREADABLE: {r['error']}")
+    errors = [r["error"] for r in rows if r["error"]]
+    if errors:  # exit status 2, like every user-fixable problem
+        print(f"qkv data: error: {len(errors)} dataset(s) unreadable; first: {errors[0]}", file=sys.stderr)
+        return 2
     return 0

@@ -107,11 +107,8 @@ class TokenBudgetBatcher:
 def collate(seqs: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> torch.Tensor:
     """Right-pad token id lists into one ``LongTensor`` of shape ``(B, T)``, ``T`` = longest."""
     width = max((len(s) for s in seqs), default=0)
-    out = torch.full((len(seqs), width), pad_id, dtype=torch.long)  # (B, T)
-    for row, s in enumerate(seqs):
-        if s:
-            out[row, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out
+    rows = [list(s) + [pad_id] * (width - len(s)) for s in seqs]
+    return torch.tensor(rows, dtype=torch.long).reshape(len(seqs), width)  # (B, T)
 
 
 @dataclass

@@ -11,7 +11,8 @@ Two sources:
 * ``g014b2b``: the standard CMUdict 0.7b split (``g014b2b.train``/``g014b2b.test``, ``WORD<TAB>PH ...``);
   dev is carved out of train by the same md5 rule (bucket 95-99).
 
-Words are lowercased; phonemes are uppercase ARPAbet without stress. Dev/test give one example per
+Words are lowercased; phonemes are uppercase ARPAbet without stress. Examples come in a fixed
+pseudo-random order (by reversed md5), so a prefix of a split is a fair sample of it. Dev/test give one example per
 word (all variants in ``refs``); train gives one example per variant unless ``train_variants=False``.
 Metrics: phoneme error rate (against the closest variant) and word error rate (correct = any variant).
 """
@@ -47,6 +48,11 @@ def cmudict_path() -> Path:
 def bucket(word: str) -> int:
     """The word's fixed split bucket 0-99 (md5-based, the same on every machine and Python)."""
     return int.from_bytes(hashlib.md5(word.encode("utf-8")).digest()[:4], "big") % 100
+
+
+def _order(word: str) -> bytes:
+    """Examples are listed in md5 order, so any prefix of a split is a fair sample of it."""
+    return hashlib.md5(word.encode("utf-8")).digest()[::-1]
 
 
 def _add(entries: dict[str, list[str]], word: str, phones: str) -> None:
@@ -181,7 +187,7 @@ class G2PTask:
                 words = dict(cap(list(words.items()), self.max_eval_examples, self.seed))
                 per_variant = False
             out = []
-            for word, prons in words.items():
+            for word, prons in sorted(words.items(), key=lambda item: _order(item[0])):
                 for p in prons if per_variant else prons[:1]:
                     out.append(Example(src=word, tgt=p, refs=prons))
             self._cache[split] = out

@@ -58,6 +58,7 @@ class ProbeTask:
     depth: int = 6
     max_args: int = 5
     seed: int = 0
+    data_dir: str | None = None  # accepted for a uniform interface; probes read no files
     kind: str = field(default="seq2seq", init=False)
     primary_metric: str = field(default="exact_match", init=False)
     higher_is_better: bool = field(default=True, init=False)
