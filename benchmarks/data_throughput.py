@@ -21,7 +21,7 @@ import torch
 
 from qkv.data import get_task
 from qkv.data.batching import TokenBudgetBatcher, make_batch, seq2seq_lengths
-from qkv.data.tokenizers import CharTokenizer, WordTokenizer
+from qkv.data.tokenizers import CharTokenizer, WordTokenizer, describe
 
 
 def best_of(repeat: int, fn):
@@ -91,8 +91,11 @@ def main() -> None:
         "tokenizers": tokenizers.__version__, "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
+    dev = task.examples("dev")
     setup = {"split": "multi30k train de-en", "sentences": n_sent, "vocab_size": args.vocab_size,
-             "max_tokens": args.max_tokens, "bpe_tokens": n_tok, "repeat": args.repeat}
+             "max_tokens": args.max_tokens, "bpe_tokens": n_tok, "repeat": args.repeat,
+             "src_tokenizer": describe(src_tok, [e.src for e in dev]),
+             "tgt_tokenizer": describe(tgt_tok, [e.tgt for e in dev])}
     print(f"{'step':<32} {'seconds':>8} {'sent/s':>10} {'tokens/s':>11}  other")
     for name, r in results.items():
         other = ", ".join(f"{k}={v:.3g}" for k, v in r.items()
@@ -101,6 +104,7 @@ def main() -> None:
         print(f"{name:<32} {r['seconds']:>8.3f} {r['sentences_per_s']:>10,.0f} {tps}  {other}")
     with open(args.out, "w") as fh:
         json.dump({"setup": setup, "machine": machine, "results": results}, fh, indent=1)
+    print(f"tokenizers (dev coverage): src {setup['src_tokenizer']}, tgt {setup['tgt_tokenizer']}")
     print(f"wrote {args.out}")
 
 

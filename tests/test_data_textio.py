@@ -103,3 +103,20 @@ def test_content_checksum_ignores_compression(tmp_path):
     expected = hashlib.sha256(data).hexdigest()
     assert paths.content_sha256(write(tmp_path / "a.txt", data)) == expected
     assert paths.content_sha256(write(tmp_path / "a.gz", data, gz=True)) == expected
+
+
+def test_download_into_cache_verifies_checksum(tmp_path, monkeypatch):
+    import hashlib
+
+    data = b"line one\nline two\n"
+    source = write(tmp_path / "src.txt.gz", data, gz=True)
+    monkeypatch.setenv("QKV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("QKV_OFFLINE", raising=False)
+    monkeypatch.delenv("QKV_DATA", raising=False)
+    good = hashlib.sha256(data).hexdigest()
+    got = paths.locate("ds", "f.txt.gz", url=source.as_uri(), sha256=good)
+    assert got == tmp_path / "cache" / "ds" / "f.txt.gz" and read_lines(got) == ["line one", "line two"]
+    with pytest.raises(UserError, match="checksum mismatch") as err:
+        paths.locate("ds", "g.txt.gz", url=source.as_uri(), sha256="0" * 64)
+    assert "missing data file ds/g.txt.gz" in str(err.value)
+    assert sorted(p.name for p in (tmp_path / "cache" / "ds").iterdir()) == ["f.txt.gz"]  # no partial files

