@@ -6,6 +6,7 @@ loaded with the same weights -- an implementation qkv does not share any code wi
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -123,3 +124,32 @@ def test_bad_token_or_head_is_a_clear_error(run):
         walkthrough(call, token=8, head=0)
     with pytest.raises(IndexError, match="4 heads"):
         walkthrough(call, token=0, head=4)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("transformer", {}),
+        ("transformer", {"positions": "rotary", "n_kv_heads": 2, "norm_first": False}),
+        ("gpt", {"positions": "learned"}),
+        ("encoder", {}),
+    ],
+)
+def test_real_qkv_models_every_kind_layer_head_token(name, overrides):
+    """On qkv's own model family: the walkthrough of every query token of every head equals the forward pass
+    (the recomputation raises WalkthroughMismatch otherwise), and its weights are the heatmap's weights."""
+    from test_viz_standin import tiny_inspector
+
+    ins = tiny_inspector(name, n_heads=4, **overrides)
+    analysis = ins.analyze("the cat sat on a mat")
+    assert analysis.attentions
+    for kind, layers in analysis.attentions.items():
+        for layer, weights in enumerate(layers):
+            n_heads, t_q, _ = weights.shape
+            for token in range(t_q):
+                for head in range(n_heads):
+                    w = ins.explain(analysis, kind, layer, head, token)
+                    np.testing.assert_allclose(w.step.weights.numpy(), weights[head, token], atol=1e-5)
+                    assert w.max_abs_error < 1e-4
+    if overrides.get("positions") == "rotary":
+        assert any("rotary" in n for n in ins.explain(analysis, "encoder_self", 0, 0, 0).notes)

@@ -41,6 +41,7 @@ class Analysis:
     labels: dict[str, tuple[list[str], list[str]]]  # kind -> (query tokens, key tokens)
     attentions: dict[str, list[np.ndarray]]  # kind -> per layer (H, T_q, T_k)
     forward: Callable[[], Any] = field(repr=False)  # reruns the forward pass that gave these weights
+    recorded: Any = field(default=None, repr=False)  # (calls, output) of that rerun, kept for the walkthroughs
 
     def to_dict(self, digits: int = 4) -> dict:
         return {
@@ -163,8 +164,10 @@ class Inspector:
             raise UserError(f"head {head} is out of range: {kind} layer {layer} has {n_heads} heads")
         if not 0 <= token < t_q:
             raise UserError(f"token {token} is out of range: there are {t_q} query tokens (0..{t_q - 1})")
-        with torch.no_grad(), record_attention(self.model) as calls:
-            result = analysis.forward()
+        if analysis.recorded is None:  # rerun once with hooks; every later walkthrough reuses the record
+            with torch.no_grad(), record_attention(self.model) as calls:
+                analysis.recorded = (calls, analysis.forward())
+        calls, result = analysis.recorded
         try:
             call = find_call(calls, result.attentions[kind][layer])
         except LookupError as err:
