@@ -90,9 +90,10 @@ class Stopwatch:
 class ProbePlan:
     """The long-range probes: short training per architecture at a comparable parameter count."""
 
-    budget: Budget = field(default_factory=lambda: Budget("seconds", 15.0))  # per architecture and probe
+    budget: Budget = field(default_factory=lambda: Budget("seconds", 10.0))  # per architecture and run
     target_params: int = 40_000  # every architecture is sized to about this many parameters
-    length: int = 14  # source length in tokens (assoc-recall: 6 key-value pairs)
+    assoc_length: int = 14  # assoc-recall source length in tokens (6 key-value pairs)
+    copy_lengths: tuple[int, ...] = (4, 8, 16)  # one short training per length
     n_train: int = 4000
     n_test: int = 300
     max_tokens: int = 2048
@@ -153,15 +154,16 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
             n_attention_maps=2,
             latency_examples=16,
             model_size="tiny",
-            probes=ProbePlan(budget=Budget("seconds", 4.0), target_params=25_000, length=10, n_test=200),
+            probes=ProbePlan(budget=Budget("seconds", 3.0), target_params=25_000, assoc_length=10,
+                             copy_lengths=(4, 12), n_test=200),
             scaling=ScalingPlan(lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1,
                                 max_step_seconds=1.5),
         )
-    per_model = max(30.0, 240.0 / max(n_models, 1))
+    per_model = max(30.0, 200.0 / max(n_models, 1))
     heavy = task in ("translation", "summarization")
     return StudyPlan(
         train=Budget("seconds", per_model),
-        eval_every_seconds=per_model / 6,
+        eval_every_seconds=per_model / 5,
         max_train_examples=None if not heavy else 30_000,
         max_eval_examples=200,
         max_test_examples=500 if not heavy else 300,

@@ -15,7 +15,9 @@ architecture, and a budget should buy training, not bookkeeping).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import math
 import shutil
@@ -69,7 +71,9 @@ def train_with_budget(
     chunks = 0
     while True:
         config.training.max_steps = steps + max(int(chunk_steps), 1)
-        train(config, run_dir, resume=chunks > 0, progress=False)
+        # The loop prints each evaluation; the comparison shows its own progress (the log is in metrics.jsonl).
+        with contextlib.redirect_stdout(io.StringIO()):
+            train(config, run_dir, resume=chunks > 0, progress=False)
         chunks += 1
         records = [r for r in read_metrics(run_dir) if r.get("step", 0) > steps]
         state = _saved_state(run_dir)

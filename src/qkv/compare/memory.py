@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import re
 from pathlib import Path
@@ -32,13 +33,19 @@ def _status_mib(field: str) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def _trim_heap() -> None:
     """Return free heap pages to the system (glibc only; elsewhere nothing to do)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _reset_cpu_peak() -> bool:

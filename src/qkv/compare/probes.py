@@ -6,11 +6,12 @@ the same number of parameters (:func:`qkv.compare.recipes.sized_config`) and giv
 - **assoc-recall** (Ba et al. 2016): ``k3 v1 k7 v0 ... ? k7 -> v0``. The distance is the number of tokens
   between the queried key and the query. Attention finds the key by content -- a query/key match -- at
   any distance; a recurrent network must have kept that pair in its fixed-size state.
-- **copy** (Hochreiter & Schmidhuber 1997): output the input. Output token ``i`` depends on input token
-  ``i``, which lies ``T_s - i`` tokens before the end of the source, where decoding starts. An
-  encoder-decoder without attention must carry every token through one vector, so its per-token
-  accuracy falls with that distance; with attention the decoder looks the token up directly (Bahdanau et
-  al. 2015 made this argument for long sentences).
+- **copy** (Hochreiter & Schmidhuber 1997): output the input. In an encoder-decoder, output token ``i``
+  depends on input token ``i`` through ``T`` recurrent steps (``T - i`` in the encoder, ``i`` in the
+  decoder), so the dependency distance is the sequence length ``T``; each length is a short training of
+  its own. Without attention every token must pass through one fixed-size vector, so accuracy falls with
+  ``T``; with attention the decoder looks the token up directly (Bahdanau et al. 2015, Figure 2, made this
+  argument for long sentences; Cho et al. 2014 measured the fall).
 
 Training goes through :func:`qkv.compare.budgeted.train_with_budget` (qkv's own training loop).
 """
@@ -25,16 +26,20 @@ from typing import Any
 from qkv.compare.budget import Budget
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.cost import count_params
-from qkv.compare.recipes import optim_recipe, sized_config
-from qkv.training.config import Config, EvalConfig, TaskConfig, TrainingConfig
+from qkv.compare.recipes import sized_config
+from qkv.training.config import Config, EvalConfig, OptimConfig, ScheduleConfig, TaskConfig, TrainingConfig
 from qkv.training.evaluate import translate
 
 DESCRIPTIONS = {
     "assoc-recall": "k v pairs, then `? k`: output the value stored with k. Distance = tokens between the queried "
-                    "key and the query.",
-    "copy": "output the input. Distance = tokens from an input token to the end of the input (where decoding "
-            "starts); accuracy per output token.",
-    "reverse": "output the input reversed.",
+                    "key and the query (one model per architecture, distances drawn at random per example).",
+    "copy": "output the input. Every output token depends on the input token T positions back through the "
+            "encoder-decoder; distance = the sequence length T (one short training per length). Accuracy = "
+            "output tokens right at their position.",
+    "reverse": "output the input reversed; distance = the sequence length T (one short training per length).",
+}
+DISTANCE_LABELS = {
+    "assoc-recall": "tokens between the queried key and the query",
 }
 
 
@@ -50,15 +55,20 @@ class ProbeSpec:
         return int(self.options.get("length", 32))
 
 
-def default_specs(length: int, n_train: int, n_test: int, seed: int = 0) -> list[ProbeSpec]:
-    """The two probes of ``qkv compare`` at source length about ``length``."""
-    pairs = max((length - 2) // 2, 2)
-    return [
-        ProbeSpec("assoc-recall", {"length": 2 * pairs + 2, "num_keys": max(pairs, 16), "num_values": 8,
-                                   "num_examples": n_train, "num_eval_examples": n_test, "seed": seed}),
-        ProbeSpec("copy", {"length": length, "vocab_size": 8, "num_examples": n_train,
-                           "num_eval_examples": n_test, "seed": seed}),
-    ]
+def probe_specs(probe: str, lengths: list[int], n_train: int, n_test: int, seed: int = 0) -> list[ProbeSpec]:
+    """One spec per source length. assoc-recall: ``(length - 2) // 2`` key-value pairs, 16 keys, 8 values;
+    the other probes: 8 data symbols."""
+    specs = []
+    for length in lengths:
+        options: dict[str, Any] = {"length": length, "num_examples": n_train, "num_eval_examples": n_test,
+                                   "seed": seed}
+        if probe == "assoc-recall":
+            pairs = max((length - 2) // 2, 2)
+            options.update(length=2 * pairs + 2, num_keys=max(pairs, 16), num_values=8)
+        elif probe in ("copy", "reverse", "sort", "selective-copy"):
+            options["vocab_size"] = 8
+        specs.append(ProbeSpec(probe, options))
+    return specs
 
 
 def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int, seed: int, device: str) -> Config:
@@ -68,8 +78,9 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
     task = get_task(spec.probe, **spec.options)
     vocab = len(task.symbols()) + 4  # + the special tokens
     model = sized_config(name, target_params, vocab, vocab, max_len=spec.length + 8)
-    optim, schedule = optim_recipe(name, quick=True)
-    optim.label_smoothing = 0.0
+    # One recipe for every architecture on these tiny tasks: Adam, a short warmup, then a constant rate.
+    optim = OptimConfig(lr=3e-3, betas=[0.9, 0.98], eps=1e-8, label_smoothing=0.0, clip_norm=1.0)
+    schedule = ScheduleConfig(kind="constant", warmup_steps=20)
     return Config(
         task=TaskConfig(name=spec.probe, options=dict(spec.options)),
         model=model, optim=optim, schedule=schedule,
@@ -79,21 +90,19 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
 
 
 def by_distance(spec: ProbeSpec, examples: list, hyps: list[str]) -> dict[int, tuple[int, int]]:
-    """Distance -> (correct, total) for the probe's notion of dependency distance."""
+    """Distance -> (correct, total). assoc-recall: per example, its ``token_distance``; other probes: output
+    tokens right at their position, all at distance ``spec.length``."""
     counts: dict[int, list[int]] = {}
-    for example, hyp in zip(examples, hyps, strict=False):
-        if spec.probe == "copy":
-            src, ref, out = example.src.split(), example.tgt.split(), hyp.split()
-            for i, token in enumerate(ref):
-                d = len(src) - i  # tokens from input token i to the end of the source
-                c = counts.setdefault(d, [0, 0])
-                c[0] += int(i < len(out) and out[i] == token)
-                c[1] += 1
-        else:
-            d = int(example.meta.get("token_distance", example.meta.get("distance", 0)))
-            c = counts.setdefault(d, [0, 0])
+    for example, hyp in zip(examples, hyps, strict=True):
+        if spec.probe == "assoc-recall":
+            c = counts.setdefault(int(example.meta["token_distance"]), [0, 0])
             c[0] += int(hyp.strip() == example.tgt.strip())
             c[1] += 1
+        else:
+            ref, out = example.tgt.split(), hyp.split()
+            c = counts.setdefault(spec.length, [0, 0])
+            c[0] += sum(x == y for x, y in zip(out, ref, strict=False))
+            c[1] += max(len(ref), len(out), 1)
     return {d: (c[0], c[1]) for d, c in sorted(counts.items())}
 
 
@@ -110,6 +119,7 @@ def run_probe_model(spec: ProbeSpec, name: str, *, target_params: int, budget: B
     hyps = [run.tgt_tok.decode(h) for h in ids]
     scores = run.task.score(hyps, examples)
     return {
+        "length": spec.length,
         "params": count_params(run.model),
         "width": run.config.model.d_model,
         "steps": info["steps"], "seconds": info["seconds"],
@@ -118,37 +128,40 @@ def run_probe_model(spec: ProbeSpec, name: str, *, target_params: int, budget: B
     }
 
 
-def run_probe(spec: ProbeSpec, models: list[str], *, target_params: int, budget: Budget, out_dir: Path,
+def run_probe(specs: list[ProbeSpec], models: list[str], *, target_params: int, budget: Budget, out_dir: Path,
               max_tokens: int = 2048, seed: int = 0, device: str = "cpu",
               progress: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
-    """Every architecture on one probe: accuracy per distance, parameters, steps trained."""
-    per_model: dict[str, dict] = {}
-    for name in models:
-        progress(name)
-        per_model[name] = run_probe_model(spec, name, target_params=target_params, budget=budget,
-                                          run_dir=Path(out_dir) / f"{spec.probe}-{name}", max_tokens=max_tokens,
-                                          seed=seed, device=device)
-    return summarize(spec, per_model, budget)
+    """Every architecture on one probe (one short training per spec, i.e. per length)."""
+    runs: dict[str, list[dict]] = {name: [] for name in models}
+    for spec in specs:
+        for name in models:
+            progress(f"{name} (length {spec.length})")
+            runs[name].append(run_probe_model(
+                spec, name, target_params=target_params, budget=budget, max_tokens=max_tokens, seed=seed,
+                device=device, run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}"))
+    return summarize(specs, runs, budget)
 
 
-def summarize(spec: ProbeSpec, per_model: dict[str, dict], budget: Budget) -> dict[str, Any]:
-    """The results.json entry of one probe: shared distance axis, accuracy (0-1) per model."""
-    distances = sorted({int(d) for m in per_model.values() for d in m["by_distance"]})
+def summarize(specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budget) -> dict[str, Any]:
+    """The results.json entry of one probe: a shared distance axis and accuracy (0-1) per model."""
+    probe = specs[0].probe
+    distances = sorted({int(d) for rs in runs.values() for r in rs for d in r["by_distance"]})
     accuracy = {}
-    for name, m in per_model.items():
+    for name, rs in runs.items():
         row = []
         for d in distances:
-            correct, total = m["by_distance"].get(str(d), (0, 0))
+            correct = sum(r["by_distance"].get(str(d), (0, 0))[0] for r in rs)
+            total = sum(r["by_distance"].get(str(d), (0, 0))[1] for r in rs)
             row.append(correct / total if total else None)
         accuracy[name] = row
     return {
-        "description": DESCRIPTIONS.get(spec.probe, ""),
-        "options": spec.options,
+        "probe": probe,
+        "description": DESCRIPTIONS.get(probe, ""),
+        "options": [spec.options for spec in specs],
         "budget": {"kind": budget.kind, "amount": budget.amount},
         "distances": distances,
-        "distance_label": "tokens between the queried key and the query" if spec.probe == "assoc-recall"
-        else "tokens from the input token to the end of the input",
+        "distance_label": DISTANCE_LABELS.get(probe, "sequence length T (tokens)"),
         "accuracy": accuracy,
-        "params": {n: m["params"] for n, m in per_model.items()},
-        "models": per_model,
+        "params": {name: round(sum(r["params"] for r in rs) / len(rs)) for name, rs in runs.items() if rs},
+        "runs": runs,
     }

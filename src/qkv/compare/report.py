@@ -88,8 +88,10 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     task = results.get("task") or {}
     metric = task.get("metric", "metric")
     arrow = "↑" if task.get("higher_is_better") else "↓"
-    header = ["model", "params", f"{metric} greedy {arrow}", f"{metric} beam {arrow}", "train steps",
-              "train tok/s", "latency ms/seq", "infer tok/s", "peak train MiB"]
+    second = task.get("secondary_metric")
+    header = ["model", "params", f"{metric} greedy {arrow}", f"{metric} beam {arrow}"]
+    header += [f"{second} greedy {arrow}"] if second else []
+    header += ["train steps", "train tok/s", "latency ms/seq", "infer tok/s", "peak train MiB"]
     rows = []
     for name, m in (results.get("models") or {}).items():
         test = m.get("test") or {}
@@ -98,6 +100,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
             fmt(m.get("params")),
             fmt((test.get("greedy") or {}).get(metric)),
             fmt((test.get("beam") or {}).get(metric)),
+            *([fmt((test.get("greedy") or {}).get(second))] if second else []),
             fmt((m.get("train") or {}).get("steps")),
             fmt((m.get("train") or {}).get("tokens_per_s")),
             fmt((m.get("inference") or {}).get("latency_ms")),

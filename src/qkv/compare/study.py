@@ -45,14 +45,15 @@ ATTENTION_MODELS = ("transformer", "gru-attention", "lstm-attention", "gru-luong
 
 # Per task: options for qkv.data.get_task, the longest decoded output, the model's max_len, a description.
 TASKS: dict[str, dict[str, Any]] = {
-    "g2p": {"options": {}, "decode_len": 32, "max_len": 64, "src_len": None,
+    "g2p": {"options": {}, "decode_len": 32, "max_len": 64, "src_len": None, "secondary": "per",
             "description": "grapheme-to-phoneme on the CMU Pronouncing Dictionary: a word's letters in, "
                            "its ARPAbet phonemes out"},
     "translation": {"options": {"tokenizer": "bpe", "vocab_size": 4000}, "decode_len": 64, "max_len": 128,
-                    "src_len": 64, "description": "German to English translation on Multi30k (image captions)"},
+                    "src_len": 64, "secondary": "chrf",
+                    "description": "German to English translation on Multi30k (image captions)"},
     "summarization": {"options": {"dataset": "aeslc", "tokenizer": "bpe", "vocab_size": 4000,
                                   "max_src_chars": 1500, "truncate": True},
-                      "decode_len": 24, "max_len": 384, "src_len": 320,
+                      "decode_len": 24, "max_len": 384, "src_len": 320, "secondary": "rouge1",
                       "description": "email body to subject line (AESLC)"},
 }
 
@@ -235,7 +236,8 @@ class Study:
 
         task = open_task(self.task_config())  # fails early (UserError) when the data is missing
         self.results["task"] = {"name": self.options.task, "description": self.spec["description"],
-                                "metric": task.primary_metric, "higher_is_better": task.higher_is_better}
+                                "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
+                                "secondary_metric": self.spec["secondary"]}
         self.save()
         for name in self.options.models:
             self.log(f"-- {name}: training for {self.plan.train.describe()}")
@@ -329,16 +331,17 @@ class Study:
 
     # ---- probes and scaling --------------------------------------------------------------------------
     def probes(self) -> None:
-        from qkv.compare.probes import default_specs, run_probe
+        from qkv.compare.probes import probe_specs, run_probe
 
         p = self.plan.probes
-        for spec in default_specs(p.length, p.n_train, p.n_test, seed=self.options.seed):
-            self.log(f"-- probe {spec.probe} (length {spec.length}, {p.budget.describe()}, "
-                     f"~{p.target_params:,} parameters)")
-            self.results["probes"][spec.probe] = run_probe(
-                spec, self.options.models, target_params=p.target_params, budget=p.budget,
+        for probe, lengths in (("assoc-recall", [p.assoc_length]), ("copy", list(p.copy_lengths))):
+            self.log(f"-- probe {probe} (length {', '.join(map(str, lengths))}; {p.budget.describe()}; "
+                     f"~{p.target_params:,} parameters each)")
+            specs = probe_specs(probe, lengths, p.n_train, p.n_test, seed=self.options.seed)
+            self.results["probes"][probe] = run_probe(
+                specs, self.options.models, target_params=p.target_params, budget=p.budget,
                 out_dir=self.out / "runs" / "probes", max_tokens=p.max_tokens, seed=self.options.seed,
-                device=self.device.type, progress=lambda name: self.log(f"   {name}"))
+                device=self.device.type, progress=lambda what: self.log(f"   {what}"))
             self.save()
 
     def scaling(self) -> None:

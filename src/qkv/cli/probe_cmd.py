@@ -1,0 +1,83 @@
+"""`qkv probe`: long-range dependency probes across architectures (accuracy against length and distance)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qkv.errors import UserError
+
+HELP = "long-range dependency probes (copy, reverse, assoc-recall, ...) across architectures"
+PROBES = ("copy", "reverse", "sort", "assoc-recall", "selective-copy", "listops")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default="assoc-recall", choices=PROBES, help="the probe (default: assoc-recall)")
+    p.add_argument("--lengths", default="8,16,32",
+                   help="comma-separated source lengths in tokens; one short training per length and model")
+    p.add_argument("--models", default="transformer,gru-attention,gru", help="comma-separated architectures")
+    p.add_argument("--budget", default="10s",
+                   help="training budget per model and length: seconds (10s), steps (300steps) or tokens (50k-tokens)")
+    p.add_argument("--params", type=int, default=40_000,
+                   help="size every architecture to about this many parameters (default 40000)")
+    p.add_argument("--examples", type=int, default=4000, help="training examples per length (default 4000)")
+    p.add_argument("--test-examples", type=int, default=300, help="test examples per length (default 300)")
+    p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def _lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--lengths {text!r}: expected comma-separated integers, e.g. 8,16,32") from None
+    if not lengths or min(lengths) < 2:
+        raise UserError(f"--lengths {text!r}: every length must be at least 2")
+    return sorted(set(lengths))
+
+
+def run(args: argparse.Namespace) -> int:
+    from qkv.compare import figures
+    from qkv.compare.budget import parse_budget
+    from qkv.compare.probes import probe_specs, run_probe
+    from qkv.compare.report import fmt, text_table, write_json_atomic
+    from qkv.compare.study import SEQ2SEQ_MODELS, machine_info, resolve_device
+
+    lengths = _lengths(args.lengths)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [m for m in models if m not in SEQ2SEQ_MODELS]
+    if bad or not models:
+        raise UserError(f"--models: unknown model(s) {', '.join(bad) or '(none)'}; "
+                        f"choose from {', '.join(SEQ2SEQ_MODELS)}")
+    if args.params < 1000:
+        raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
+    budget = parse_budget(args.budget)
+    device = resolve_device(args.device)
+    specs = probe_specs(args.task, lengths, args.examples, args.test_examples, seed=args.seed)
+    out = Path(args.out)
+    print(f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {budget.describe()}, "
+          f"~{args.params:,} parameters each")
+    result = run_probe(specs, models, target_params=args.params, budget=budget, out_dir=out / "runs",
+                       seed=args.seed, device=device.type, progress=lambda what: print(f"  training {what}"))
+    result["machine"] = machine_info(device)
+    fig = figures.probe_accuracy({args.task: result})
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "figures" / "probe.png").write_bytes(figures.png_bytes(fig))
+    write_json_atomic(out / "results.json", result)
+
+    header = ["model", "params"] + [f"T={n}" for n in lengths]
+    rows = []
+    for name, runs in result["runs"].items():
+        metric = "exact_match" if args.task in ("assoc-recall", "listops") else "token_accuracy"
+        rows.append([name, fmt(result["params"].get(name))] + [fmt(r[metric], 3) + "%" for r in runs])
+    print()
+    print("exact match" if args.task in ("assoc-recall", "listops") else "token accuracy", "by length:")
+    print(text_table(header, rows))
+    if args.task == "assoc-recall":
+        header = ["model"] + [f"d={d}" for d in result["distances"]]
+        rows = [[name] + [fmt(a, 2) for a in acc] for name, acc in result["accuracy"].items()]
+        print(f"\naccuracy by distance ({result['distance_label']}):")
+        print(text_table(header, rows))
+    print(f"\nresults: {out / 'results.json'}, figure: {out / 'figures' / 'probe.png'}")
+    return 0

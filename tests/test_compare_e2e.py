@@ -1,0 +1,115 @@
+"""`qkv compare --quick` end to end: every model has every measurement, the report has every section and
+loads in headless Chromium without console errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MODELS = ["transformer", "gru-attention", "gru"]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare") / "quick"
+    env = {**os.environ, "QKV_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "qkv", "compare", "--quick", "--no-progress", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout, json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_every_model_has_every_measurement(quick_run):
+    _, stdout, results = quick_run
+    assert results["status"] == "complete", results["sections"]
+    assert all(s["status"] == "done" for s in results["sections"].values())
+    metric = results["task"]["metric"]
+    assert metric == "wer" and results["task"]["higher_is_better"] is False
+    assert list(results["models"]) == MODELS
+    for name, m in results["models"].items():
+        assert 0 <= m["test"]["greedy"][metric] <= 100, name
+        assert 0 <= m["test"]["beam"][metric] <= 100, name
+        assert m["params"] > 1000
+        assert m["train"]["tokens_per_s"] > 0 and m["train"]["steps"] >= 10
+        assert m["inference"]["latency_ms"] > 0 and m["inference"]["tokens_per_s"] > 0
+        assert m["memory"]["train_peak_mib"] is not None and m["memory"]["train_peak_mib"] >= 0
+        losses = [p["loss"] for p in m["curves"]["train"]]
+        assert len(losses) >= 2 and all(x > 0 for x in losses)
+        assert len(m["curves"]["eval"]) >= 2 and metric in m["curves"]["eval"][-1]
+        seconds = [p["seconds"] for p in m["curves"]["eval"]]
+        assert seconds == sorted(seconds)
+        for probe in ("assoc-recall", "copy"):
+            acc = results["probes"][probe]["accuracy"][name]
+            assert len(acc) == len(results["probes"][probe]["distances"])
+            assert all(a is None or 0 <= a <= 1 for a in acc)
+    labels = [c["label"] for c in results["scaling"]["curves"]]
+    assert labels == ["transformer (fused)", "transformer (reference)", "gru-attention", "gru", "lstm"]
+    for curve in results["scaling"]["curves"]:
+        measured = [v for v in curve["step_ms"] if v is not None]
+        assert len(measured) >= 2 and all(v > 0 for v in measured)
+    # machine and config are recorded with the numbers
+    assert {"cpu", "cores", "threads", "torch", "device"} <= set(results["machine"])
+    assert results["config"]["budget"]["kind"] == "seconds" and results["config"]["quick"] is True
+    # the summary table is printed
+    for name in MODELS:
+        assert any(line.startswith(name) for line in stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_attention_maps_are_distributions(quick_run):
+    _, _, results = quick_run
+    assert set(results["attention"]) == {"transformer", "gru-attention"}  # gru has no attention
+    for name, maps in results["attention"].items():
+        assert maps, name
+        for item in maps:
+            assert len(item["weights"]) == len(item["tgt_tokens"])
+            for row in item["weights"]:
+                assert len(row) == len(item["src_tokens"])
+                assert sum(row) == pytest.approx(1.0, abs=1e-3)  # softmax over the source: rows sum to 1
+
+
+@pytest.mark.slow
+def test_report_has_every_section_and_figure(quick_run):
+    out, _, results = quick_run
+    page = (out / "report.html").read_text(encoding="utf-8")
+    for section in ("summary", "quality", "examples", "cost", "scaling", "probes", "attention", "setup"):
+        assert f'id="{section}"' in page
+    assert page.count('src="data:image/png;base64,') == 5
+    for rel in results["figures"].values():
+        assert (out / rel).stat().st_size > 1000
+    assert "## Parallel computation" in (out / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_report_loads_in_headless_chromium(quick_run):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (CI installs it; locally: apt-get install -y chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    out, _, _ = quick_run
+    errors: list[str] = []
+    requests: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("request", lambda req: requests.append(req.url))
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_load_state("load")
+        widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")
+        headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+        browser.close()
+    assert errors == []
+    assert all(url.startswith(("file://", "data:")) for url in requests), requests  # nothing from the network
+    assert len(widths) == 5 and all(w > 100 for w in widths)
+    assert any(h.startswith("Long-term dependencies") for h in headings)

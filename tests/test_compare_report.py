@@ -1,0 +1,128 @@
+"""The comparison report: atomic JSON, escaping, partial reports, and Ctrl-C handling of the study."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from qkv.compare import report
+from qkv.compare.study import Study, StudyOptions
+
+EVIL = '<script>alert("x")</script> & <img src=x onerror=1>'
+
+
+def _results() -> dict:
+    curve = {"train": [{"step": 5, "seconds": 1.0, "loss": 3.0}, {"step": 10, "seconds": 2.0, "loss": 2.0}],
+             "eval": [{"step": 10, "seconds": 2.0, "wer": 80.0, "per": 30.0}]}
+    return {
+        "status": "partial", "wall_seconds": 12.0,
+        "config": {"models": ["transformer", "gru"], "budget_text": "5 s of training per model", "note": EVIL},
+        "machine": {"cpu": "test cpu", "cores": 2, "threads": 2, "torch": "x", "device": "cpu"},
+        "sections": {"quality": {"status": "done"}, "examples": {"status": "done"}, "cost": {"status": "done"},
+                     "attention": {"status": "done"}, "probes": {"status": "interrupted"},
+                     "scaling": {"status": "not run"}},
+        "task": {"name": "g2p", "metric": "wer", "higher_is_better": False, "description": EVIL},
+        "models": {
+            "transformer": {"params": 1234, "test": {"greedy": {"wer": 50.0, "per": 12.5}, "beam": {"wer": 40.0}},
+                            "train": {"steps": 10, "tokens_per_s": 1000.0, "seconds": 2.0},
+                            "inference": {"latency_ms": 3.5, "tokens_per_s": 900.0},
+                            "memory": {"train_peak_mib": 12.0, "infer_peak_mib": float("nan"), "method": "m"},
+                            "curves": curve},
+            "gru": {"params": 999, "test": {"greedy": {"wer": 60.0}}, "curves": curve},
+        },
+        "examples": [{"src": EVIL, "ref": "R EH1", "outputs": {"transformer": EVIL, "gru": "x|y"}}],
+        "attention": {"transformer": [{"title": EVIL, "src_tokens": ["a", "<eos>"], "tgt_tokens": ["A", "<eos>"],
+                                       "weights": [[0.9, 0.1], [0.2, 0.8]]}]},
+        "probes": {}, "scaling": {},
+    }
+
+
+def test_write_json_atomic_nan_is_null(tmp_path):
+    path = tmp_path / "sub" / "r.json"
+    report.write_json_atomic(path, {"a": float("nan"), "b": [1.5, float("inf")], "c": {"d": 2}})
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None], "c": {"d": 2}}
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temp file left behind
+
+
+def test_summary_rows_by_hand():
+    header, rows = report.summary_rows(_results())
+    assert header[:4] == ["model", "params", "wer greedy ↓", "wer beam ↓"]
+    assert rows[0][:4] == ["transformer", "1,234", "50.0", "40.0"]
+    assert rows[1][:4] == ["gru", "999", "60.0", "–"]  # missing numbers are a dash, not a crash
+
+
+def test_report_files_escape_everything_and_mark_missing_sections(tmp_path):
+    results = _results()
+    figs = report.write_report(results, tmp_path)
+    assert set(figs) == {"training_curves", "cost", "attention"}
+    for rel in figs.values():
+        assert (tmp_path / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "report.html").read_text()
+    assert "<script" not in page and "onerror=1>" not in page
+    assert "&lt;script&gt;" in page
+    assert page.count('src="data:image/png;base64,') == 3
+    assert "http://" not in page and "https://" not in page
+    for section in ("summary", "quality", "examples", "cost", "scaling", "probes", "attention", "setup"):
+        assert f'id="{section}"' in page
+    assert ">interrupted</span>" in page and ">not run</span>" in page
+    md = (tmp_path / "report.md").read_text()
+    assert "*not run*" in md and "x\\|y" in md  # a pipe in a model output does not break the table
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["models"]["transformer"]["memory"]["infer_peak_mib"] is None
+    assert saved["figures"]["cost"] == "figures/cost.png"
+
+
+def test_fmt():
+    assert report.fmt(None) == "–"
+    assert report.fmt(1234567) == "1,234,567"
+    assert report.fmt(0.012345) == "0.0123"
+    assert report.fmt(12.345) == "12.3"
+    assert report.fmt(math.inf) == "–"
+
+
+def test_ctrl_c_leaves_a_valid_partial_report(tmp_path, monkeypatch):
+    """KeyboardInterrupt in the middle of the study: the finished parts stay, the rest says 'not run'."""
+    def fake_quality(self):
+        self.results["task"] = {"name": "g2p", "metric": "wer", "higher_is_better": False}
+        self.results["models"]["gru"] = {"params": 10, "test": {"greedy": {"wer": 90.0}}, "inference": {"x": 1},
+                                         "attention_done": True}
+
+    def interrupted_probes(self):
+        self.results["probes"]["assoc-recall"] = {"distances": [3], "accuracy": {"gru": [0.5]}}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Study, "quality", fake_quality)
+    monkeypatch.setattr(Study, "probes", interrupted_probes)
+    results = Study(StudyOptions(models=["gru"], out=tmp_path, quick=True, progress=False), log=lambda s: None).run()
+    assert results["interrupted"] is True and results["status"] == "partial"
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert {k: v["status"] for k, v in saved["sections"].items()} == {
+        "quality": "done", "examples": "done", "cost": "done", "attention": "done", "probes": "interrupted",
+        "scaling": "not run"}
+    assert saved["probes"]["assoc-recall"]["accuracy"] == {"gru": [0.5]}
+    page = (tmp_path / "report.html").read_text()
+    assert ">not run</span>" in page and page.rstrip().endswith("</html>")
+
+
+def test_failing_section_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(Study, "quality", lambda self: ran.append("quality"))
+    monkeypatch.setattr(Study, "probes", lambda self: 1 / 0)
+    monkeypatch.setattr(Study, "scaling", lambda self: ran.append("scaling"))
+    results = Study(StudyOptions(models=["gru"], out=tmp_path, quick=True, progress=False), log=lambda s: None).run()
+    assert ran == ["quality", "scaling"]
+    assert results["sections"]["probes"]["status"] == "failed"
+    assert "ZeroDivisionError" in results["sections"]["probes"]["error"]
+    assert results["status"] == "partial" and results["interrupted"] is False
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"task": "lm"}, "--task"), ({"models": ["gpt"]}, "--models"), ({"models": ["gru", "gru"]}, "each model once"),
+])
+def test_bad_options_are_user_errors(kwargs, message):
+    from qkv.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        StudyOptions(**kwargs).check()
