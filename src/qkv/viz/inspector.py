@@ -6,7 +6,9 @@ pretrained checkpoint (:func:`qkv.pretrained.load`) -- and knows how each model 
 - ``seq2seq``: source ids + EOS; the output is decoded (greedy or beam), then one teacher-forced forward pass
   over ``BOS + output`` gives encoder self-, decoder self- and cross-attention for that output;
 - ``lm``: ``BOS + text``, continued greedily; one forward pass over the prompt and its continuation;
-- ``encoder``: the tokenizer's own framing (e.g. ``[CLS] ... [SEP]`` for BERT/MiniLM).
+- ``encoder``: the tokenizer's own framing (``encode_for_model``: ``[CLS] ... [SEP]`` for BERT/MiniLM).
+
+Special ids come from the model (``bos_id``/``eos_id``): qkv's own models use 1/2, checkpoints keep theirs.
 
 The same forward pass is rerun under :func:`qkv.viz.capture.record_attention` for the walkthrough, so the
 numbers in a walkthrough and in a heatmap are those of one and the same computation.
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from qkv.errors import UserError
-from qkv.special import BOS_ID, EOS_ID
+from qkv.special import BOS_ID, EOS_ID, PAD_ID
 from qkv.viz.capture import find_call, record_attention
 from qkv.viz.walkthrough import Walkthrough, walkthrough
 
@@ -62,12 +64,14 @@ class Inspector:
     """A model and its tokenizers, ready to be looked into."""
 
     def __init__(self, model: torch.nn.Module, src_tok: Any, tgt_tok: Any, *, name: str = "model",
-                 max_len: int = 64, beam: int = 4, frame: Callable[[list[int]], list[int]] | None = None) -> None:
+                 max_len: int = 64, beam: int = 4) -> None:
         self.model = model.eval()
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.name, self.max_len, self.beam = name, max_len, beam
         self.kind = getattr(model, "kind", "seq2seq")
-        self.frame = frame  # encoder models: ids -> framed ids (e.g. [CLS] ids [SEP])
+        self.bos_id = getattr(model, "bos_id", BOS_ID)
+        self.eos_id = getattr(model, "eos_id", EOS_ID)
+        self.pad_id = getattr(model, "pad_id", PAD_ID)
         self.task: Any = None  # the run's task (for head importance on validation data), when known
 
     @classmethod
@@ -86,16 +90,15 @@ class Inspector:
         if not Path(path).is_dir():
             raise UserError(f"{path}: no such checkpoint directory (expected config.json + *.safetensors)")
         model, tok = load(path)
-        frame = getattr(tok, "frame", None)
-        return cls(model, tok, tok, name=Path(path).name or str(path), frame=frame)
+        return cls(model, tok, tok, name=Path(path).name or str(path))
 
     # -- feeding the model -------------------------------------------------------------------------------------
-    def _ids(self, tok: Any, text: str) -> list[int]:
+    def _ids(self, tok: Any, text: str, framed: bool = False) -> list[int]:
         if not text.strip():
             raise UserError("the text is empty")
         if len(text) > MAX_CHARS:
             raise UserError(f"the text has {len(text)} characters; the limit is {MAX_CHARS}")
-        ids = tok.encode(text)
+        ids = tok.encode_for_model(text) if framed and hasattr(tok, "encode_for_model") else tok.encode(text)
         if len(ids) + 2 > MAX_TOKENS:
             raise UserError(f"the text has {len(ids)} tokens; the limit is {MAX_TOKENS - 2}")
         return ids
@@ -106,12 +109,12 @@ class Inspector:
 
         model = self.model
         if self.kind == "seq2seq":
-            src_ids = self._ids(self.src_tok, text) + [EOS_ID]
+            src_ids = self._ids(self.src_tok, text) + [self.eos_id]
             src = torch.tensor([src_ids])  # (1, T_s)
             hyp = beam_search(model, src, beam=self.beam, max_len=self.max_len) if search == "beam" \
                 else greedy(model, src, max_len=self.max_len)
             out_ids = hyp.tokens[0]
-            tgt_ids = [BOS_ID, *out_ids]
+            tgt_ids = [self.bos_id, *out_ids]
             tgt = torch.tensor([tgt_ids])  # (1, T_t)
             src_l, tgt_l = _label(self.src_tok, src_ids), _label(self.tgt_tok, tgt_ids)
             labels = {"encoder_self": (src_l, src_l), "decoder_self": (tgt_l, tgt_l), "cross": (tgt_l, src_l)}
@@ -120,7 +123,7 @@ class Inspector:
             def forward() -> Any:
                 return model(src, tgt, need_weights=True)
         elif self.kind == "lm":
-            prompt = [BOS_ID, *self._ids(self.tgt_tok, text)]
+            prompt = [self.bos_id, *self._ids(self.tgt_tok, text)]
             hyp = greedy(model, None, max_len=min(self.max_len, 32), prompt=[prompt])
             ids = prompt + hyp.tokens[0]
             tokens = torch.tensor([ids])  # (1, T)
@@ -132,8 +135,7 @@ class Inspector:
             def forward() -> Any:
                 return model(tokens, need_weights=True)
         else:
-            ids = self._ids(self.src_tok, text)
-            ids = self.frame(ids) if self.frame is not None else ids
+            ids = self._ids(self.src_tok, text, framed=True)
             tokens = torch.tensor([ids])  # (1, T)
             lab = _label(self.src_tok, ids)
             labels = {"encoder_self": (lab, lab)}

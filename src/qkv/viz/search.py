@@ -18,7 +18,7 @@ puts the sharpness back -- the point of the demonstration.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -83,11 +83,9 @@ def mean_pool(hidden: Tensor, keep: Tensor) -> Tensor:
 class SentenceEncoder:
     """Sentence embeddings from a pretrained encoder loaded with :func:`qkv.pretrained.load`."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, frame: Callable[[list[int]], list[int]] | None = None,
-                 max_tokens: int = 256) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer, max_tokens: int = 256) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.frame = frame if frame is not None else getattr(tokenizer, "frame", None)
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens  # longer texts are cut, keeping the final special token ([SEP])
 
     @classmethod
     def load(cls, path: str | None = None) -> SentenceEncoder:
@@ -115,8 +113,8 @@ class SentenceEncoder:
         for start in range(0, len(texts), batch_size):
             seqs = []
             for text in texts[start : start + batch_size]:
-                ids = self.tokenizer.encode(text)[: self.max_tokens - 2]
-                seqs.append(self.frame(ids) if self.frame is not None else ids)
+                ids = self.tokenizer.encode_for_model(text)  # with the checkpoint's specials: [CLS] ... [SEP]
+                seqs.append(ids if len(ids) <= self.max_tokens else ids[: self.max_tokens - 1] + ids[-1:])
             tokens = collate(seqs, pad)  # (B, T)
             result = self.model(tokens)
             hidden = result.hidden if result.hidden is not None else result.logits  # (B, T, E)
