@@ -90,7 +90,7 @@ class Stopwatch:
 class ProbePlan:
     """The long-range probes: short training per architecture at a comparable parameter count."""
 
-    budget: Budget = field(default_factory=lambda: Budget("seconds", 10.0))  # per architecture and run
+    budget: Budget = field(default_factory=lambda: Budget("seconds", 7.0))  # per architecture and run
     target_params: int = 40_000  # every architecture is sized to about this many parameters
     assoc_length: int = 14  # assoc-recall source length in tokens (6 key-value pairs)
     copy_lengths: tuple[int, ...] = (4, 8, 16)  # one short training per length
@@ -103,12 +103,12 @@ class ProbePlan:
 class ScalingPlan:
     """The sequence-length scaling study (one training step of each architecture per length)."""
 
-    lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024)
+    lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
     batch_size: int = 8
     d_model: int = 128  # Transformer width; the recurrent hidden size matches it
     layers: int = 2
     repeats: int = 3  # timed steps per length (after one warm-up step); the median is reported
-    max_step_seconds: float = 4.0  # stop growing the length for an architecture once a step is this slow
+    max_step_seconds: float = 3.0  # stop growing the length for an architecture once a step is this slow
 
 
 @dataclass
@@ -159,7 +159,7 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
             scaling=ScalingPlan(lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1,
                                 max_step_seconds=1.5),
         )
-    per_model = max(30.0, 200.0 / max(n_models, 1))
+    per_model = max(30.0, 180.0 / max(n_models, 1))
     heavy = task in ("translation", "summarization")
     return StudyPlan(
         train=Budget("seconds", per_model),

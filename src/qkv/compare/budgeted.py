@@ -30,6 +30,7 @@ from qkv.training.config import Config
 from qkv.training.metrics_log import read_metrics
 
 FIRST_CHUNK_STEPS = 10  # a short first chunk measures the speed (and gives an early curve point)
+MIN_CHUNK_STEPS = 10  # steps budgets: never chunks shorter than this (each chunk costs an evaluation)
 
 
 def fresh_run_dir(run_dir: Path) -> None:
@@ -107,9 +108,9 @@ def train_with_budget(
 
 
 def _first_chunk(budget: Budget) -> int:
-    """Steps/tokens budgets: a sixth of the budget per chunk (six curve points), at least 1 step."""
+    """Steps/tokens budgets: a sixth of the budget per chunk (six curve points), at least 10 steps."""
     if budget.kind == "steps":
-        return max(int(math.ceil(budget.amount / 6)), 1)
+        return max(int(math.ceil(budget.amount / 6)), min(int(budget.amount), MIN_CHUNK_STEPS))
     return FIRST_CHUNK_STEPS  # tokens: measure tokens per step first
 
 
@@ -126,7 +127,7 @@ def _next_chunk(budget: Budget, info: dict, last_steps: int, last_seconds: float
         return max(int(round(span * steps_per_s)), 1)
     if budget.kind == "steps":
         remaining = int(budget.amount) - info["steps"]
-        per_chunk = max(int(math.ceil(budget.amount / 6)), 1)
+        per_chunk = max(int(math.ceil(budget.amount / 6)), MIN_CHUNK_STEPS)
         return max(min(per_chunk, remaining), 0)
     tokens_per_step = info["tokens"] / max(info["steps"], 1)
     remaining = (budget.amount - info["tokens"]) / tokens_per_step

@@ -182,11 +182,11 @@ class Study:
             if self.options.probes:
                 self._section("probes", self.probes)
             else:
-                self._mark("probes", "not run", error="skipped (--no-probes)")
+                self._mark("probes", "skipped", error="--no-probes")
             if self.options.scaling:
                 self._section("scaling", self.scaling)
             else:
-                self._mark("scaling", "not run", error="skipped (--no-scaling)")
+                self._mark("scaling", "skipped", error="--no-scaling")
         except KeyboardInterrupt:
             interrupted = True
             for name in ("examples", "cost", "attention"):
@@ -194,7 +194,7 @@ class Study:
             self.log("interrupted: writing a partial report with what has been measured")
         finally:
             self.results["status"] = "partial" if interrupted or any(
-                s["status"] != "done" for s in self.results["sections"].values()) else "complete"
+                s["status"] not in ("done", "skipped") for s in self.results["sections"].values()) else "complete"
             self.results["interrupted"] = interrupted
             self.results["wall_seconds"] = round(self.clock.elapsed(), 1)
             report.write_report(self.results, self.out)

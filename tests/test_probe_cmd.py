@@ -1,0 +1,54 @@
+"""`qkv probe`: the command trains every architecture per length and writes results, figure and tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qkv.cli import main
+
+
+@pytest.mark.slow
+def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
+    out = tmp_path / "probe"
+    code = main(["probe", "--task", "assoc-recall", "--lengths", "6", "--models", "gru,transformer",
+                 "--budget", "4steps", "--params", "5000", "--examples", "200", "--test-examples", "60",
+                 "--device", "cpu", "--out", str(out)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    # length 6 = 2 key-value pairs + "? k": the queried pair is 1 or 2 pairs back, i.e. 3 or 5 tokens
+    assert results["distances"] == [3, 5]
+    assert set(results["accuracy"]) == {"gru", "transformer"}
+    for name, acc in results["accuracy"].items():
+        assert len(acc) == 2 and all(0 <= a <= 1 for a in acc)
+        run = results["runs"][name][0]
+        assert run["steps"] == 4 and run["length"] == 6
+        # the per-distance counts add up to the test set, and to the exact-match accuracy
+        counts = run["by_distance"].values()
+        assert sum(total for _, total in counts) == 60
+        assert 100 * sum(c for c, _ in counts) / 60 == pytest.approx(run["exact_match"])
+        assert 3000 < results["params"][name] < 7000
+    assert (out / "figures" / "probe.png").read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out
+    assert "exact match by length" in printed and "accuracy by distance" in printed
+
+
+@pytest.mark.slow
+def test_probe_copy_distance_is_the_length(tmp_path):
+    out = tmp_path / "copy"
+    assert main(["probe", "--task", "copy", "--lengths", "5,3", "--models", "gru", "--budget", "2steps",
+                 "--params", "3000", "--examples", "100", "--test-examples", "20", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["distances"] == [3, 5]  # lengths, sorted
+    assert [r["length"] for r in results["runs"]["gru"]] == [3, 5]
+
+
+@pytest.mark.parametrize("args", [
+    ["--lengths", "4,x"], ["--lengths", "1"], ["--models", "gpt"], ["--budget", "soon"], ["--params", "10"],
+])
+def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):
+    assert main(["probe", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qkv probe: error:") and "Traceback" not in err
