@@ -37,7 +37,12 @@ def build_model(
     ``pad_id``/``bos_id``/``eos_id`` default to qkv's own special ids; pretrained checkpoints pass theirs.
     """
     config.validate()
-    ids = {"pad_id": pad_id, "bos_id": bos_id, "eos_id": eos_id}
+    model = _build(config, src_vocab, tgt_vocab, {"pad_id": pad_id, "bos_id": bos_id, "eos_id": eos_id})
+    model.config = config  # what it was built from (read by summaries and the explorer; never by forward)
+    return model
+
+
+def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, int]) -> nn.Module:
     if config.family == "recurrent":
         from qkv.models.recurrent import build_recurrent  # the recurrent family lives in its own module
 

