@@ -182,3 +182,14 @@ def test_build_recurrent_follows_the_presets(name):
 def test_input_feeding_without_luong_attention_is_rejected():
     with pytest.raises(ValueError, match="input feeding"):
         RecurrentSeq2Seq(5, 5, attention="additive", input_feeding=True)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_future_target_tokens_do_not_change_earlier_logits(variant):
+    model = make_model(*variant)
+    changed = TGT.clone()
+    changed[:, 3:] = torch.randint(4, 14, (3, TGT.size(1) - 3))
+    with torch.no_grad():
+        base, other = model(SRC, TGT).logits, model(SRC, changed).logits
+    torch.testing.assert_close(other[:, :3], base[:, :3], atol=0, rtol=0)
+    assert not torch.allclose(other[:, 3:], base[:, 3:])

@@ -34,15 +34,18 @@ def generate(
     active = list(range(batch))  # input rows still generating, in the order of the model's batch rows
 
     while active:
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (A, V)
         chosen = pick(logits).tolist()  # (A,)
+        # rows still inside their prompt take its next token instead, scoring nothing
+        taken = [forced[row][0] if forced[row] else chosen[i] for i, row in enumerate(active)]
+        index = torch.tensor(taken, dtype=torch.long, device=begun.device).unsqueeze(1)  # (A, 1)
+        taken_log_probs = torch.log_softmax(logits.float(), dim=-1).gather(1, index).squeeze(1).tolist()  # (A,)
         keep, next_tokens = [], []
         for i, row in enumerate(active):
-            if forced[row]:  # still inside the prompt: take its token, score nothing
-                token = forced[row].pop(0)
+            token = taken[i]
+            if forced[row]:
+                forced[row].pop(0)
             else:
-                token = chosen[i]
-                scores[row] += float(log_probs[i, token])
+                scores[row] += taken_log_probs[i]
                 if token == model.eos_id:
                     finished[row] = True
                     continue
@@ -54,8 +57,8 @@ def generate(
         if len(keep) < len(active):
             if not keep:
                 break
-            index = torch.tensor(keep, dtype=torch.long, device=begun.device)  # (A',)
-            encoded, state = model.reorder(encoded, state, index)
+            rows = torch.tensor(keep, dtype=torch.long, device=begun.device)  # (A',)
+            encoded, state = model.reorder(encoded, state, rows)
             active = [active[i] for i in keep]
         step = torch.tensor(next_tokens, dtype=torch.long, device=begun.device).unsqueeze(1)  # (A, 1)
         logits, state = model.decode_step(step, encoded, state)  # (A, 1, V)
