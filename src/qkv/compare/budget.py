@@ -143,7 +143,7 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
         per_model = max(8.0, 30.0 / max(n_models, 1))
         return StudyPlan(
             train=Budget("seconds", per_model),
-            eval_every_seconds=per_model / 3,
+            eval_every_seconds=per_model / 2,
             max_train_examples=20_000,
             max_eval_examples=100,
             max_test_examples=200,
@@ -155,7 +155,7 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
             latency_examples=16,
             model_size="tiny",
             probes=ProbePlan(budget=Budget("seconds", 3.0), target_params=25_000, assoc_length=10,
-                             copy_lengths=(4, 12), n_test=200),
+                             copy_lengths=(4, 12), n_train=2000, n_test=150),
             scaling=ScalingPlan(lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1,
                                 max_step_seconds=1.5),
         )

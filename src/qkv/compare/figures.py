@@ -32,29 +32,37 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def training_curves(curves: dict[str, dict], metric: str, higher_is_better: bool) -> Figure:
-    """Three panels: training loss against optimizer steps, against wall-clock seconds, and the validation
-    metric against wall-clock seconds (who learns faster per second, not only per step).
+def training_curves(curves: dict[str, dict], metric: str, higher_is_better: bool,
+                    secondary: str | None = None) -> Figure:
+    """Training loss against optimizer steps and against wall-clock seconds, and the validation metric
+    (and a secondary metric, when given) against wall-clock seconds -- who learns faster per second, not
+    only per step.
 
     ``curves[model]`` has ``train`` (list of ``{step, seconds, loss}``) and ``eval`` (list of
     ``{step, seconds, <metric>}``).
     """
-    fig = Figure(figsize=(13, 3.8))
-    axes = fig.subplots(1, 3)
+    metrics = [metric] + ([secondary] if secondary else [])
+    fig = Figure(figsize=(12, 7.6))
+    axes = fig.subplots(2, 2).ravel()
     col = colours(list(curves))
     for name, curve in curves.items():
         train = [p for p in curve.get("train", []) if p.get("loss") is not None]
         if train:
             axes[0].plot([p["step"] for p in train], [p["loss"] for p in train], color=col[name], label=name)
             axes[1].plot([p["seconds"] for p in train], [p["loss"] for p in train], color=col[name], label=name)
-        evals = [p for p in curve.get("eval", []) if p.get(metric) is not None]
-        if evals:
-            axes[2].plot([p["seconds"] for p in evals], [p[metric] for p in evals], "o-", color=col[name], label=name)
+        for ax, m in zip(axes[2:], metrics, strict=False):
+            evals = [p for p in curve.get("eval", []) if p.get(m) is not None]
+            if evals:
+                ax.plot([p["seconds"] for p in evals], [p[m] for p in evals], "o-", color=col[name], label=name)
     axes[0].set(xlabel="optimizer step", ylabel="training loss", title="Loss per step")
-    axes[1].set(xlabel="wall-clock seconds", ylabel="training loss", title="Loss per second")
+    axes[1].set(xlabel="wall-clock seconds (training)", ylabel="training loss", title="Loss per second")
     better = "higher is better" if higher_is_better else "lower is better"
-    axes[2].set(xlabel="wall-clock seconds", ylabel=metric, title=f"Validation {metric} per second ({better})")
-    for ax in axes:
+    for ax, m in zip(axes[2:], metrics, strict=False):
+        ax.set(xlabel="wall-clock seconds (training)", ylabel=m, title=f"Validation {m} per second ({better})")
+    for i, ax in enumerate(axes):
+        if i >= 2 + len(metrics):
+            ax.axis("off")
+            continue
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)

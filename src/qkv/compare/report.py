@@ -127,10 +127,11 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def html_table(header: list[str], rows: list[list[str]]) -> str:
+def html_table(header: list[str], rows: list[list[str]], css_class: str = "") -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cls = f' class="{css_class}"' if css_class else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -145,7 +146,8 @@ def make_figures(results: dict) -> dict[str, Any]:
     curves = {n: m.get("curves") or {} for n, m in models.items() if m.get("curves")}
     if curves:
         out["training_curves"] = figures.training_curves(curves, task.get("metric", "loss"),
-                                                         bool(task.get("higher_is_better")))
+                                                         bool(task.get("higher_is_better")),
+                                                         task.get("secondary_metric"))
     if any(m.get("params") for m in models.values()):
         out["cost"] = figures.cost_bars(models)
     if (results.get("scaling") or {}).get("curves"):
@@ -199,9 +201,9 @@ def _examples(results: dict) -> tuple[str, str]:
     examples = results.get("examples") or []
     models = list(results.get("models") or {})
     header = ["input", "reference"] + models
-    rows = [[e.get("src", ""), e.get("ref", "")] + [e.get("outputs", {}).get(m, "–") for m in models]
+    rows = [[e.get("src", ""), e.get("ref", "")] + [e.get("outputs", {}).get(m, "–") or "(empty)" for m in models]
             for e in examples]
-    return md_table(header, rows), html_table(header, rows)
+    return md_table(header, rows), html_table(header, rows, "text")
 
 
 def _cost(results: dict) -> tuple[str, str]:
@@ -337,6 +339,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right;vertical-align:top}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+table.text td,table.text th{text-align:left;font-family:ui-monospace,Menlo,Consolas,monospace}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .status{display:inline-block;padding:.1em .5em;border-radius:.3em;background:#fde2e2;color:#900;font-size:.85em}
 .ok{background:#e2f5e2;color:#060}
