@@ -14,6 +14,7 @@ import os
 import pytest
 import torch
 
+from qkv.decoding import greedy as qkv_greedy
 from qkv.errors import UserError
 from qkv.pretrained import PretrainedTokenizer, load, minilm_path
 
@@ -135,7 +136,10 @@ def test_gpt2_greedy_generation_matches(gpt2_dir):
             prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=12, pad_token_id=0
         )[:, prompt.size(1):]
         ours = greedy(model, None, prompt, steps=12)
-    assert ours == [until_eos(row, 2) for row in theirs.tolist()]
+        shared = qkv_greedy(model, None, 12, prompt=prompt)
+    expected = [until_eos(row, 2) for row in theirs.tolist()]
+    assert ours == expected
+    assert shared.tokens == [row[:-1] if row[-1] == 2 else row for row in expected]  # qkv.decoding drops EOS
 
 
 # -- Marian ----------------------------------------------------------------------------------------------
@@ -192,7 +196,10 @@ def test_marian_greedy_generation_matches(marian_dir):
             input_ids=src, attention_mask=(src != 52).long(), do_sample=False, num_beams=1, max_new_tokens=10
         )[:, 1:]  # drop the decoder start token
         ours = greedy(model, src, torch.full((3, 1), model.bos_id), steps=10)
-    assert ours == [until_eos(row, 0) for row in theirs.tolist()]
+        shared = qkv_greedy(model, src, 10)
+    expected = [until_eos(row, 0) for row in theirs.tolist()]
+    assert ours == expected
+    assert shared.tokens == [row[:-1] if row[-1] == 0 else row for row in expected]  # qkv.decoding drops EOS
 
 
 # -- what is not supported says so -----------------------------------------------------------------------

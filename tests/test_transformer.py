@@ -289,3 +289,38 @@ def test_config_round_trips_and_rejects_unknown_keys():
         ModelConfig.from_dict({"name": "gpt", "n_layer": 3})
     assert ModelConfig(name="lstm-attention").input_feeding is True  # recurrent presets fill unset fields
     assert dataclasses.replace(ModelConfig(name="gru-attention"), bidirectional=False).bidirectional is False
+
+
+# -- the remaining knobs ---------------------------------------------------------------------------------
+def test_bias_off_removes_every_bias():
+    model = tiny("transformer", bias=False)
+    assert [n for n, _ in model.named_parameters() if n.endswith("bias")] == []
+    assert any(n.endswith("bias") for n, _ in tiny("transformer").named_parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "formula"),
+    [
+        ("relu", lambda x: x.clamp(min=0)),
+        ("gelu", lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))),
+        ("gelu_tanh", lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))),
+        ("silu", lambda x: x / (1 + torch.exp(-x))),
+    ],
+)
+def test_feed_forward_activations_follow_their_formulas(name, formula):
+    from qkv.models.feed_forward import FeedForward
+
+    torch.manual_seed(0)
+    ff = FeedForward(8, 16, activation=name)
+    x = torch.randn(2, 3, 8)
+    expected = ff.fc2(formula(ff.fc1(x)))
+    torch.testing.assert_close(ff(x), expected, atol=1e-6, rtol=0)
+
+
+def test_dropout_acts_in_training_only():
+    model = tiny("gpt", dropout=0.3, attention_dropout=0.2, activation_dropout=0.1)
+    tokens = random_tokens(2, 6, seed=14)
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens).logits, model(tokens).logits)
+        model.train()
+        assert (model(tokens).logits - model(tokens).logits).abs().max() > 1e-3
