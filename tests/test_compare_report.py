@@ -126,3 +126,25 @@ def test_bad_options_are_user_errors(kwargs, message):
 
     with pytest.raises(UserError, match=message):
         StudyOptions(**kwargs).check()
+
+
+def test_one_failing_model_does_not_stop_the_others(tmp_path, monkeypatch):
+    def train_model(self, name):
+        if name == "gru":
+            raise ValueError("loss is nan")
+
+    def evaluate_model(self, name):
+        self.results["models"][name].update(test={"greedy": {"wer": 50.0}}, inference={"latency_ms": 1.0},
+                                            attention_done=True)
+
+    monkeypatch.setattr(Study, "train_model", train_model)
+    monkeypatch.setattr(Study, "evaluate_model", evaluate_model)
+    monkeypatch.setattr(Study, "probes", lambda self: None)
+    monkeypatch.setattr(Study, "scaling", lambda self: None)
+    options = StudyOptions(models=["gru", "lstm"], out=tmp_path, quick=True, progress=False)
+    results = Study(options, log=lambda s: None).run()
+    assert results["models"]["gru"]["error"] == "ValueError: loss is nan"
+    assert results["models"]["lstm"]["test"]["greedy"]["wer"] == 50.0
+    assert results["sections"]["quality"]["status"] == "failed"
+    assert results["sections"]["cost"] == {"status": "partial", "models": ["lstm"]}
+    assert results["sections"]["probes"]["status"] == "done"

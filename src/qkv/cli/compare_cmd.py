@@ -27,6 +27,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _sigterm_as_interrupt() -> None:
+    """``kill PID`` (SIGTERM) ends the study like Ctrl-C: with a partial report, not a lost one."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(args: argparse.Namespace) -> int:
     from qkv.compare.budget import parse_budget
     from qkv.compare.report import summary_rows, text_table
@@ -45,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         scaling=not args.no_scaling,
         progress=not args.no_progress,
     )
+    _sigterm_as_interrupt()
     results = run_study(options)
     header, rows = summary_rows(results)
     print()

@@ -52,6 +52,12 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
             os.unlink(tmp)
 
 
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _finite(x: Any) -> Any:
     """NaN/inf are not JSON: write them as null."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -294,8 +300,8 @@ def write_report(results: dict, out_dir: str | Path) -> dict[str, str]:
         pngs[name] = figures.png_bytes(fig)
         (out_dir / "figures" / f"{name}.png").write_bytes(pngs[name])
     results["figures"] = {name: f"figures/{name}.png" for name in pngs}
-    (out_dir / "report.md").write_text(render_markdown(results), encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(results, pngs), encoding="utf-8")
+    _write_text_atomic(out_dir / "report.md", render_markdown(results))
+    _write_text_atomic(out_dir / "report.html", render_html(results, pngs))
     write_json_atomic(out_dir / "results.json", results)
     return results["figures"]
 

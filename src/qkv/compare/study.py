@@ -239,11 +239,19 @@ class Study:
                                 "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
                                 "secondary_metric": self.spec["secondary"]}
         self.save()
+        failed = []
         for name in self.options.models:
             self.log(f"-- {name}: training for {self.plan.train.describe()}")
-            self.train_model(name)
-            self.evaluate_model(name)
+            try:
+                self.train_model(name)
+                self.evaluate_model(name)
+            except Exception as err:  # one model failing (e.g. a diverged loss) must not lose the others
+                self.results["models"][name]["error"] = f"{type(err).__name__}: {err}"
+                self.log(f"   {name} failed: {type(err).__name__}: {err}")
+                failed.append(name)
             self.save()
+        if failed:
+            raise RuntimeError(f"model(s) {', '.join(failed)} failed (see results.json)")
 
     def train_model(self, name: str) -> None:
         config = self.run_config(name)
