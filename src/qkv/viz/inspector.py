@@ -90,6 +90,8 @@ class Inspector:
         if not Path(path).is_dir():
             raise UserError(f"{path}: no such checkpoint directory (expected config.json + *.safetensors)")
         model, tok = load(path)
+        if tok is None:
+            raise UserError(f"{path}: no tokenizer.json; the explorer needs the checkpoint's tokenizer")
         return cls(model, tok, tok, name=Path(path).name or str(path))
 
     # -- feeding the model -------------------------------------------------------------------------------------
