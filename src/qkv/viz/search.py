@@ -144,8 +144,8 @@ def format_result(result: SearchResult, top: int = 10) -> str:
     flat = torch.softmax(result.scaled, -1)
     lines += [
         "",
-        f"weighted sum of the values Σ w_j v_j is nearest to line {result.nearest} "
-        f"(cosine {result.nearest_score:.4f}): {result.lines[result.nearest]!r}",
+        f"the weighted sum of the values Σ w_j v_j is nearest to {result.lines[result.nearest]!r} "
+        f"(cosine {result.nearest_score:.4f})",
         f"at temperature 1 (a plain Transformer head) the top weight would be only {float(flat.max()):.4f} "
         f"vs uniform {1 / len(result.lines):.4f}: unit-length vectors make q·k/√d tiny",
     ]
