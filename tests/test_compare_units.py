@@ -86,6 +86,10 @@ def test_bends_on_exact_power_laws():
     knee = bends(lengths, [10.0, 10.0, 40.0, 160.0])
     assert knee["slopes"] == pytest.approx([0.0, 2.0, 2.0])
     assert knee["bend_at"] == 32
+    # flat, linear, then quadratic: the last regime starts at 64
+    three = bends([16, 32, 64, 128, 256], [5.0, 5.0, 10.0, 40.0, 160.0])
+    assert three["slopes"] == pytest.approx([0.0, 1.0, 2.0, 2.0])
+    assert three["bend_at"] == 64
     # missing points are skipped, slopes are between measured neighbours: 16 -> 64 is a factor 16 over 4
     gap = bends(lengths, [1.0, None, 16.0, None])
     assert gap["slopes"] == pytest.approx([2.0])

@@ -169,7 +169,7 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
         max_test_examples=500 if not heavy else 300,
         beam=4,
         max_beam_examples=100,
-        max_tokens=4096,
+        max_tokens=2048,
         model_size="small",
         probes=ProbePlan(),
         scaling=ScalingPlan(),

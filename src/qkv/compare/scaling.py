@@ -109,7 +109,8 @@ def measure_arch(
 ) -> dict:
     """Step time (ms, median of ``plan.repeats``) and peak memory (MiB) at each length for one architecture.
 
-    Lengths are tried in increasing order; once a step takes longer than ``plan.max_step_seconds`` the
+    One warm-up step, one step measured for memory, then ``plan.repeats`` timed steps. Lengths are tried
+    in increasing order; once a step takes longer than ``plan.max_step_seconds`` the
     longer lengths are skipped (recorded as ``None``) so the study stays within its time budget.
     """
     config = arch_config(arch, plan)
@@ -132,8 +133,9 @@ def measure_arch(
         # +1 position: tgt holds BOS ... so that tgt[:, :-1] and tgt[:, 1:] both have length T.
         src = torch.randint(4, VOCAB, (plan.batch_size, length), generator=generator).to(device)  # (B, T)
         tgt = torch.randint(4, VOCAB, (plan.batch_size, length + 1), generator=generator).to(device)  # (B, T+1)
+        training_step(model, src, tgt)  # warm-up: first-call allocations at this shape
         with PeakMemory(device) as memory:
-            training_step(model, src, tgt)  # warm-up, and the memory measurement
+            training_step(model, src, tgt)
         times = []
         for _ in range(plan.repeats):
             _sync(device)
@@ -151,22 +153,27 @@ def measure_arch(
     return out
 
 
-def bends(lengths: list[int], values: list[float | None]) -> dict:
-    """Log-log slopes between consecutive lengths and where the curve bends most.
+def bends(lengths: list[int], values: list[float | None], tolerance: float = 0.3) -> dict:
+    """Log-log slopes between consecutive lengths, and where the curve bends into its final regime.
 
-    ``slopes[i]`` is ``d log(value) / d log(T)`` between ``lengths[i]`` and ``lengths[i+1]`` (1 = linear,
-    2 = quadratic). ``bend_at`` is the length where the slope increases the most (by at least 0.3), i.e.
-    where the curve turns upwards on a log-log plot; ``None`` when it never does.
+    ``slopes[i]`` is ``d log(value) / d log(T)`` between consecutive measured lengths (1 = linear,
+    2 = quadratic). ``bend_at`` is the length where the last regime starts: the first point of the run of
+    final segments whose slopes are within ``tolerance`` of the last slope, provided the segment before
+    that run is at least ``tolerance`` shallower -- where a flat or linear curve turns upwards on a log-log
+    plot. ``None`` when the curve keeps one slope throughout.
     """
-    points = [(t, v) for t, v in zip(lengths, values, strict=False) if v is not None and v > 0]
+    points = [(t, v) for t, v in zip(lengths, values, strict=True) if v is not None and v > 0]
     slopes = [
         round((math.log(v1) - math.log(v0)) / (math.log(t1) - math.log(t0)), 3)
         for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False)
     ]
-    bend_at, best = None, 0.3
-    for i in range(1, len(slopes)):
-        if slopes[i] - slopes[i - 1] >= best:
-            bend_at, best = points[i][0], slopes[i] - slopes[i - 1]
+    bend_at = None
+    if len(slopes) >= 2:
+        final, k = slopes[-1], len(slopes) - 1
+        while k > 0 and slopes[k - 1] >= final - tolerance:
+            k -= 1
+        if k > 0:
+            bend_at = points[k][0]
     return {
         "slopes": slopes,
         "segments": [[t0, t1] for (t0, _), (t1, _) in zip(points, points[1:], strict=False)],
