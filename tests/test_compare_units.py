@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from qkv.compare.budget import Budget, ScalingPlan, parse_budget, study_plan
+from qkv.compare.budget import Budget, ScalingPlan, fit_probes, parse_budget, study_plan
 from qkv.compare.budgeted import _next_chunk
 from qkv.compare.memory import PeakMemory
 from qkv.compare.probes import ProbeSpec, by_distance, summarize
@@ -166,3 +166,18 @@ def test_sized_config_hits_the_target(name):
                                                                                     "hidden_size": other}
         neighbour = ModelConfig(**{**config.to_dict(), **kw})
         assert abs(param_count(neighbour, 40, 40) - 30_000) >= abs(count - 30_000)
+
+
+def test_fit_probes_only_when_behind_schedule():
+    plan = study_plan("g2p")  # deadline 570 s, scaling 60 s; probes 7 s x 3 models x (1 + 3 lengths)
+    same, note = fit_probes(plan, elapsed=200.0, n_models=3)
+    assert same == plan.probes and note is None  # 12 runs x (7 + 3) = 120 s fit in 570 - 200 - 60
+    fitted, note = fit_probes(plan, elapsed=400.0, n_models=3)
+    # 110 s left for 3 x (1 + 2) = 9 runs: 110 / 9 - 3 = 9.2 s each, more than planned -> keep 7 s, drop a length
+    assert fitted.copy_lengths == (4, 16) and fitted.budget.amount == 7.0 and "behind schedule" in note
+    fitted, _ = fit_probes(plan, elapsed=450.0, n_models=3)
+    assert fitted.budget.amount == round(60 / 9 - 3, 1)
+    fitted, _ = fit_probes(plan, elapsed=600.0, n_models=3)
+    assert fitted.budget.amount == 2.0  # never below 2 s
+    user = plan.with_budget(Budget("steps", 100))
+    assert fit_probes(user, elapsed=10_000.0, n_models=3) == (user.probes, None)  # no deadline with --budget

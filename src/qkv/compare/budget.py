@@ -129,9 +129,38 @@ class StudyPlan:
     model_size: str = "small"
     probes: ProbePlan = field(default_factory=ProbePlan)
     scaling: ScalingPlan = field(default_factory=ScalingPlan)
+    deadline_seconds: float | None = 570.0  # whole study; None = no deadline (a budget given by the user)
+    scaling_seconds: float = 60.0  # what the scaling study is expected to take
 
     def with_budget(self, budget: Budget | None) -> StudyPlan:
-        return self if budget is None else replace(self, train=budget)
+        return self if budget is None else replace(self, train=budget, deadline_seconds=None)
+
+
+def fit_probes(plan: StudyPlan, elapsed: float, n_models: int, overhead: float = 3.0) -> tuple[ProbePlan, str | None]:
+    """Shrink the probes so the study still ends by its deadline (a busy machine makes training slower).
+
+    Training budgets are never touched (they must stay equal across models); the probes, which come after
+    them, get what is left: fewer copy lengths and a shorter budget per run, at least 2 s. Returns the
+    probe plan to use and a note saying what changed (None when nothing did).
+    """
+    probes = plan.probes
+    if plan.deadline_seconds is None or probes.budget.kind != "seconds":
+        return probes, None
+    left = plan.deadline_seconds - elapsed - plan.scaling_seconds
+    lengths = probes.copy_lengths
+    runs = n_models * (1 + len(lengths))
+    if runs * (probes.budget.amount + overhead) <= left:
+        return probes, None
+    if len(lengths) > 2:
+        lengths = (lengths[0], lengths[-1])
+        runs = n_models * (1 + len(lengths))
+    seconds = max(2.0, left / runs - overhead)
+    if seconds >= probes.budget.amount:
+        seconds = probes.budget.amount
+    fitted = replace(probes, budget=Budget("seconds", round(seconds, 1)), copy_lengths=lengths)
+    note = (f"behind schedule after {elapsed:.0f} s: probes cut to {fitted.budget.describe()} and copy lengths "
+            f"{', '.join(map(str, lengths))} to end near the {plan.deadline_seconds:.0f} s deadline")
+    return fitted, note
 
 
 def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPlan:
@@ -156,6 +185,8 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
             model_size="tiny",
             probes=ProbePlan(budget=Budget("seconds", 3.0), target_params=25_000, assoc_length=10,
                              copy_lengths=(4, 12), n_train=2000, n_test=150),
+            deadline_seconds=110.0,
+            scaling_seconds=15.0,
             scaling=ScalingPlan(lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1,
                                 max_step_seconds=1.5),
         )

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from qkv.compare import cost, report
-from qkv.compare.budget import Budget, Stopwatch, StudyPlan, study_plan
+from qkv.compare.budget import Budget, Stopwatch, StudyPlan, fit_probes, study_plan
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.recipes import model_config, optim_recipe
 from qkv.errors import UserError
@@ -341,7 +341,10 @@ class Study:
     def probes(self) -> None:
         from qkv.compare.probes import probe_specs, run_probe
 
-        p = self.plan.probes
+        p, note = fit_probes(self.plan, self.clock.elapsed(), len(self.options.models))
+        if note:
+            self.log(f"   {note}")
+            self.results["config"]["adjustments"] = [note]
         for probe, lengths in (("assoc-recall", [p.assoc_length]), ("copy", list(p.copy_lengths))):
             self.log(f"-- probe {probe} (length {', '.join(map(str, lengths))}; {p.budget.describe()}; "
                      f"~{p.target_params:,} parameters each)")
