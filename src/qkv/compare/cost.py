@@ -20,7 +20,7 @@ from torch import nn
 
 from qkv.compare.memory import PeakMemory
 from qkv.data.batching import TokenBudgetBatcher, make_batch, seq2seq_lengths
-from qkv.special import EOS_ID, PAD_ID
+from qkv.special import PAD_ID
 from qkv.training.evaluate import translate
 
 
@@ -91,7 +91,3 @@ def decode_memory(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: i
     with PeakMemory(_device(model)) as memory:
         translate(model, src_ids, max_len=max_len, batch_size=len(src_ids))
     return memory.mib
-
-
-def add_eos(ids: Sequence[int]) -> list[int]:
-    return list(ids) + [EOS_ID]
