@@ -241,7 +241,8 @@ def _scaling(results: dict) -> tuple[str, str]:
                      fmt((c.get("bend") or {}).get("bend_at")), fmt((c.get("memory_bend") or {}).get("final_slope")),
                      fmt((c.get("memory_bend") or {}).get("bend_at")),
                      f"{fmt(seq[0])} … {fmt(seq[-1])}" if seq else "–", fmt(max(measured) if measured else None)])
-    note = (f"{setup.get('what', '')}; batch {setup.get('batch_size', '?')}, width {setup.get('d_model', '?')}, "
+    what = setup.get("what", "")
+    note = (f"{what[:1].upper() + what[1:]}; batch {setup.get('batch_size', '?')}, width {setup.get('d_model', '?')}, "
             f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T) "
             "over the last two lengths (1 = linear, 2 = quadratic). Recurrent models need O(T) sequential steps; "
             "attention needs O(1) in T, paying O(T²) work and memory for the scores.")
