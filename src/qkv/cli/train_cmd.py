@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 HELP = "train one model from a YAML recipe (configs/<task>-<model>.yaml)"
@@ -40,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
     result = train(config, out, resume=args.resume, progress=not args.no_progress)
     best = result.get("best")
     summary = {"run": str(out), "step": result["step"], **({"best": best} if best else {})}
-    print(json.dumps(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
+        print(json.dumps(summary))
     return 0

@@ -157,6 +157,9 @@ class Config:
 # Loading
 
 
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 class _Where:
     """Where each key path came from: ``file:line`` for YAML keys, ``--set k=v`` for overrides."""
 
@@ -239,20 +242,21 @@ def from_dict(data: dict, where: _Where | None = None) -> Config:
     errors: list[tuple[str, str]] = []
     for section in ("task", "optim", "schedule", "training", "eval"):
         errors += [(f"{section}.{k}", msg) for k, msg in getattr(config, section).check()]
-    errors += _check_model(config.model)
+    errors += _check_model(config.model, where)
     if errors:
         key, msg = errors[0]
         raise UserError(f"{where(key)}: {msg}" if msg.startswith(key) else f"{where(key)}: {key}: {msg}")
     return config
 
 
-def _check_model(model: ModelConfig) -> list[tuple[str, str]]:
-    """ModelConfig validates itself (ValueError naming ``model.<key>``); report it with that key."""
+def _check_model(model: ModelConfig, where: _Where) -> list[tuple[str, str]]:
+    """ModelConfig validates itself (ValueError naming ``model.<key>``); report it at the key the user set
+    (an override first, else the first key named in the message)."""
     try:
         model.validate()
     except ValueError as err:
-        found = re.search(r"model\.(\w+)", str(err))
-        key = found.group(0) if found else "model"
+        keys = re.findall(r"model\.\w+", str(err)) or ["model"]
+        key = next((k for k in keys if any(p in where.overrides for p in _prefixes(k))), keys[0])
         return [(key, str(err))]
     return []
 
@@ -324,6 +328,8 @@ def _convert(tp: Any, value: Any, path: str, where: _Where) -> Any:
             raise bad
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # PyYAML reads 3e-4 (no dot) as a string; it is meant as a number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         return float(value)
