@@ -237,6 +237,13 @@ def test_sinusoidal_table_matches_the_paper_formula():
     torch.testing.assert_close(halves, torch.cat([table[:, 0::2], table[:, 1::2]], dim=1))
 
 
+def test_sinusoidal_positions_extend_past_max_len():
+    from qkv.models.positions import SinusoidalPositions
+
+    positions = SinusoidalPositions(8, max_len=4, layout="halves")
+    torch.testing.assert_close(positions(torch.arange(3, 10)), sinusoidal_table(10, 8, layout="halves")[3:])
+
+
 def test_rotary_scores_depend_only_on_relative_position():
     rotary = RotaryEmbedding(8)
     q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)

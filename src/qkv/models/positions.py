@@ -43,7 +43,8 @@ class SinusoidalPositions(nn.Module):
     def forward(self, positions: Tensor) -> Tensor:
         needed = int(positions.max()) + 1 if positions.numel() else 0
         if needed > self.table.shape[0]:  # grow on demand: sinusoids are defined for every position
-            self.table = sinusoidal_table(max(needed, 2 * self.table.shape[0]), self.d_model, layout=self.layout)
+            grown = sinusoidal_table(max(needed, 2 * self.table.shape[0]), self.d_model, layout=self.layout)
+            self.table = grown.to(self.table.device)
         return self.table[positions]
 
     def extra_repr(self) -> str:
