@@ -223,3 +223,26 @@ def test_unsupported_checkpoints_get_clear_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "activation_function": "quick_gelu"}))
     with pytest.raises(UserError, match="activation_function='quick_gelu' is not supported"):
         load(tmp_path)
+
+
+def test_marian_with_separate_vocabularies(tmp_path):
+    """``share_encoder_decoder_embeddings=false``, untied output: three matrices, two vocabulary sizes."""
+    config = transformers.MarianConfig(
+        vocab_size=53, decoder_vocab_size=47, share_encoder_decoder_embeddings=False, tie_word_embeddings=False,
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=64, pad_token_id=46,
+        decoder_start_token_id=46, eos_token_id=0, forced_eos_token_id=None, dropout=0.0,
+    )
+    torch.manual_seed(0)
+    hf = transformers.MarianMTModel(config).eval()
+    perturb_(hf)
+    hf.save_pretrained(tmp_path)
+    model, _ = load(tmp_path)
+    assert model.encoder.embed.tokens is not model.decoder.embed.tokens
+    assert model.lm_head.weight is not model.decoder.embed.tokens.weight
+    src = torch.randint(1, 53, (2, 7), generator=torch.Generator().manual_seed(5))
+    tgt = torch.randint(1, 46, (2, 5), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ours, theirs = model(src, tgt).logits, hf(input_ids=src, decoder_input_ids=tgt).logits
+    assert ours.shape == (2, 5, 47)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)

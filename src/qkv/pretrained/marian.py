@@ -78,9 +78,8 @@ def convert(weights: dict[str, Tensor], config: ModelConfig) -> dict[str, Tensor
         if name == "final_logits_bias":
             state["lm_head.bias"] = tensor.reshape(-1)  # (1, V) -> (V,)
         elif name == "shared.weight":
-            state["decoder.embed.tokens.weight"] = tensor
-            if not config.share_embeddings:
-                state[name] = tensor
+            if config.share_embeddings:  # otherwise encoder/decoder embed_tokens carry their own matrices
+                state["decoder.embed.tokens.weight"] = tensor
         elif name in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"):
             state[name.replace("embed_tokens", "embed.tokens")] = tensor
         else:
