@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qkv.data.tasks import cap as random_subset
 from qkv.errors import UserError
 from qkv.special import PAD_ID
 from qkv.training import checkpoint as ckpt
@@ -204,7 +205,7 @@ def _evaluate(model, task, valid_data, src_tok, tgt_tok, config: Config, out: Pa
         metrics = evaluate_lm(model, task, valid_data, tgt_tok, config.training.context, ec.lm_tokens)
         samples = _lm_samples(model, tgt_tok, ec.samples, config.training.context)
     else:
-        examples = valid_data[: ec.max_examples] if ec.max_examples else valid_data
+        examples = random_subset(valid_data, ec.max_examples, seed=0)  # the same examples at every evaluation
         metrics, hyps = evaluate_seq2seq(model, task, examples, src_tok, tgt_tok, beam=ec.beam, max_len=ec.max_len)
         samples = [f"SRC: {e.src}\nREF: {e.tgt}\nHYP: {h}" for e, h in zip(examples[: ec.samples], hyps, strict=False)]
     if samples:

@@ -73,13 +73,17 @@ def split_name(task: Any, which: str) -> str:
 
 
 def split_data(task: Any, which: str, cap: int | None) -> Any:
-    """A split's examples (seq2seq) or text (lm), cut to ``cap`` examples / characters."""
+    """A split's examples (seq2seq) or text (lm), cut to ``cap`` examples / characters.
+
+    Examples are capped to a seeded random subset kept in file order (files are often sorted, so the
+    first N would be a biased sample); text is cut to its first ``cap`` characters."""
+    from qkv.data.tasks import cap as random_subset
+
     name = split_name(task, which)
     if task.kind == "lm":
         text = task.text(name)
         return text[:cap] if cap else text
-    examples = list(task.examples(name))
-    return examples[:cap] if cap else examples
+    return random_subset(list(task.examples(name)), cap, seed=0)
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
