@@ -36,6 +36,15 @@ def reverse_batch(generator: torch.Generator, n: int) -> tuple[torch.Tensor, tor
     return src, tgt_in, tgt_out, answers
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny RNN steps only lose from intra-op threads (on a busy 2-core machine, by 20x): use one here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def loss_of(model, src, tgt_in, tgt_out) -> torch.Tensor:
     logits = model(src, tgt_in).logits  # (B, T_t, V)
     return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD_ID)
