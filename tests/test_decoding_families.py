@@ -110,3 +110,14 @@ def test_lm_needs_a_prompt_and_seq2seq_needs_a_source():
         greedy(tiny("gpt"), None, max_len=3)
     with pytest.raises(ValueError, match="src"):
         greedy(tiny("gru"), None, max_len=3)
+
+
+def test_lm_prompt_as_a_tensor_equals_lists():
+    model = tiny("gpt", 3)
+    prompts = [[BOS_ID, 4, 5], [BOS_ID, 6, 6]]
+    as_lists = sample(model, None, max_len=4, prompt=prompts, generator=torch.Generator().manual_seed(1))
+    as_tensor = sample(model, None, max_len=4, prompt=torch.tensor(prompts), generator=torch.Generator().manual_seed(1))
+    assert as_tensor.tokens == as_lists.tokens
+    assert greedy(model, None, max_len=4, prompt=torch.tensor(prompts)).tokens == greedy(
+        model, None, max_len=4, prompt=prompts
+    ).tokens
