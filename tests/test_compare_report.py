@@ -148,3 +148,20 @@ def test_one_failing_model_does_not_stop_the_others(tmp_path, monkeypatch):
     assert results["sections"]["quality"]["status"] == "failed"
     assert results["sections"]["cost"] == {"status": "partial", "models": ["lstm"]}
     assert results["sections"]["probes"]["status"] == "done"
+
+
+def test_missing_data_is_one_clear_error_before_any_training(tmp_path, monkeypatch, capsys):
+    from qkv.cli import main
+
+    monkeypatch.delenv("QKV_DATA", raising=False)
+    monkeypatch.setenv("QKV_OFFLINE", "1")
+    monkeypatch.setenv("QKV_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = main(["compare", "--task", "translation", "--data-dir", str(tmp_path / "nowhere"), "--out", str(out),
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing data file multi30k/" in err and "Traceback" not in err
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["sections"]["quality"]["status"] == "failed"
+    assert not (out / "runs").exists()  # nothing was trained

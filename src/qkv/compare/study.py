@@ -232,9 +232,11 @@ class Study:
         )
 
     def quality(self) -> None:
-        from qkv.training.run import open_task
+        from qkv.training.loop import TrainingDiverged
+        from qkv.training.run import open_task, split_data
 
-        task = open_task(self.task_config())  # fails early (UserError) when the data is missing
+        task = open_task(self.task_config())
+        split_data(task, "train", 1)  # reads the data now: a missing file is one clear error, before any training
         self.results["task"] = {"name": self.options.task, "description": self.spec["description"],
                                 "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
                                 "secondary_metric": self.spec["secondary"]}
@@ -245,13 +247,20 @@ class Study:
             try:
                 self.train_model(name)
                 self.evaluate_model(name)
-            except Exception as err:  # one model failing (e.g. a diverged loss) must not lose the others
-                self.results["models"][name]["error"] = f"{type(err).__name__}: {err}"
-                self.log(f"   {name} failed: {type(err).__name__}: {err}")
-                failed.append(name)
+            except UserError as err:
+                if not isinstance(err, TrainingDiverged):
+                    raise  # the user must fix something (data, config): stop here, with the partial report
+                self._model_failed(name, err, failed)
+            except Exception as err:  # one model failing must not lose the others
+                self._model_failed(name, err, failed)
             self.save()
         if failed:
             raise RuntimeError(f"model(s) {', '.join(failed)} failed (see results.json)")
+
+    def _model_failed(self, name: str, err: Exception, failed: list[str]) -> None:
+        self.results["models"][name]["error"] = f"{type(err).__name__}: {err}"
+        self.log(f"   {name} failed: {type(err).__name__}: {err}")
+        failed.append(name)
 
     def train_model(self, name: str) -> None:
         config = self.run_config(name)
