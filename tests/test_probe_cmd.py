@@ -47,6 +47,7 @@ def test_probe_copy_distance_is_the_length(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["--lengths", "4,x"], ["--lengths", "1"], ["--models", "gpt"], ["--budget", "soon"], ["--params", "10"],
+    ["--threads", "0"],
 ])
 def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):
     assert main(["probe", "--out", str(tmp_path), *args]) == 2

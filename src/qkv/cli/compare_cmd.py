@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qkv.errors import UserError
+
 HELP = "train several architectures on one task under an equal budget and compare them in one report"
 
 
@@ -25,6 +27,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-probes", action="store_true", help="skip the long-range dependency probes")
     p.add_argument("--no-scaling", action="store_true", help="skip the sequence-length scaling study")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core). On a machine shared "
+                        "with other jobs, 1 avoids threads waiting for each other")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise UserError(f"--threads {threads}: must be at least 1")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _sigterm_as_interrupt() -> None:
@@ -44,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from qkv.compare.report import summary_rows, text_table
     from qkv.compare.study import StudyOptions, run_study
 
+    _set_threads(args.threads)
     options = StudyOptions(
         task=args.task,
         models=[m.strip() for m in args.models.split(",") if m.strip()],

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core). On a machine shared "
+                        "with other jobs, 1 avoids threads waiting for each other")
 
 
 def _lengths(text: str) -> list[int]:
@@ -38,12 +41,14 @@ def _lengths(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qkv.cli.compare_cmd import _set_threads
     from qkv.compare import figures
     from qkv.compare.budget import parse_budget
     from qkv.compare.probes import probe_specs, run_probe
     from qkv.compare.report import fmt, text_table, write_json_atomic
     from qkv.compare.study import SEQ2SEQ_MODELS, machine_info, resolve_device
 
+    _set_threads(args.threads)
     lengths = _lengths(args.lengths)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in SEQ2SEQ_MODELS]

@@ -97,6 +97,8 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(), "device": str(device)}
+    if hasattr(os, "getloadavg"):
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]  # other jobs on the machine
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
