@@ -75,6 +75,7 @@ def flops_per_token(config, stream, model, kind: str, samples: int = 3) -> tuple
 
 
 def bench_case(name: str, recipe: Path, steps: int, peak: float) -> dict:
+    from qkv.data.tokenizers import load_tokenizer
     from qkv.models.builder import build_model
     from qkv.training.batches import LMStream, Seq2SeqStream
     from qkv.training.config import load_config
@@ -89,15 +90,17 @@ def bench_case(name: str, recipe: Path, steps: int, peak: float) -> dict:
     config = load_config(recipe, overrides)
     config.eval.lm_tokens = config.training.context
     with tempfile.TemporaryDirectory() as tmp:
-        train(config, Path(tmp) / "run", progress=False)
-        rows = [r for r in read_metrics(Path(tmp) / "run") if r["split"] == "train"]
+        run_dir = Path(tmp) / "run"
+        train(config, run_dir, progress=False)
+        rows = [r for r in read_metrics(run_dir) if r["split"] == "train"]
+        # the run's own tokenizers, so the counted model has exactly the trained vocabulary sizes
+        src_tok, tgt_tok = (load_tokenizer(run_dir / "tokenizer" / side) for side in ("src", "tgt"))
     speeds = [r["tokens_per_s"] for r in rows[1:]] or [rows[0]["tokens_per_s"]]
     tokens_per_s = statistics.median(speeds)
 
     # FLOPs per token, counted on the same kind of batches with the same model
     task = open_task(config.task)
     train_data = split_data(task, "train", 20000 if task.kind == "lm" else 2000)
-    src_tok, tgt_tok = task.build_tokenizers(train_data)
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size).train()
     if task.kind == "lm":
         ids = torch.tensor(tgt_tok.encode(train_data))
