@@ -70,10 +70,10 @@ def bench_lm(recipe: Path, lengths: list[int], batch: int) -> list[dict]:
         generated = sum(len(t) for t in hyps.tokens)
         per_row = max(len(t) for t in hyps.tokens)
         uncached_s, _ = _timed(lambda per_row=per_row, prompt=prompt: _uncached_greedy(model, prompt, per_row))
+        cached, uncached = generated / cached_s, batch * per_row / uncached_s
         results.append({"length": length, "batch": batch, "generated_tokens": generated,
-                        "cached_tokens_per_s": generated / cached_s,
-                        "uncached_tokens_per_s": batch * per_row / uncached_s,
-                        "speedup": (batch * per_row / generated) * uncached_s / cached_s})
+                        "cached_tokens_per_s": cached, "uncached_tokens_per_s": uncached,
+                        "speedup": cached / uncached})
     return results
 
 
