@@ -28,14 +28,3 @@ def test_bad_task_input_exits_2(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "train.csv.gz: not a valid gzip file" in captured.err and "Traceback" not in captured.err
     assert "UNREADABLE" in captured.out and "cmudict" in captured.out  # the other datasets are still listed
-
-
-def test_docs_data_md_python_example_runs():
-    import re
-    from pathlib import Path
-
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
-    assert blocks
-    for block in blocks:
-        exec(compile(block, "docs/data.md", "exec"), {})

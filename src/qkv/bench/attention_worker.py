@@ -88,7 +88,12 @@ def measure(spec: dict) -> dict:
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak_mb = _peak_rss_mb() - base
-    return {"time_ms": 1000 * min(times), "median_ms": 1000 * statistics.median(times), "times_ms": [1000 * t for t in times], "peak_mb": peak_mb}
+    return {
+        "time_ms": 1000 * min(times),
+        "median_ms": 1000 * statistics.median(times),
+        "times_ms": [1000 * t for t in times],
+        "peak_mb": peak_mb,
+    }
 
 
 if __name__ == "__main__":
