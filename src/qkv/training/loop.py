@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from qkv.training import distributed, rng
 from qkv.training.batches import LMStream, Seq2SeqStream, StepBatch
 from qkv.training.config import Config, save_config
 from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, primary
+from qkv.training.interrupt import StopRequest
 from qkv.training.metrics_log import MetricsLog
 from qkv.training.run import CONFIG_FILE, open_task, split_data
 from qkv.training.schedule import learning_rate
@@ -117,65 +119,73 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
     step, result = state["step"], {}
     window_tokens, window_start = 0, time.perf_counter()
     started = time.perf_counter() - state["elapsed"]
-    while step < tc.max_steps:
-        step += 1
-        lr = learning_rate(step, config.optim.lr, config.schedule, tc.max_steps)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+    with StopRequest() as stop_request:  # Ctrl-C / SIGTERM: finish this step, save, then stop
+        while step < tc.max_steps:
+            step += 1
+            lr = learning_rate(step, config.optim.lr, config.schedule, tc.max_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
-        micro = [stream.next() for _ in range(tc.grad_accum)]
-        step_tokens = sum(m.global_tokens for m in micro)
-        loss_value = 0.0
-        for i, mb in enumerate(micro):
-            sync = i == len(micro) - 1 or not dist.enabled
-            with (contextlib.nullcontext() if sync else train_model.no_sync()), \
-                    torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                loss_sum = _loss_sum(train_model, mb, task.kind, config.optim.label_smoothing, dist.device)
-                loss = loss_sum * (dist.world * mb.weight / step_tokens)
-            loss.backward()
-            loss_value += loss.item() / dist.world
-        loss_value = dist.sum(loss_value)
-        if not math.isfinite(loss_value):
-            bar.close()
-            kept = f"{last_path} (step {_saved_step(last_path)})" if last_path.exists() else "no checkpoint yet"
-            raise TrainingDiverged(
-                f"loss is {loss_value} at step {step}; training stopped. Last good checkpoint: {kept}",
-                hint="lower optim.lr, raise schedule.warmup_steps or set optim.clip_norm",
-            )
-        grad_norm = None
-        if config.optim.clip_norm is not None:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.clip_norm))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            micro = [stream.next() for _ in range(tc.grad_accum)]
+            step_tokens = sum(m.global_tokens for m in micro)
+            loss_value = 0.0
+            for i, mb in enumerate(micro):
+                sync = i == len(micro) - 1 or not dist.enabled
+                with (contextlib.nullcontext() if sync else train_model.no_sync()), \
+                        torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                    loss_sum = _loss_sum(train_model, mb, task.kind, config.optim.label_smoothing, dist.device)
+                    loss = loss_sum * (dist.world * mb.weight / step_tokens)
+                loss.backward()
+                loss_value += loss.item() / dist.world
+            loss_value = dist.sum(loss_value)
+            if not math.isfinite(loss_value):
+                bar.close()
+                kept = f"{last_path} (step {_saved_step(last_path)})" if last_path.exists() else "no checkpoint yet"
+                raise TrainingDiverged(
+                    f"loss is {loss_value} at step {step}; training stopped. Last good checkpoint: {kept}",
+                    hint="lower optim.lr, raise schedule.warmup_steps or set optim.clip_norm",
+                )
+            grad_norm = None
+            if config.optim.clip_norm is not None:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.clip_norm))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
-        state["tokens"] += step_tokens
-        window_tokens += step_tokens
-        if step % tc.log_every == 0 or step == tc.max_steps:
-            now = time.perf_counter()
-            speed = window_tokens / max(now - window_start, 1e-9)
-            window_tokens, window_start = 0, now
-            log.write({"step": step, "split": "train", "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                       "tokens_per_s": speed, "tokens": state["tokens"], "epoch": stream.epoch,
-                       "time": now - started})
-            bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{speed:,.0f}", lr=f"{lr:.2e}")
-        bar.update(1)
+            state["tokens"] += step_tokens
+            window_tokens += step_tokens
+            if step % tc.log_every == 0 or step == tc.max_steps:
+                now = time.perf_counter()
+                speed = window_tokens / max(now - window_start, 1e-9)
+                window_tokens, window_start = 0, now
+                log.write({"step": step, "split": "train", "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                           "tokens_per_s": speed, "tokens": state["tokens"], "epoch": stream.epoch,
+                           "time": now - started})
+                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{speed:,.0f}", lr=f"{lr:.2e}")
+            bar.update(1)
 
-        evaluate_now = step % ec.every == 0 or step == tc.max_steps
-        stop = False
-        if evaluate_now:
-            if dist.is_main:
-                result = _evaluate(model, task, valid_data, src_tok, tgt_tok, config, out, step)
-                log.write({"step": step, "split": "valid", **result["metrics"]})
-                stop = _track_best(state, result, step, ec.patience, model, best_path)
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items()))
-            stop = dist.broadcast_flag(stop)
-        if dist.is_main and (evaluate_now or (tc.save_every and step % tc.save_every == 0)):
-            state["step"], state["elapsed"] = step, time.perf_counter() - started
-            _save(last_path, model, optimizer, stream, state, tc.average_last)
-        dist.barrier()
-        if stop:
-            bar.write(f"early stopping at step {step}: no improvement in {ec.patience} evaluations")
-            break
+            evaluate_now = step % ec.every == 0 or step == tc.max_steps
+            stop = False
+            if evaluate_now:
+                if dist.is_main:
+                    result = _evaluate(model, task, valid_data, src_tok, tgt_tok, config, out, step)
+                    log.write({"step": step, "split": "valid", **result["metrics"]})
+                    stop = _track_best(state, result, step, ec.patience, model, best_path)
+                    bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items()))
+                stop = dist.broadcast_flag(stop)
+            interrupted = dist.broadcast_flag(stop_request.requested)
+            if dist.is_main and (evaluate_now or interrupted or (tc.save_every and step % tc.save_every == 0)):
+                state["step"], state["elapsed"] = step, time.perf_counter() - started
+                _save(last_path, model, optimizer, stream, state, tc.average_last)
+            dist.barrier()
+            if interrupted:
+                bar.close()
+                if dist.is_main:
+                    print(f"interrupted at step {step}: saved {last_path}; continue with "
+                          f"`qkv train {out} --out {out} --resume`", file=sys.stderr)
+                raise KeyboardInterrupt
+            if stop:
+                bar.write(f"early stopping at step {step}: no improvement in {ec.patience} evaluations")
+                break
     bar.close()
 
     if dist.is_main and tc.average_last > 1:
