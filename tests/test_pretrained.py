@@ -88,6 +88,10 @@ def test_minilm_tokenizer_follows_the_protocol(tmp_path):
     assert tokenizer.vocab_size == 30522
     tokenizer.save(tmp_path)
     assert PretrainedTokenizer.from_file(tmp_path / "tokenizer.json").encode("Hello attention") == ids
+    from qkv.data.tokenizers import load_tokenizer  # the loader every run uses reads it back too
+
+    reloaded = load_tokenizer(tmp_path)
+    assert isinstance(reloaded, PretrainedTokenizer) and reloaded.encode("Hello attention") == ids
 
 
 def test_minilm_vocab_matches_vocab_txt():

@@ -200,6 +200,10 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         from tokenizers import Tokenizer as HFTokenizer
 
         return BPETokenizer(HFTokenizer.from_file(str(path / "tokenizer.json")))
+    if kind == "pretrained":  # a checkpoint's own tokenizer, saved with a run that starts from it
+        from qkv.pretrained.tokenizer import PretrainedTokenizer
+
+        return PretrainedTokenizer.from_file(path / "tokenizer.json")
     raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r}")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-META_FILE = "qkv_tokenizer.json"
+from qkv.data.tokenizers import META_FILE
 
 
 class PretrainedTokenizer:
