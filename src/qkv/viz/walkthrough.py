@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from qkv.attention.core import masked_softmax
 from qkv.attention.masks import causal_mask
 from qkv.viz.capture import AttentionCall
 
@@ -224,10 +225,7 @@ def walkthrough(
         dots = keys @ q  # (T_k,)
         scaled = dots * scale
         ok = allowed[h, token]
-        if ok.any():
-            weights = torch.softmax(scaled.masked_fill(~ok, float("-inf")), dim=-1)
-        else:
-            weights = torch.zeros_like(scaled)  # a query with no allowed key attends to nothing
+        weights = masked_softmax(scaled, ok)  # (T_k,); a query with no allowed key attends to nothing
         heads.append(HeadComputation(h, kv, q, keys, values, dots, scaled, ok, weights, weights @ values))
     concat = torch.cat([hc.output for hc in heads])  # (H * D,)
     out = linear(concat, m.out_proj)  # (E,)
