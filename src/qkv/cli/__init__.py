@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench_cmd",
     "data": "data_cmd",
     "summary": "summary_cmd",
+    "baseline": "baseline_cmd",
 }
 
 
