@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config field, e.g. --set optim.lr=3e-4 (repeatable; YAML values)")
     parser.add_argument("--max-steps", type=int, help="same as --set training.max_steps=N")
     parser.add_argument("--seed", type=int, help="same as --set training.seed=S")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from checkpoints/last (a complete run: nothing to do; "
+                             "one stopped before its first checkpoint: start it from the beginning)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
 
 
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(config_path, overrides)
     result = train(config, out, resume=args.resume, progress=not args.no_progress)
     best = result.get("best")
-    summary = {"run": str(out), "step": result["step"], **({"best": best} if best else {})}
+    summary = {"run": str(out), "step": result["step"], **({"best": best} if best else {}),
+               **({"complete": result["complete"]} if "complete" in result else {})}
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
         print(json.dumps(summary))
     return 0

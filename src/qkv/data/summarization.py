@@ -5,9 +5,10 @@ Summarization") — chat dialogue to summary.
 
 AESLC is read straight from ``aeslc/aeslc.tar.gz`` (members ``.../enron_subject_line/{train,dev,test}/
 *.subject``: body, then ``@subject``, and in dev/test ``@ann0``..``@ann2``), or from an unpacked
-``aeslc/enron_subject_line/`` folder. SAMSum is ``samsum/{train,validation,test}.csv(.gz)`` with columns
-``id,dialogue,summary``. Metrics: ROUGE-1/2/L F1 (rouge-score, stemming); on AESLC dev/test also
-``*_ann``: ROUGE against the best of the three extra human subject lines.
+``aeslc/enron_subject_line/`` folder (not both). SAMSum is ``samsum/{train,validation,test}.csv`` or
+``.csv.gz`` (one of the two per split, never both) with columns ``id,dialogue,summary``. Every file comes
+from one folder (see :mod:`qkv.data.paths`). Metrics: ROUGE-1/2/L F1 (rouge-score, stemming); on AESLC
+dev/test also ``*_ann``: ROUGE against the best of the three extra human subject lines.
 """
 
 from __future__ import annotations
@@ -81,14 +82,15 @@ def _read_aeslc(path: Path, *_stamp: int) -> dict[str, list[tuple[str, str, list
 
 
 def _aeslc_source(data_dir: str | None) -> Path:
-    folder = paths.find("aeslc", "enron_subject_line", data_dir)
-    return folder if folder is not None else paths.locate("aeslc", "aeslc.tar.gz", data_dir, url=AESLC_URL)
+    """The tarball, or the unpacked ``enron_subject_line/`` folder (one of them, in the one AESLC folder)."""
+    return paths.locate("aeslc", "aeslc.tar.gz", data_dir, url=AESLC_URL, also=("enron_subject_line",))
 
 
 def samsum_file(split: str, data_dir: str | None) -> Path:
+    """``samsum/NAME.csv`` or ``NAME.csv.gz`` (both present is an error: they could differ)."""
     name = SAMSUM_FILES[split]
-    found = paths.find("samsum", f"{name}.csv.gz", data_dir) or paths.find("samsum", f"{name}.csv", data_dir)
-    return found or paths.locate("samsum", f"{name}.csv", data_dir, url=SAMSUM_URL.format(name=f"{name}.csv"))
+    return paths.locate("samsum", f"{name}.csv", data_dir, url=SAMSUM_URL.format(name=f"{name}.csv"),
+                        also=(f"{name}.csv.gz",))
 
 
 def _count_aeslc(folder: Path) -> dict[str, int]:

@@ -39,6 +39,7 @@ MULTI30K_SHA256 = {
 
 
 def multi30k_file(split: str, lang: str, data_dir: str | None = None) -> Path:
+    """``multi30k/SPLIT.LANG.gz`` from the one Multi30k folder (:func:`qkv.data.paths.dataset_folder`)."""
     name = f"{MULTI30K_FILES[split]}.{lang}.gz"
     return paths.locate("multi30k", name, data_dir, url=MULTI30K_URL.format(name=name),
                         sha256=MULTI30K_SHA256.get(name))

@@ -9,10 +9,11 @@ A checkpoint is **one** safetensors file, so that it is replaced in a single ato
   position, early-stopping counters) as JSON in the file's metadata header.
 
 Next to it, ``last.json`` is a human-readable copy of that JSON (written after the checkpoint; the
-loader never needs it). Writing goes to a temporary file in the same directory, which is flushed and
-fsync'ed, then ``os.replace``-d over the old file, so a ``kill -9`` at any moment leaves either the old
-or the new checkpoint, never half of one. Loading uses ``safetensors`` and ``json`` only -- nothing is
-ever unpickled.
+loader never needs it: :func:`load_state` reads the JSON from the checkpoint's own header). Writing goes
+to a temporary file in the same directory, which is flushed and fsync'ed, then ``os.replace``-d over the
+old file, so a ``kill -9`` at any moment leaves either the old or the new checkpoint, never half of one.
+A file is never changed in place, so :func:`copy_checkpoint` may keep a copy as a hard link. Loading uses
+``safetensors`` and ``json`` only -- nothing is ever unpickled.
 
 Checkpoint averaging (Vaswani et al. 2017, section 6.1: "averaging the last 5 checkpoints") is
 :func:`average_checkpoints`.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,43 @@ def save_checkpoint(
         metadata[_META_KEY] = json.dumps(state)
     atomic_write(path, save(_untie(payload), metadata=metadata))
     if state is not None:
-        atomic_write(Path(path).with_suffix(".json"), (json.dumps(state, indent=1) + "\n").encode())
+        _write_readable_copy(path, state)
+
+
+def _write_readable_copy(path: str | Path, state: dict[str, Any]) -> None:
+    """``NAME.json`` beside ``NAME.safetensors``: the training state, for people (never read back)."""
+    atomic_write(Path(path).with_suffix(".json"), (json.dumps(state, indent=1) + "\n").encode())
+
+
+def copy_checkpoint(src: str | Path, dest: str | Path) -> None:
+    """Make ``dest`` (and its ``.json``) a copy of checkpoint ``src``, atomically and cheaply: a hard link
+    where the file system allows (safe, since checkpoints are only ever replaced, never written in place),
+    else a byte copy."""
+    for a, b in ((Path(src), Path(dest)), (Path(src).with_suffix(".json"), Path(dest).with_suffix(".json"))):
+        if not a.exists():
+            continue
+        tmp = b.with_name(f".{b.name}.{os.getpid()}.link.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            try:
+                os.link(a, tmp)
+            except OSError:
+                shutil.copyfile(a, tmp)
+            os.replace(tmp, b)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def move_checkpoint(src: str | Path, dest: str | Path) -> None:
+    """Rename checkpoint ``src`` to ``dest`` atomically (replacing it); its ``.json`` copy is rewritten from
+    the moved file's own header, so the two always agree."""
+    src, dest = Path(src), Path(dest)
+    os.replace(src, dest)
+    src.with_suffix(".json").unlink(missing_ok=True)
+    state = load_state(dest)
+    if state is not None:
+        _write_readable_copy(dest, state)
 
 
 def _untie(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -105,8 +143,26 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
                     weights[key] = f.get_tensor(key)
     except Exception as err:  # safetensors raises its own error types for damaged files
         raise UserError(f"{path}: not a readable safetensors checkpoint ({err})") from None
-    state = json.loads(metadata[_META_KEY]) if _META_KEY in metadata else None
-    return weights, tensors, state
+    return weights, tensors, _state(path, metadata)
+
+
+def load_state(path: str | Path) -> dict | None:
+    """Just the training state of a checkpoint (None for weights only), read from its header alone."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise UserError(f"{path}: not a readable safetensors checkpoint ({err})") from None
+    return _state(path, metadata)
+
+
+def _state(path: str | Path, metadata: dict[str, str]) -> dict | None:
+    if _META_KEY not in metadata:
+        return None
+    try:
+        return json.loads(metadata[_META_KEY])
+    except ValueError as err:
+        raise UserError(f"{path}: the training state in the checkpoint's header is not valid JSON ({err})") from None
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

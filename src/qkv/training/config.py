@@ -106,6 +106,7 @@ class TrainingConfig:
     compile: bool = False  # torch.compile the model
     log_every: int = 10
     save_every: int = 0  # also write checkpoints/last every N steps (0 = only at each evaluation)
+    save_every_seconds: float = 300.0  # and once this much wall-clock time passed since the last save (0 = off)
     average_last: int = 0  # keep the last N step checkpoints and write checkpoints/averaged (0 = off)
 
     def check(self) -> list[tuple[str, str]]:
@@ -114,8 +115,8 @@ class TrainingConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 errors.append((name, f"must be >= 1, got {getattr(self, name)}"))
-        for name in ("save_every", "average_last"):
-            if getattr(self, name) < 0:
+        for name in ("save_every", "save_every_seconds", "average_last"):
+            if not getattr(self, name) >= 0:  # (NaN too)
                 errors.append((name, f"must be >= 0, got {getattr(self, name)}"))
         return errors
 

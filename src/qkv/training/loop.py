@@ -11,12 +11,23 @@ The loss of a step is the mean over all target tokens of the *global* batch, so 
 and N processes under DistributedDataParallel give the same update as one process with one big batch.
 Resuming restores weights, AdamW moments, every RNG and the data position, so on CPU a run that was
 killed and resumed ends with the same weights, bit for bit, as one that was never interrupted.
+``checkpoints/last`` is also written every ``training.save_every`` steps and every
+``training.save_every_seconds`` of wall-clock time, so a crash loses little; the previous ``last`` is kept
+as ``checkpoints/previous`` (a hard link, no extra copy), for the case that the newest proves bad.
+
+What ``--resume`` does (docs/reliability.md lists every case with its test):
+
+- a run whose last checkpoint records that it is complete (``max_steps`` reached, or early stopped) does
+  nothing and says so;
+- a run that stopped before its first checkpoint starts again from the beginning, exactly like a fresh run;
+- after a NaN/inf loss or gradient (or non-finite weights), ``last`` is a checkpoint known to be good --
+  finite weights, from which the next step's loss and gradients were finite -- so resuming with a lower
+  learning rate works.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
@@ -46,7 +57,8 @@ class TrainingDiverged(UserError):
 
 
 def train(config: Config, out: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train one run into directory ``out``; returns the final evaluation and the best result."""
+    """Train one run into directory ``out``; returns the final evaluation and the best result (and
+    ``complete``, saying why, when ``resume`` finds the run already complete: then nothing is trained)."""
     out = Path(out)
     dist = distributed.setup(config.training.device)
     try:
@@ -57,11 +69,15 @@ def train(config: Config, out: str | Path, *, resume: bool = False, progress: bo
 
 def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distributed.Dist) -> dict[str, Any]:
     tc, ec = config.training, config.eval
-    last_path, best_path = out / "checkpoints" / "last.safetensors", out / "checkpoints" / "best.safetensors"
-    if last_path.exists() and not resume:
-        raise UserError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-    if resume and not last_path.exists():
-        raise UserError(f"--resume: {last_path} does not exist (nothing to resume)")
+    checkpoints = out / "checkpoints"
+    last_path, best_path = checkpoints / "last.safetensors", checkpoints / "best.safetensors"
+    resume = _has_checkpoint_to_resume(out, last_path, resume, dist)
+    if resume and (done := _complete(ckpt.load_state(last_path), config)) is not None:
+        if dist.is_main:
+            print(f"{out}: the run is complete ({done['why']}); --resume has nothing to do", file=sys.stderr)
+            if not (checkpoints / "averaged.safetensors").exists():  # a kill came between the last save and it
+                _write_average(checkpoints, tc.average_last)
+        return {"step": done["step"], "best": done["best"], "metrics": {}, "complete": done["why"]}
 
     # ---- data and tokenizers ----------------------------------------------------------------------
     rng.seed_everything(tc.seed)
@@ -119,6 +135,21 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
     step, result = state["step"], {}
     window_tokens, window_start = 0, time.perf_counter()
     started = time.perf_counter() - state["elapsed"]
+    saved_at = time.monotonic()
+
+    def diverged(what: str, finite_through: int, micro: list[StepBatch] | None = None) -> TrainingDiverged:
+        """Stop training: keep a checkpoint known to be good, and name it. ``micro`` are the batches of a
+        step whose loss was not finite; ``last`` may be checked by running that step again from it."""
+        bar.close()
+
+        def replay(path: Path) -> bool:
+            return _replay_is_finite(path, model, train_model, micro, task.kind, config, dist, use_bf16)
+
+        can_replay = micro is not None and not dist.enabled  # (one process: the others' batches are elsewhere)
+        kept = (_keep_good_checkpoint(checkpoints, finite_through, replay if can_replay else None)
+                if dist.is_main else "(see rank 0)")
+        return _divergence_error(what, kept, out)
+
     with StopRequest() as stop_request:  # Ctrl-C / SIGTERM: finish this step, save, then stop
         while step < tc.max_steps:
             step += 1
@@ -128,28 +159,18 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
 
             micro = [stream.next() for _ in range(tc.grad_accum)]
             step_tokens = sum(m.global_tokens for m in micro)
-            loss_value = 0.0
-            for i, mb in enumerate(micro):
-                sync = i == len(micro) - 1 or not dist.enabled
-                with (contextlib.nullcontext() if sync else train_model.no_sync()), \
-                        torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-                    loss_sum = _loss_sum(train_model, mb, task.kind, config.optim.label_smoothing, dist.device)
-                    loss = loss_sum * (dist.world * mb.weight / step_tokens)
-                loss.backward()
-                loss_value += loss.item() / dist.world
-            loss_value = dist.sum(loss_value)
-            if not math.isfinite(loss_value):
-                bar.close()
-                kept = f"{last_path} (step {_saved_step(last_path)})" if last_path.exists() else "no checkpoint yet"
-                raise TrainingDiverged(
-                    f"loss is {loss_value} at step {step}; training stopped. Last good checkpoint: {kept}",
-                    hint="lower optim.lr, raise schedule.warmup_steps or set optim.clip_norm",
-                )
+            loss_value = _step_loss(train_model, micro, step_tokens, task.kind, config, dist, use_bf16)
+            if not _finite_step(loss_value, model):  # computed from the weights of step - 1: suspect those too
+                bad = f"loss is {loss_value}" if not math.isfinite(loss_value) else \
+                    f"the gradients are not finite (loss {loss_value})"
+                raise diverged(f"{bad} at step {step}", step - 1, micro)
             grad_norm = None
             if config.optim.clip_norm is not None:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.clip_norm))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if not _finite(model.parameters()):  # too large a step from good weights: never save these
+                raise diverged(f"the update of step {step} made the weights non-finite (loss {loss_value})", step)
 
             state["tokens"] += step_tokens
             window_tokens += step_tokens
@@ -173,9 +194,13 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
                     bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items()))
                 stop = dist.broadcast_flag(stop)
             interrupted = dist.broadcast_flag(stop_request.requested)
-            if dist.is_main and (evaluate_now or interrupted or (tc.save_every and step % tc.save_every == 0)):
-                state["step"], state["elapsed"] = step, time.perf_counter() - started
+            clock_due = dist.broadcast_flag(0 < tc.save_every_seconds <= time.monotonic() - saved_at)
+            finished = "early_stop" if stop else "max_steps" if step == tc.max_steps else None
+            if dist.is_main and (evaluate_now or interrupted or clock_due or finished
+                                 or (tc.save_every and step % tc.save_every == 0)):
+                state.update(step=step, elapsed=time.perf_counter() - started, finished=finished)
                 _save(last_path, model, optimizer, stream, state, tc.average_last)
+                saved_at = time.monotonic()
             dist.barrier()
             if interrupted:
                 bar.close()
@@ -188,14 +213,99 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
                 break
     bar.close()
 
-    if dist.is_main and tc.average_last > 1:
-        steps = sorted((out / "checkpoints").glob("step-*.safetensors"))[-tc.average_last :]
-        ckpt.save_checkpoint(out / "checkpoints" / "averaged.safetensors", ckpt.average_checkpoints(steps))
+    if dist.is_main:
+        _write_average(checkpoints, tc.average_last)
     log.close()
     return {"step": step, "best": state["best"], "metrics": result.get("metrics", {})}
 
 
+# ---- what --resume finds ------------------------------------------------------------------------------
+
+
+def _has_checkpoint_to_resume(out: Path, last_path: Path, resume: bool, dist: distributed.Dist) -> bool:
+    """Whether to continue from ``checkpoints/last``.
+
+    ``--resume`` of a run that stopped before its first checkpoint (its ``config.yaml`` is there, no
+    checkpoint yet) starts it again from the beginning -- what that attempt wrote is cleared, so the run
+    ends exactly like one that was never interrupted. A directory with no run at all is an error."""
+    if not resume:
+        if last_path.exists():
+            raise UserError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        return False
+    if last_path.exists():
+        return True
+    if not (out / CONFIG_FILE).is_file():
+        raise UserError(f"--resume: {last_path} does not exist and {out} holds no run (nothing to resume)")
+    if dist.is_main:
+        print(f"--resume: {out} has no checkpoint yet (the run stopped before its first save); "
+              "starting it from the beginning", file=sys.stderr)
+        _clear_attempt(out)
+    return False
+
+
+def _clear_attempt(out: Path) -> None:
+    """Remove what an attempt that left no checkpoint wrote (log lines, samples, best weights), so that
+    starting again leaves the directory as a fresh run would (a ``diverged`` checkpoint is kept)."""
+    for name in ("metrics.jsonl", "samples.txt"):
+        (out / name).unlink(missing_ok=True)
+    folder = out / "checkpoints"
+    for name in ("best", "previous", "averaged"):
+        for suffix in (".safetensors", ".json"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    for path in folder.glob("step-*.safetensors"):
+        path.unlink()
+
+
+def _complete(state: dict | None, config: Config) -> dict | None:
+    """``{"step", "best", "why"}`` when the run whose last checkpoint holds ``state`` is complete, else None.
+
+    Complete means early stopped (recorded in the checkpoint as ``finished``), or ``step`` has reached
+    ``training.max_steps`` (so a larger ``--max-steps`` continues a finished run)."""
+    if state is None:
+        return None  # weights only: _restore says so
+    step, finished = state["step"], state.get("finished")
+    if "finished" not in state:  # written before completion was recorded: early stopping shows in the counter
+        patience = config.eval.patience
+        finished = "early_stop" if patience and state.get("bad_evals", 0) >= patience else None
+    if finished == "early_stop":
+        why = f"early stopped at step {step}: no improvement in {state.get('bad_evals')} evaluations"
+    elif step >= config.training.max_steps:
+        why = f"step {step} of max_steps {config.training.max_steps}"
+    else:
+        return None
+    return {"step": step, "best": state.get("best"), "why": why}
+
+
 # ---- pieces of a step ---------------------------------------------------------------------------------
+
+
+def _step_loss(train_model: nn.Module, micro: list[StepBatch], step_tokens: int, kind: str, config: Config,
+               dist: distributed.Dist, use_bf16: bool) -> float:
+    """The loss of one optimizer step (mean over the target tokens of the global batch), from its
+    micro-batches and all processes; their gradients accumulate in the parameters' ``.grad``."""
+    loss_value = 0.0
+    for i, mb in enumerate(micro):
+        sync = i == len(micro) - 1 or not dist.enabled
+        with (contextlib.nullcontext() if sync else train_model.no_sync()), \
+                torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss_sum = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
+            loss = loss_sum * (dist.world * mb.weight / step_tokens)
+        loss.backward()
+        loss_value += loss.item() / dist.world
+    return dist.sum(loss_value)
+
+
+def _finite_step(loss_value: float, model: nn.Module) -> bool:
+    """Whether a step's loss and gradients are finite: then the weights it started from are good."""
+    return math.isfinite(loss_value) and _finite(p.grad for p in model.parameters() if p.grad is not None)
+
+
+def _finite(tensors) -> bool:
+    """Whether every floating-point value of ``tensors`` is finite, read from their sums (NaN and inf carry
+    through a sum): one device sync, several times faster than ``isfinite`` on every element. A sum past
+    the float32 range (values near 1e38 / size, which no finite loss survives) counts as not finite."""
+    sums = [t.detach().float().sum() for t in tensors if t.is_floating_point()]
+    return not sums or math.isfinite(float(torch.stack(sums).double().sum()))
 
 
 def _loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, device: torch.device) -> torch.Tensor:
@@ -251,6 +361,9 @@ def _track_best(state: dict, result: dict, step: int, patience: int, model: nn.M
 
 
 def _save(path: Path, model: nn.Module, optimizer, stream, state: dict, average_last: int) -> None:
+    """Write ``checkpoints/last``; the one it replaces stays as ``previous`` (see _keep_good_checkpoint)."""
+    if path.exists():
+        ckpt.copy_checkpoint(path, path.with_name("previous.safetensors"))
     optim_tensors, optim_data = ckpt.optimizer_to_saveable(optimizer)
     rng_tensors, rng_data = rng.capture()
     data_json, data_tensors = stream.state_dict()
@@ -275,11 +388,61 @@ def _restore(path: Path, model: nn.Module, optimizer, stream, dist: distributed.
     return {k: full[k] for k in ("step", "tokens", "best", "bad_evals", "elapsed")}
 
 
-def _saved_step(path: Path) -> int | str:
-    try:
-        return json.loads(path.with_suffix(".json").read_text())["step"]
-    except (OSError, ValueError, KeyError):
-        return "?"
+def _write_average(checkpoints: Path, average_last: int) -> None:
+    """``checkpoints/averaged``: the mean of the last ``average_last`` step checkpoints (when > 1)."""
+    if average_last > 1:
+        steps = sorted(checkpoints.glob("step-*.safetensors"))[-average_last:]
+        ckpt.save_checkpoint(checkpoints / "averaged.safetensors", ckpt.average_checkpoints(steps))
+
+
+# ---- after a NaN -------------------------------------------------------------------------------------
+
+
+def _keep_good_checkpoint(checkpoints: Path, finite_through: int, replay) -> str | None:
+    """After a divergence, make ``checkpoints/last`` a good checkpoint; return ``"PATH (step K)"``, or None.
+
+    The checkpoint of step k is good when its weights are finite and step k + 1, computed from them, had a
+    finite loss and finite gradients (resuming would repeat both, whatever the learning rate). That is
+    known when k < ``finite_through`` (the last step for which both were finite); when k == finite_through,
+    ``replay(path)`` runs step k + 1 again from the checkpoint, as ``--resume`` would (a NaN that resuming
+    does not repeat leaves it good). ``last`` is tried, then ``previous``; when neither is good, ``last`` is
+    renamed ``diverged`` so that ``--resume`` starts from the beginning."""
+    last = checkpoints / "last.safetensors"
+    for path in (last, checkpoints / "previous.safetensors"):
+        if not path.exists():
+            continue
+        step = ckpt.load_state(path)["step"]
+        checked = step < finite_through or (step == finite_through and replay is not None and replay(path))
+        if checked and _finite(ckpt.load_weights(path).values()):
+            if path != last:
+                ckpt.move_checkpoint(path, last)
+            return f"{last} (step {step})"
+    if last.exists():
+        ckpt.move_checkpoint(last, checkpoints / "diverged.safetensors")
+    return None
+
+
+def _replay_is_finite(path: Path, model: nn.Module, train_model: nn.Module, micro: list[StepBatch], kind: str,
+                      config: Config, dist: distributed.Dist, use_bf16: bool) -> bool:
+    """Whether the step after checkpoint ``path`` has a finite loss and gradients when run from it: its
+    weights and RNG state, and ``micro`` (the batches that step drew, the same a resumed run draws)."""
+    weights, tensors, full = ckpt.load_checkpoint(path)
+    model.load_state_dict(weights)
+    model.zero_grad(set_to_none=True)
+    rng.restore(tensors, full["rng"])
+    loss = _step_loss(train_model, micro, sum(m.global_tokens for m in micro), kind, config, dist, use_bf16)
+    return _finite_step(loss, model)
+
+
+def _divergence_error(what: str, kept: str | None, out: Path) -> TrainingDiverged:
+    again = f"qkv train {out} --out {out} --resume --set optim.lr=LOWER"
+    if kept is None:
+        return TrainingDiverged(f"{what}; training stopped. No good checkpoint yet",
+                                hint=f"`{again}` starts again from the beginning with a lower learning rate "
+                                     "(or raise schedule.warmup_steps, or set optim.clip_norm)")
+    return TrainingDiverged(f"{what}; training stopped. Last good checkpoint: {kept}",
+                            hint=f"resume from it with a lower learning rate: `{again}` "
+                                 "(or raise schedule.warmup_steps, or set optim.clip_norm)")
 
 
 # ---- setup helpers ------------------------------------------------------------------------------------

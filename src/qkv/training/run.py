@@ -4,7 +4,10 @@ Layout (written by ``qkv train --out RUN``)::
 
     RUN/config.yaml                     the resolved recipe
     RUN/tokenizer/src/, tokenizer/tgt/  the tokenizers, trained on the training split
-    RUN/checkpoints/last.safetensors    weights + training state (resumable), last.json a readable copy
+    RUN/checkpoints/last.safetensors    weights + training state (resumable), last.json a readable copy;
+                                        the state records a finished run (max_steps reached / early stop)
+    RUN/checkpoints/previous.safetensors  the last before it (kept in case the newest proves bad)
+    RUN/checkpoints/diverged.safetensors  a checkpoint set aside after a NaN because it was not good
     RUN/checkpoints/best.safetensors    weights of the best evaluation so far
     RUN/checkpoints/averaged.safetensors  mean of the last N step checkpoints (training.average_last)
     RUN/metrics.jsonl                   one JSON object per log line / evaluation
