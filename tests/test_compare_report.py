@@ -48,9 +48,9 @@ def test_write_json_atomic_nan_is_null(tmp_path):
 
 def test_summary_rows_by_hand():
     header, rows = report.summary_rows(_results())
-    assert header[:4] == ["model", "params", "wer greedy ↓", "wer beam ↓"]
-    assert rows[0][:4] == ["transformer", "1,234", "50.0", "40.0"]
-    assert rows[1][:4] == ["gru", "999", "60.0", "–"]  # missing numbers are a dash, not a crash
+    assert header[:5] == ["model", "params", "wer greedy ↓ [95% CI]", "wer greedy, first ? ↓", "wer beam, first ? ↓"]
+    assert rows[0][:5] == ["transformer", "1,234", "50.0", "–", "40.0"]
+    assert rows[1][:5] == ["gru", "999", "60.0", "–", "–"]  # missing numbers are a dash, not a crash
 
 
 def test_report_files_escape_everything_and_mark_missing_sections(tmp_path):

@@ -25,7 +25,7 @@ IGNORE = -100
 
 
 LENGTHS = {"transformer": (3, 8), "gpt": (3, 6), "encoder": (8, 8)}
-STEPS = {"transformer": 300, "gpt": 300, "encoder": 150}
+STEPS = {"transformer": 400, "gpt": 300, "encoder": 150}
 
 
 def reverse_batch(batch_size: int, generator: torch.Generator, lengths: tuple[int, int]) -> list[list[int]]:

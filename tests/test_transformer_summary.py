@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_counts_match_the_formulas_of_the_paper():
     e, f, h, v = 64, 256, 8, 100
-    config = ModelConfig(d_model=e, n_heads=h, d_ff=f, n_encoder_layers=2, n_decoder_layers=3)
+    config = ModelConfig(d_model=e, n_heads=h, d_ff=f, n_encoder_layers=2, n_decoder_layers=3, tie_embeddings=True)
     info = summarize(build_model(config, v, v))
     rows = {r["module"]: r for r in info["modules"]}
     attention = 4 * (e * e + e)  # W_Q, W_K, W_V, W_O with biases

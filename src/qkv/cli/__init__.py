@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "data": "data_cmd",
     "summary": "summary_cmd",
     "baseline": "baseline_cmd",
+    "results": "results_cmd",
 }
 
 

@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", default=None,
                    help="training budget per model: seconds (90, 90s, 2m; the default kind), optimizer steps "
                         "(500steps) or training tokens (200k-tokens). Default: set by the plan (docs/compare.md)")
+    p.add_argument("--budgets", default=None, metavar="B1,B2,..",
+                   help="a budget ladder, e.g. 20s,1m,4m: each model trains once to the largest and is scored at "
+                        "every rung (quality against budget, and where the ranking changes). Default: the plan's "
+                        "budget and a quarter of it")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train each model with N seeds (seed, seed+1, ..) and report mean ± spread (default 1)")
     p.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     p.add_argument("--quick", action="store_true", help="a small, fast version (under 2 minutes on a 2-core CPU)")
     p.add_argument("--seed", type=int, default=1)
@@ -28,18 +34,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-scaling", action="store_true", help="skip the sequence-length scaling study")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core). On a machine shared "
-                        "with other jobs, 1 avoids threads waiting for each other")
+                   help="CPU threads for PyTorch (default: one per core that other jobs leave free, measured at "
+                        "start; the report warns at the top when the machine is busy)")
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    if threads < 1:
-        raise UserError(f"--threads {threads}: must be at least 1")
+def _set_threads(threads: int | None) -> str | None:
+    """Set PyTorch's threads: ``--threads``, else one per core other jobs leave free. Returns the busy warning."""
     import torch
 
-    torch.set_num_threads(threads)
+    from qkv.compare.machine_load import busy_cores, choose_threads, warning
+
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be at least 1")
+    load = busy_cores()
+    chosen = threads if threads is not None else choose_threads(load)
+    torch.set_num_threads(chosen)
+    message = warning(load, chosen)
+    if message:
+        print(f"warning: {message}", flush=True)
+    return message
+
+
+def _budget(args: argparse.Namespace, parse_budget, parse_budgets):
+    """``--budget``, or the largest rung of ``--budgets`` (not both)."""
+    if args.budget and args.budgets:
+        raise UserError("give --budget or --budgets, not both (the largest rung of --budgets is the budget)")
+    if args.budgets:
+        return parse_budgets(args.budgets)[-1]
+    return parse_budget(args.budget) if args.budget else None
 
 
 def _sigterm_as_interrupt() -> None:
@@ -55,15 +77,17 @@ def _sigterm_as_interrupt() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.compare.budget import parse_budget
+    from qkv.compare.budget import parse_budget, parse_budgets
     from qkv.compare.report import summary_rows, text_table
     from qkv.compare.study import StudyOptions, run_study
 
-    _set_threads(args.threads)
+    busy = _set_threads(args.threads)
     options = StudyOptions(
         task=args.task,
         models=[m.strip() for m in args.models.split(",") if m.strip()],
-        budget=parse_budget(args.budget) if args.budget else None,
+        budget=_budget(args, parse_budget, parse_budgets),
+        ladder=tuple(b.amount for b in parse_budgets(args.budgets)) if args.budgets else None,
+        seeds=args.seeds,
         quick=args.quick,
         out=Path(args.out),
         seed=args.seed,
@@ -72,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         probes=not args.no_probes,
         scaling=not args.no_scaling,
         progress=not args.no_progress,
+        warnings=[busy] if busy else [],
     )
     _sigterm_as_interrupt()
     results = run_study(options)

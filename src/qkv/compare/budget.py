@@ -71,6 +71,17 @@ def parse_budget(text: str) -> Budget:
     return Budget(kind, amount)  # type: ignore[arg-type]
 
 
+def parse_budgets(text: str) -> list[Budget]:
+    """``"20s,1m,4m"`` -> budgets of one kind, smallest first (the budget ladder)."""
+    budgets = sorted((parse_budget(part) for part in text.split(",") if part.strip()), key=lambda b: b.amount)
+    if not budgets:
+        raise UserError(f"--budgets {text!r}: expected a comma-separated list, e.g. 20s,1m,4m")
+    kinds = {b.kind for b in budgets}
+    if len(kinds) > 1:
+        raise UserError(f"--budgets {text!r}: all rungs must be of one kind (seconds, steps or tokens)")
+    return budgets
+
+
 class Stopwatch:
     """Wall-clock seconds since creation (``time.perf_counter``); ``lap()`` returns and restarts."""
 
@@ -129,11 +140,20 @@ class StudyPlan:
     model_size: str = "small"
     probes: ProbePlan = field(default_factory=ProbePlan)
     scaling: ScalingPlan = field(default_factory=ScalingPlan)
+    ladder: tuple[float, ...] = ()  # budget ladder: smaller budgets (same kind as ``train``) also evaluated
     deadline_seconds: float | None = 570.0  # whole study; None = no deadline (a budget given by the user)
     scaling_seconds: float = 60.0  # what the scaling study is expected to take
 
-    def with_budget(self, budget: Budget | None) -> StudyPlan:
-        return self if budget is None else replace(self, train=budget, deadline_seconds=None)
+    def with_budget(self, budget: Budget | None, ladder: tuple[float, ...] | None = None) -> StudyPlan:
+        """The plan for a user's budget (no deadline); ``ladder`` replaces the default rungs."""
+        plan = self if budget is None else replace(self, train=budget, deadline_seconds=None,
+                                                    ladder=tuple(a * budget.amount / self.train.amount
+                                                                 for a in self.ladder))
+        return plan if ladder is None else replace(plan, ladder=tuple(sorted(ladder)))
+
+    def ladder_budgets(self) -> list[Budget]:
+        """Every rung of the budget ladder, the full budget last."""
+        return [Budget(self.train.kind, a) for a in self.ladder if a < self.train.amount] + [self.train]
 
 
 def fit_probes(plan: StudyPlan, elapsed: float, n_models: int, overhead: float = 3.0) -> tuple[ProbePlan, str | None]:
@@ -185,6 +205,7 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
             model_size="tiny",
             probes=ProbePlan(budget=Budget("seconds", 3.0), target_params=25_000, assoc_length=10,
                              copy_lengths=(4, 12), n_train=2000, n_test=150),
+            ladder=(per_model / 3,),
             deadline_seconds=110.0,
             scaling_seconds=15.0,
             scaling=ScalingPlan(lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1,
@@ -204,4 +225,5 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
         model_size="small",
         probes=ProbePlan(),
         scaling=ScalingPlan(),
+        ladder=(per_model / 4,),
     )

@@ -50,6 +50,8 @@ def train_with_budget(
     *,
     eval_every_seconds: float | None = None,
     on_chunk: Callable[[dict], None] = lambda info: None,
+    rungs: tuple[float, ...] = (),
+    on_rung: Callable[[float, dict], None] = lambda amount, info: None,
 ) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` until ``budget`` is spent; return what happened.
 
@@ -57,6 +59,10 @@ def train_with_budget(
     "curves": {"train": [{step, seconds, loss, tokens}], "eval": [{step, seconds, <metrics>}]}}`` where
     ``seconds`` counts training time only. ``on_chunk`` is called after every chunk with the same dict
     (so a caller can checkpoint its own results and update a progress bar).
+
+    ``rungs`` (amounts of the budget's kind, below ``budget.amount``) are the budget ladder: a chunk ends at
+    each rung, and ``on_rung(amount, info)`` is called there with ``checkpoints/last`` holding the model
+    as trained for that amount -- the same run continues to the next rung, so a ladder costs one training.
     """
     from qkv.training.loop import train
 
@@ -70,6 +76,8 @@ def train_with_budget(
     info: dict[str, Any] = {}
     chunk_steps = FIRST_CHUNK_STEPS if budget.kind == "seconds" else _first_chunk(budget)
     chunks = 0
+    pending = sorted(r for r in rungs if 0 < r < budget.amount)
+    target = Budget(budget.kind, pending[0]) if pending else budget
     while True:
         config.training.max_steps = steps + max(int(chunk_steps), 1)
         # The loop prints each evaluation; the comparison shows its own progress (the log is in metrics.jsonl).
@@ -100,9 +108,16 @@ def train_with_budget(
             "curves": {"train": train_points, "eval": eval_points},
         }
         on_chunk(info)
+        while pending and (target.spent(seconds=seconds, steps=steps, tokens=tokens) or chunk_new_steps <= 0):
+            on_rung(pending.pop(0), info)
+            target = Budget(budget.kind, pending[0]) if pending else budget
         if budget.spent(seconds=seconds, steps=steps, tokens=tokens) or chunk_new_steps <= 0:
             return info
-        chunk_steps = _next_chunk(budget, info, chunk_new_steps, max(chunk_seconds, 1e-6), eval_every_seconds)
+        chunk_steps = _next_chunk(target, info, chunk_new_steps, max(chunk_seconds, 1e-6), eval_every_seconds)
+        while chunk_steps < 1 and pending:  # less than half a step to the rung: it is reached
+            on_rung(pending.pop(0), info)
+            target = Budget(budget.kind, pending[0]) if pending else budget
+            chunk_steps = _next_chunk(target, info, chunk_new_steps, max(chunk_seconds, 1e-6), eval_every_seconds)
         if chunk_steps < 1:
             return info
 

@@ -32,6 +32,25 @@ def _empty(ax, text: str) -> None:
     ax.set_yticks([])
 
 
+def budget_ladder(ladder: dict) -> Figure:
+    """Test metric against training budget, one line per architecture (log-scaled budget axis)."""
+    rungs = ladder["rungs"]
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    names = list(rungs[-1]["values"])
+    col = colours(names)
+    for name in names:
+        points = [(r["amount"], r["values"][name]) for r in rungs if r["values"].get(name) is not None]
+        ax.plot([a for a, _ in points], [v for _, v in points], "o-", color=col[name], label=name)
+    ax.set_xscale("log")
+    ax.set_xticks([r["amount"] for r in rungs], [r["budget_text"] for r in rungs])
+    better = "higher is better" if ladder.get("higher_is_better") else "lower is better"
+    ax.set(xlabel="training budget per model", ylabel=f"test {ladder['metric']} ({better})",
+           title="Quality against budget")
+    ax.legend()
+    return fig
+
+
 def training_curves(curves: dict[str, dict], metric: str, higher_is_better: bool,
                     secondary: str | None = None) -> Figure:
     """Training loss against optimizer steps and against wall-clock seconds, and the validation metric

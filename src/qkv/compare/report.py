@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from qkv.compare import figures
+from qkv.compare.conclusion import conclusion
 
 SECTIONS = [
     ("quality", "Quality"),
@@ -95,7 +96,9 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     metric = task.get("metric", "metric")
     arrow = "↑" if task.get("higher_is_better") else "↓"
     second = task.get("secondary_metric")
-    header = ["model", "params", f"{metric} greedy {arrow}", f"{metric} beam {arrow}"]
+    n_beam = task.get("beam_examples", "?")
+    header = ["model", "params", f"{metric} greedy {arrow} [95% CI]", f"{metric} greedy, first {n_beam} {arrow}",
+              f"{metric} beam, first {n_beam} {arrow}"]
     header += [f"{second} greedy {arrow}"] if second else []
     header += ["train steps", "train tok/s", "latency ms/seq", "infer tok/s", "peak train MiB"]
     rows = []
@@ -104,7 +107,8 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
         rows.append([
             name,
             fmt(m.get("params")),
-            fmt((test.get("greedy") or {}).get(metric)),
+            fmt((test.get("greedy") or {}).get(metric)) + _ci_text(test, metric),
+            fmt((test.get("greedy_on_beam_examples") or {}).get(metric)),
             fmt((test.get("beam") or {}).get(metric)),
             *([fmt((test.get("greedy") or {}).get(second))] if second else []),
             fmt((m.get("train") or {}).get("steps")),
@@ -113,6 +117,37 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
             fmt((m.get("inference") or {}).get("tokens_per_s")),
             fmt((m.get("memory") or {}).get("train_peak_mib")),
         ])
+    return header, rows
+
+
+def _ci_text(test: dict, metric: str) -> str:
+    ci = (test.get("interval") or {}).get(metric)
+    return f" [{fmt(ci['low'])}, {fmt(ci['high'])}]" if ci else ""
+
+
+def significance_rows(results: dict) -> tuple[list[str], list[list[str]]]:
+    """One row per pair of models: the difference of each metric, its 95% interval and p-value."""
+    sig = results.get("significance") or {}
+    metrics = sig.get("metrics") or []
+    header = ["A", "B"] + [f"{m}: A − B [95% CI], p" for m in metrics] + ["significant (p < 0.05)"]
+    rows = []
+    for pair in sig.get("pairs", []):
+        cells = [f"{fmt(pair[m]['delta'])} [{fmt(pair[m]['low'])}, {fmt(pair[m]['high'])}], "
+                 f"p = {pair[m]['p_value']:.3f}" for m in metrics]
+        marks = [m for m in metrics if pair[m]["significant"]]
+        rows.append([pair["a"], pair["b"], *cells, ", ".join(marks) or "no"])
+    return header, rows
+
+
+def ladder_rows_of(results: dict) -> tuple[list[str], list[list[str]]]:
+    """The budget ladder: one row per model, one column per rung, and the leader of each rung."""
+    rungs = (results.get("ladder") or {}).get("rungs") or []
+    if len(rungs) < 2:
+        return [], []
+    header = ["model"] + [r["budget_text"] for r in rungs]
+    models = list(results.get("models") or {})
+    rows = [[m] + [f"{fmt(r['values'].get(m))} [{fmt(r['steps'].get(m))}]" for r in rungs] for m in models]
+    rows.append(["leader"] + [r["leader"] for r in rungs])
     return header, rows
 
 
@@ -154,6 +189,9 @@ def make_figures(results: dict) -> dict[str, Any]:
         out["training_curves"] = figures.training_curves(curves, task.get("metric", "loss"),
                                                          bool(task.get("higher_is_better")),
                                                          task.get("secondary_metric"))
+    ladder = results.get("ladder") or {}
+    if len(ladder.get("rungs") or []) >= 2:
+        out["budget_ladder"] = figures.budget_ladder(ladder)
     if any(m.get("params") for m in models.values()):
         out["cost"] = figures.cost_bars(models)
     if (results.get("scaling") or {}).get("curves"):
@@ -166,8 +204,8 @@ def make_figures(results: dict) -> dict[str, Any]:
 
 
 def _section_figures(section: str) -> list[str]:
-    return {"quality": ["training_curves"], "cost": ["cost"], "scaling": ["scaling"], "probes": ["probes"],
-            "attention": ["attention"]}.get(section, [])
+    return {"quality": ["training_curves", "budget_ladder"], "cost": ["cost"], "scaling": ["scaling"],
+            "probes": ["probes"], "attention": ["attention"]}.get(section, [])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,16 +228,37 @@ def _quality(results: dict) -> tuple[str, str]:
                 if k not in metric_names:
                     metric_names.append(k)
     metrics_rows = []
+    n_all, n_beam = task.get("test_examples", "?"), task.get("beam_examples", "?")
+    labels = {"greedy": f"greedy (all {n_all})", "greedy_on_beam_examples": f"greedy (first {n_beam})",
+              "beam": f"beam (first {n_beam})"}
     for name, m in (results.get("models") or {}).items():
-        for decoding in ("greedy", "beam"):
+        for decoding, label in labels.items():
             values = (m.get("test") or {}).get(decoding)
             if values:
-                metrics_rows.append([name, decoding] + [fmt(values.get(k)) for k in metric_names])
+                metrics_rows.append([name, label] + [fmt(values.get(k)) for k in metric_names])
     intro = (f"Task **{task.get('name', '?')}** ({task.get('description', '')}); every model trained with "
-             f"the same data, tokenizer and {budget}. Test set: {task.get('test_examples', '?')} examples "
-             f"(beam search on the first {task.get('beam_examples', '?')}).")
+             f"the same data, tokenizer and {budget}. Test set: {n_all} examples; beam search on the first "
+             f"{n_beam}, compared with greedy on the same {n_beam}.")
     md = intro + "\n\n" + md_table(metrics_header + metric_names, metrics_rows)
     h = f"<p>{_md_inline(intro)}</p>" + html_table(metrics_header + metric_names, metrics_rows)
+    ladder_header, ladder_rows = ladder_rows_of(results)
+    if ladder_rows:
+        note = ("Budget ladder: each model trained once to the full budget and scored (greedy, test, best "
+                "checkpoint so far by validation) at every rung; steps in brackets.")
+        md += "\n\n" + note + "\n\n" + md_table(ladder_header, ladder_rows)
+        h += f"<p>{html.escape(note)}</p>" + html_table(ladder_header, ladder_rows)
+    seed_rows = [[n, ", ".join(fmt(v) for v in m["seeds"]["values"]), fmt(m["seeds"]["mean"]), fmt(m["seeds"]["std"])]
+                 for n, m in (results.get("models") or {}).items() if m.get("seeds")]
+    if seed_rows:
+        seed_header = ["model", f"{task.get('metric', '')} per seed", "mean", "std (n-1)"]
+        md += "\n\n" + md_table(seed_header, seed_rows)
+        h += html_table(seed_header, seed_rows)
+    sig_header, sig_rows = significance_rows(results)
+    if sig_rows:
+        note = (f"Differences between models on the same {n_all} test examples: "
+                f"{(results.get('significance') or {}).get('method', '')}.")
+        md += "\n\n" + note + "\n\n" + md_table(sig_header, sig_rows)
+        h += f"<p>{html.escape(note)}</p>" + html_table(sig_header, sig_rows)
     return md, h
 
 
@@ -231,21 +290,26 @@ def _cost(results: dict) -> tuple[str, str]:
 def _scaling(results: dict) -> tuple[str, str]:
     scaling = results.get("scaling") or {}
     setup = scaling.get("setup") or {}
-    header = ["architecture", "params", "time slope (long T)", "time bends at T", "memory slope (long T)",
+    header = ["architecture", "params", "time slope (fit, R²)", "time bends at T", "memory slope (fit, R²)",
               "memory bends at T", "sequential steps at T=min..max", "longest T measured"]
     rows = []
     for c in scaling.get("curves", []):
         seq = c.get("sequential_steps") or []
         measured = [t for t, v in zip(c.get("lengths", []), c.get("step_ms", []), strict=False) if v is not None]
-        rows.append([c["label"], fmt(c.get("params")), fmt((c.get("bend") or {}).get("final_slope")),
-                     fmt((c.get("bend") or {}).get("bend_at")), fmt((c.get("memory_bend") or {}).get("final_slope")),
+        rows.append([c["label"], fmt(c.get("params")), _fit_text(c.get("bend")),
+                     fmt((c.get("bend") or {}).get("bend_at")), _fit_text(c.get("memory_bend")),
                      fmt((c.get("memory_bend") or {}).get("bend_at")),
                      f"{fmt(seq[0])} … {fmt(seq[-1])}" if seq else "–", fmt(max(measured) if measured else None)])
     what = setup.get("what", "")
     note = (f"{what[:1].upper() + what[1:]}; batch {setup.get('batch_size', '?')}, width {setup.get('d_model', '?')}, "
-            f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T) "
-            "over the last two lengths (1 = linear, 2 = quadratic). Recurrent models need O(T) sequential steps; "
-            "attention needs O(1) in T, paying O(T²) work and memory for the scores.")
+            f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T), a "
+            "least-squares fit over the longest four lengths (1 = linear, 2 = quadratic), with its R². "
+            "Recurrent models need O(T) sequential steps; attention needs O(1) in T, paying O(T²) work and memory "
+            "for the scores. On a CPU nothing runs in parallel across time steps either way, so time mostly "
+            "follows the FLOPs: the LSTM/GRU without attention do the least work per token (one small matrix "
+            "product per step) and are the fastest; GRU + attention is the slowest at long T because every "
+            "decoder step attends over all T encoder states (T² work, like self-attention) on top of its "
+            "sequential recurrence, one small un-batched step at a time.")
     return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
 
 
@@ -273,6 +337,13 @@ def _attention(results: dict) -> tuple[str, str]:
         note += (f" No map for {', '.join(without)}: no attention "
                  "(a single fixed-size vector links encoder and decoder).")
     return note, f"<p>{html.escape(note)}</p>"
+
+
+def _fit_text(bend: dict | None) -> str:
+    fit = (bend or {}).get("fit")
+    if fit:
+        return f"{fit['slope']:.2f} (R² {fit['r2']:.2f})"
+    return fmt((bend or {}).get("final_slope"))
 
 
 _BODIES = {"quality": _quality, "examples": _examples, "cost": _cost, "scaling": _scaling, "probes": _probes,
@@ -318,9 +389,17 @@ def _headline(results: dict) -> str:
             f"device {machine.get('device', '?')}.")
 
 
+def _md_anchor(key: str) -> str:
+    """The Markdown heading anchor of a report section (GitHub's rule: lower case, spaces -> dashes)."""
+    title = dict(SECTIONS).get(key, key)
+    return "".join(ch for ch in title.lower().replace(" ", "-") if ch.isalnum() or ch in "-_")
+
+
 def render_markdown(results: dict) -> str:
     task = (results.get("task") or {}).get("name", "?")
     out = [f"# qkv compare: {task}", "", _headline(results), ""]
+    out += ["## Conclusion", ""] + [f"- {c.text} ([{c.anchor}](#{_md_anchor(c.anchor)}))" for c in conclusion(results)]
+    out += [""]
     header, rows = summary_rows(results)
     out += ["## Summary", "", md_table(header, rows), ""]
     for key, title in SECTIONS:
@@ -368,6 +447,10 @@ def render_html(results: dict, pngs: dict[str, bytes] | None = None) -> str:
         f"<p>{html.escape(_headline(results))}</p>",
         "<nav>" + "".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t in SECTIONS)
         + '<a href="#setup">Setup</a></nav>',
+        '<section id="conclusion"><h2>Conclusion</h2><ul>',
+        *[f'<li>{_md_inline(c.text)} <a href="#{c.anchor}">({html.escape(c.anchor)})</a></li>'
+          for c in conclusion(results)],
+        "</ul></section>",
         '<section id="summary"><h2>Summary</h2>', html_table(header, rows), "</section>",
     ]
     for key, title in SECTIONS:

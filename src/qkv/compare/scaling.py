@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -179,7 +180,28 @@ def bends(lengths: list[int], values: list[float | None], tolerance: float = 0.3
         "segments": [[t0, t1] for (t0, _), (t1, _) in zip(points, points[1:], strict=False)],
         "bend_at": bend_at,
         "final_slope": slopes[-1] if slopes else None,
+        "fit": loglog_fit(points[-FIT_POINTS:]),
     }
+
+
+FIT_POINTS = 4  # the long-T regime: a least-squares slope over the last four measured lengths
+
+
+def loglog_fit(points: list[tuple[int, float]]) -> dict | None:
+    """Least-squares ``log(value) = slope * log(T) + c`` over ``points`` ((T, value) pairs, >= 3 of them).
+
+    Returns ``slope``, ``r2`` (the fit's coefficient of determination) and the range of ``T`` it covers;
+    a slope from two points alone (one noisy timing) is what this replaces.
+    """
+    if len(points) < 3:
+        return None
+    x = np.log([t for t, _ in points])
+    y = np.log([v for _, v in points])
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = float(((y - (slope * x + intercept)) ** 2).sum())
+    total = float(((y - y.mean()) ** 2).sum())
+    return {"slope": round(float(slope), 3), "r2": round(1 - residual / total, 4) if total > 0 else 1.0,
+            "from": points[0][0], "to": points[-1][0], "points": len(points)}
 
 
 def measure_scaling(

@@ -35,12 +35,12 @@ from qkv.compare.budget import Budget, Stopwatch, StudyPlan, fit_probes, study_p
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.recipes import model_config, optim_recipe
 from qkv.errors import UserError
-from qkv.models.config import MODEL_NAMES
+from qkv.models.config import MODEL_NAMES, RECURRENT_LM_NAMES
 from qkv.special import BOS_ID, EOS_ID
 from qkv.training.config import Config, EvalConfig, TaskConfig, TrainingConfig, to_dict
 
 DEFAULT_MODELS = ("transformer", "gru-attention", "gru")
-SEQ2SEQ_MODELS = tuple(m for m in MODEL_NAMES if m not in ("gpt", "encoder"))
+SEQ2SEQ_MODELS = tuple(m for m in MODEL_NAMES if m not in ("gpt", "encoder", *RECURRENT_LM_NAMES))
 ATTENTION_MODELS = ("transformer", "gru-attention", "lstm-attention", "gru-luong")
 
 # Per task: options for qkv.data.get_task, the longest decoded output, the model's max_len, a description.
@@ -71,6 +71,9 @@ class StudyOptions:
     probes: bool = True
     scaling: bool = True
     progress: bool = True
+    warnings: list[str] = field(default_factory=list)  # shown at the top of the report (e.g. a busy machine)
+    ladder: tuple[float, ...] | None = None  # budget ladder rungs (None: the plan's default)
+    seeds: int = 1  # seeds per model (mean and spread of the test metric)
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -81,6 +84,8 @@ class StudyOptions:
                             f"choose from {', '.join(SEQ2SEQ_MODELS)}")
         if len(set(self.models)) != len(self.models):
             raise UserError(f"--models: each model once, got {','.join(self.models)}")
+        if self.seeds < 1:
+            raise UserError(f"--seeds {self.seeds}: must be at least 1")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
 
@@ -122,9 +127,10 @@ class Study:
         self.out = Path(options.out)
         self.device = resolve_device(options.device)
         self.plan: StudyPlan = study_plan(options.task, quick=options.quick, n_models=len(options.models))
-        self.plan = self.plan.with_budget(options.budget)
+        self.plan = self.plan.with_budget(options.budget, options.ladder)
         self.spec = TASKS[options.task]
         self.clock = Stopwatch()
+        self._greedy: dict[str, tuple[list[str], list]] = {}  # model -> (greedy test outputs, test examples)
         self.results: dict[str, Any] = {
             "qkv_compare": 1,
             "status": "running",
@@ -134,9 +140,10 @@ class Study:
                 "budget_text": self.plan.train.describe(), "plan": dataclasses.asdict(self.plan),
             },
             "machine": machine_info(self.device),
+            "warnings": list(options.warnings),
             "sections": {name: {"status": "not run"} for name in self.SECTIONS},
             "task": {}, "models": {name: {} for name in options.models}, "examples": [], "attention": {},
-            "probes": {}, "scaling": {},
+            "probes": {}, "scaling": {}, "significance": {}, "ladder": {},
         }
 
     # ---- bookkeeping ---------------------------------------------------------------------------------
@@ -249,6 +256,7 @@ class Study:
             try:
                 self.train_model(name)
                 self.evaluate_model(name)
+                self.extra_seeds(name)
             except UserError as err:
                 if not isinstance(err, TrainingDiverged):
                     raise  # the user must fix something (data, config): stop here, with the partial report
@@ -256,8 +264,32 @@ class Study:
             except Exception as err:  # one model failing must not lose the others
                 self._model_failed(name, err, failed)
             self.save()
+        self.significance(task)
+        self.summarise_ladder()
+        self.save()
         if failed:
             raise RuntimeError(f"model(s) {', '.join(failed)} failed (see results.json)")
+
+    def significance(self, task: Any) -> None:
+        """95% bootstrap intervals of each model's test metrics, and paired tests between every two models."""
+        from qkv.compare.significance import SUPPORTED, bootstrap_interval, paired_test, task_example_stats
+
+        metrics = [m for m in (task.primary_metric, self.spec["secondary"]) if m in SUPPORTED]
+        stats = {name: {m: task_example_stats(task, m, hyps, examples) for m in metrics}
+                 for name, (hyps, examples) in self._greedy.items()}
+        for name, by_metric in stats.items():
+            self.results["models"][name]["test"]["interval"] = {
+                m: bootstrap_interval(s, seed=self.options.seed).to_dict() for m, s in by_metric.items()}
+        names = list(stats)
+        pairs = []
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                pairs.append({"a": a, "b": b, **{m: paired_test(stats[a][m], stats[b][m], seed=self.options.seed)
+                                                 .to_dict() for m in metrics}})
+        self.results["significance"] = {"method": "paired bootstrap over test examples (Koehn 2004), "
+                                                  "1000 resamples; 95% percentile intervals",
+                                        "metrics": metrics, "examples": len(next(iter(self._greedy.values()))[1])
+                                        if self._greedy else 0, "pairs": pairs}
 
     def _model_failed(self, name: str, err: Exception, failed: list[str]) -> None:
         self.results["models"][name]["error"] = f"{type(err).__name__}: {err}"
@@ -279,11 +311,74 @@ class Study:
             bar.refresh()
             self.save()
 
+        run_dir = self.out / "runs" / name
+        entry["ladder"] = []
         try:
-            train_with_budget(config, self.out / "runs" / name, self.plan.train,
-                              eval_every_seconds=self.plan.eval_every_seconds, on_chunk=on_chunk)
+            train_with_budget(config, run_dir, self.plan.train, eval_every_seconds=self.plan.eval_every_seconds,
+                              on_chunk=on_chunk, rungs=self.plan.ladder,
+                              on_rung=lambda amount, info: self._score_rung(name, run_dir, amount, info))
         finally:
             bar.close()
+
+    # ---- the budget ladder and extra seeds -----------------------------------------------------------
+    def _test_metric(self, run_dir: Path, checkpoint: str) -> float:
+        """The primary test metric, greedy, of one checkpoint (the ladder and extra seeds use it)."""
+        from qkv.training.run import load_run, split_data
+
+        run = load_run(run_dir, checkpoint, device=self.device)
+        test = split_data(run.task, "test", self.plan.max_test_examples)
+        ids, _ = cost.timed_translate(run.model, run.src_tok.encode_batch([e.src for e in test]),
+                                      max_len=self.spec["decode_len"])
+        scores = run.task.score([run.tgt_tok.decode(h) for h in ids], test)
+        return float(scores[run.task.primary_metric])
+
+    def _score_rung(self, name: str, run_dir: Path, amount: float, info: dict) -> None:
+        rung = Budget(self.plan.train.kind, amount)
+        self.results["models"][name]["ladder"].append({
+            "amount": amount, "budget_text": rung.describe().replace(" of training per model", "")
+            .replace(" per model", ""), "seconds": info["seconds"], "steps": info["steps"],
+            "value": self._test_metric(run_dir, "best"), "checkpoint": "best so far"})
+        self.save()
+
+    def extra_seeds(self, name: str) -> None:
+        """Seeds ``seed + 1 .. seed + N - 1``: the same recipe and budget, the greedy test metric of each."""
+        entry = self.results["models"][name]
+        values = [entry["test"]["greedy"][self.results["task"]["metric"]]]
+        for k in range(1, self.options.seeds):
+            config = self.run_config(name)
+            config.training.seed = self.options.seed + k
+            run_dir = self.out / "runs" / f"{name}-seed{config.training.seed}"
+            self.log(f"-- {name}: seed {config.training.seed}")
+            train_with_budget(config, run_dir, self.plan.train, eval_every_seconds=self.plan.eval_every_seconds)
+            values.append(self._test_metric(run_dir, "best"))
+        if len(values) > 1:
+            mean = sum(values) / len(values)
+            spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+            entry["seeds"] = {"seeds": list(range(self.options.seed, self.options.seed + len(values))),
+                              "values": values, "mean": mean, "std": spread}
+
+    def summarise_ladder(self) -> None:
+        """Per rung: each model's test metric and the leader (the final rung is the full evaluation)."""
+        metric, higher = self.results["task"]["metric"], self.results["task"]["higher_is_better"]
+        rungs: dict[float, dict] = {}
+        for name, entry in self.results["models"].items():
+            points = list(entry.get("ladder") or [])
+            if entry.get("test"):
+                points.append({"amount": self.plan.train.amount, "budget_text": self.plan.train.describe()
+                               .replace(" of training per model", "").replace(" per model", ""),
+                               "seconds": (entry.get("train") or {}).get("seconds"),
+                               "steps": (entry.get("train") or {}).get("steps"),
+                               "value": entry["test"]["greedy"][metric], "checkpoint": "best"})
+            for p in points:
+                rung = rungs.setdefault(p["amount"], {"amount": p["amount"], "budget_text": p["budget_text"],
+                                                      "values": {}, "steps": {}})
+                rung["values"][name], rung["steps"][name] = p["value"], p["steps"]
+        ordered = [rungs[a] for a in sorted(rungs)]
+        for rung in ordered:
+            best = (max if higher else min)(rung["values"].values())
+            leaders = [n for n, v in rung["values"].items() if v == best]
+            rung["leader"] = leaders[0] if len(leaders) == 1 else "tie: " + ", ".join(leaders)
+        self.results["ladder"] = {"metric": metric, "higher_is_better": higher, "rungs": ordered}
 
     def evaluate_model(self, name: str) -> None:
         from qkv.training.run import load_run, split_data
@@ -306,6 +401,7 @@ class Study:
         greedy_on_beam_set = {k: float(v) for k, v in run.task.score(hyps[:n_beam], test[:n_beam]).items()}
         entry["test"] = {"greedy": greedy, "beam": beam, "greedy_on_beam_examples": greedy_on_beam_set,
                          "beam_size": plan.beam}
+        self._greedy[name] = (hyps, test)
         self._add_examples(name, test, hyps)
 
         generated = sum(len(h) + 1 for h in ids)
@@ -319,7 +415,7 @@ class Study:
                            "train_batch_tokens": plan.max_tokens, "infer_batch": min(64, len(src_ids))}
         entry["attention_done"] = True
         if name in ATTENTION_MODELS:
-            self.results["attention"][name] = self._attention_maps(run, test, ids)
+            self.results["attention"][name] = self._attention_maps(run, test, ids, src_ids)
 
     def _add_examples(self, name: str, test: list, hyps: list[str]) -> None:
         n = min(self.plan.n_examples, len(test))
@@ -329,9 +425,10 @@ class Study:
             item["outputs"][name] = hyp
 
     @torch.no_grad()
-    def _attention_maps(self, run: Any, test: list, ids: list[list[int]]) -> list[dict]:
-        """Cross-attention of the first few test examples of moderate length, on the model's own output."""
-        order = [i for i in range(len(test)) if 4 <= len(ids[i]) <= 14] or list(range(len(test)))
+    def _attention_maps(self, run: Any, test: list, ids: list[list[int]], src_ids: list[list[int]]) -> list[dict]:
+        """Cross-attention on the model's own output, for the same test examples in every model: the first
+        few whose *source* has moderate length (the source tokens are the same for every model)."""
+        order = [i for i in range(len(test)) if 4 <= len(src_ids[i]) <= 14] or list(range(len(test)))
         maps = []
         for i in order[: self.plan.n_attention_maps]:
             src = run.src_tok.encode(test[i].src) + [EOS_ID]

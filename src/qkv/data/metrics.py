@@ -25,7 +25,7 @@ def bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> Score:
     from sacrebleu.metrics import BLEU
 
     metric = BLEU()
-    result = metric.corpus_score(list(hyps), _streams(refs))
+    result = metric.corpus_score(list(hyps), reference_streams(refs))
     return Score(result.score, str(metric.get_signature()))
 
 
@@ -34,28 +34,35 @@ def chrf(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> Score:
     from sacrebleu.metrics import CHRF
 
     metric = CHRF()
-    result = metric.corpus_score(list(hyps), _streams(refs))
+    result = metric.corpus_score(list(hyps), reference_streams(refs))
     return Score(result.score, str(metric.get_signature()))
 
 
-def _streams(refs: Sequence[Sequence[str]]) -> list[list[str]]:
+def reference_streams(refs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Per-example reference lists -> sacreBLEU's reference streams (short lists repeat their first)."""
     width = max(len(r) for r in refs)
     return [[r[k] if k < len(r) else r[0] for r in refs] for k in range(width)]
 
 
-def rouge(hyps: Sequence[str], refs: Sequence[Sequence[str]], prefix: str = "") -> dict[str, float]:
-    """Mean ROUGE-1/2/L F1 (x100, Porter stemming); with several references, the best one per example."""
+def rouge_per_example(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str, list[float]]:
+    """ROUGE-1/2/L F1 (x100, Porter stemming) of each example; with several references, the best one."""
     from rouge_score import rouge_scorer
 
     keys = ["rouge1", "rouge2", "rougeL"]
     scorer = rouge_scorer.RougeScorer(keys, use_stemmer=True)
-    totals = dict.fromkeys(keys, 0.0)
+    out: dict[str, list[float]] = {k: [] for k in keys}
     for hyp, rs in zip(hyps, refs, strict=True):
         scores = scorer.score_multi(list(rs), hyp) if len(rs) > 1 else scorer.score(rs[0], hyp)
         for k in keys:
-            totals[k] += scores[k].fmeasure
+            out[k].append(100.0 * scores[k].fmeasure)
+    return out
+
+
+def rouge(hyps: Sequence[str], refs: Sequence[Sequence[str]], prefix: str = "") -> dict[str, float]:
+    """Mean ROUGE-1/2/L F1 (x100, Porter stemming); with several references, the best one per example."""
+    per_example = rouge_per_example(hyps, refs)
     n = max(len(hyps), 1)
-    return {f"{prefix}{k}": 100.0 * v / n for k, v in totals.items()}
+    return {f"{prefix}{k}": sum(v) / n for k, v in per_example.items()}
 
 
 def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
@@ -69,6 +76,12 @@ def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
     return prev[-1]
 
 
+def closest_reference(hyp: str, refs: Sequence[str]) -> tuple[int, int]:
+    """``(edits, reference length)`` against the reference closest to ``hyp`` by edit distance (tokens)."""
+    h = hyp.split()
+    return min((edit_distance(h, r.split()), len(r.split())) for r in refs)
+
+
 def error_rates(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str, float]:
     """Phoneme error rate and word error rate for G2P, in percent.
 
@@ -78,22 +91,25 @@ def error_rates(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[str,
     """
     edits = length = wrong = 0
     for hyp, rs in zip(hyps, refs, strict=True):
-        h = hyp.split()
-        best = min((edit_distance(h, r.split()), len(r.split())) for r in rs)
+        best = closest_reference(hyp, rs)
         edits += best[0]
         length += best[1]
         wrong += best[0] != 0
     return {"per": 100.0 * edits / max(length, 1), "wer": 100.0 * wrong / max(len(hyps), 1)}
 
 
+def token_matches(hyp: str, ref: str) -> tuple[int, int, int]:
+    """``(exact match 0/1, position-wise matching tokens, the longer length)`` of one example."""
+    h, r = hyp.split(), ref.split()
+    return int(h == r), sum(x == y for x, y in zip(h, r, strict=False)), max(len(h), len(r), 1)
+
+
 def accuracy(hyps: Sequence[str], refs: Sequence[str]) -> dict[str, float]:
     """Exact-match accuracy and token accuracy (position-wise matches over the longer length), in percent."""
     exact = matched = total = 0
     for hyp, ref in zip(hyps, refs, strict=True):
-        h, r = hyp.split(), ref.split()
-        exact += h == r
-        matched += sum(x == y for x, y in zip(h, r, strict=False))
-        total += max(len(h), len(r), 1)
+        e, m, n = token_matches(hyp, ref)
+        exact, matched, total = exact + e, matched + m, total + n
     return {"exact_match": 100.0 * exact / max(len(hyps), 1), "token_accuracy": 100.0 * matched / max(total, 1)}
 
 

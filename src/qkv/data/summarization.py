@@ -168,8 +168,12 @@ class SummarizationTask:
     def build_tokenizers(self, train: list[Example]):
         return seq2seq_tokenizers(train, self.tokenizer, self.tokenizer, self.vocab_size, self.vocab_size)
 
+    def metric_references(self, examples: list[Example]) -> list[list[str]]:
+        """The references the main ROUGE scores use: the original subject line of each example."""
+        return [[e.tgt] for e in examples]
+
     def score(self, hyps: list[str], examples: list[Example]) -> dict[str, float]:
-        out = metrics.rouge(hyps, [[e.tgt] for e in examples])
+        out = metrics.rouge(hyps, self.metric_references(examples))
         if examples and all(len(e.refs) > 1 for e in examples):
             out.update(metrics.rouge(hyps, [e.refs[1:] for e in examples], prefix="ann_"))
         return out

@@ -8,16 +8,17 @@ real checkpoint needs is an ordinary option here, not a special case.
 
 from __future__ import annotations
 
-import math
-
 from torch import nn
 
-from qkv.models.config import ModelConfig
+from qkv.models.config import RECURRENT_LM_NAMES, ModelConfig
 from qkv.models.decoder_only import DecoderOnlyLM
 from qkv.models.embeddings import Embeddings
 from qkv.models.encoder_decoder import Transformer
 from qkv.models.encoder_only import EncoderOnly
+from qkv.models.output_projection import OutputProjection
 from qkv.models.positions import LearnedPositions, RotaryEmbedding, SinusoidalPositions, embedding_scale
+from qkv.models.recurrent_encoder import RNN_CELLS
+from qkv.models.recurrent_lm import RecurrentLM
 from qkv.models.transformer_layers import DecoderLayer, EncoderLayer, layer_norm
 from qkv.models.transformer_stacks import TransformerDecoder, TransformerEncoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
@@ -43,6 +44,8 @@ def build_model(
 
 
 def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, int]) -> nn.Module:
+    if config.name in RECURRENT_LM_NAMES:
+        return _recurrent_lm(config, tgt_vocab, ids)
     if config.family == "recurrent":
         from qkv.models.recurrent import build_recurrent  # the recurrent family lives in its own module
 
@@ -70,6 +73,24 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
     if tgt_vocab > 0:
         head = _output(config, tokens if src_vocab == tgt_vocab else None, tgt_vocab)
     return EncoderOnly(_encoder(config, tokens), head, **ids)
+
+
+def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> RecurrentLM:
+    """Zaremba et al. 2014: embeddings (``d_model``), ``n_rnn_layers`` LSTM/GRU layers (``hidden_size``) with
+    ``dropout`` between them, on the embeddings and before the output layer; then the output layer."""
+    if config.tie_embeddings and config.d_model != config.hidden_size:
+        raise ValueError(f"model.tie_embeddings needs model.d_model == model.hidden_size for {config.name}, got "
+                         f"{config.d_model} and {config.hidden_size}")
+    # PyTorch's inits (embeddings N(0, 1), RNN U(+-1/sqrt(H))), as the recurrent encoder-decoders: Zaremba et al.'s
+    # U(+-0.1) everywhere suits SGD at lr 1; under Adam it sat at the unigram loss far longer on a tiny text.
+    tokens = nn.Embedding(vocab, config.d_model)
+    between = config.dropout if config.n_rnn_layers > 1 else 0.0  # nn.LSTM/GRU: on each layer's output but the last
+    rnn = RNN_CELLS[config.rnn_cell](
+        config.d_model, config.hidden_size, num_layers=config.n_rnn_layers, batch_first=True, dropout=between
+    )
+    # Tied, the N(0, 1) embeddings would give logits ~ N(0, |h|^2); the default d_model**-0.5 rescale evens that out.
+    head = _output(config, tokens, vocab, width=config.hidden_size)
+    return RecurrentLM(tokens, rnn, head, dropout=config.dropout, **ids)
 
 
 def _token_embedding(config: ModelConfig, vocab: int) -> nn.Embedding:
@@ -139,12 +160,28 @@ def _decoder(config: ModelConfig, tokens: nn.Embedding, *, cross_attention: bool
     return TransformerDecoder(_embeddings(config, tokens), layers, **_stack_options(config))
 
 
-def _output(config: ModelConfig, tokens: nn.Embedding | None, vocab: int) -> nn.Linear:
-    head = nn.Linear(config.d_model, vocab, bias=config.output_bias)
-    if config.tie_embeddings and tokens is not None:
+def _output(
+    config: ModelConfig, tokens: nn.Embedding | None, vocab: int, *, width: int | None = None
+) -> OutputProjection:
+    """The logits layer, started so that the initial loss is ``ln V`` (see :mod:`qkv.models.output_projection`).
+
+    Untied (the default): small random weights, so every logit starts near zero. Tied: the input embedding
+    is still in each position's residual stream, so the shared matrix would give the input token a large
+    logit; T5's ``d_model ** -0.5`` rescale (``scale_logits``, on by default when tied) removes it.
+    ``width`` is the size of the hidden state it reads (default ``d_model``; a recurrent LM's ``hidden_size``).
+    """
+    tied = config.tie_embeddings and tokens is not None
+    scale_logits = tied if config.scale_logits is None else config.scale_logits
+    head = OutputProjection(
+        config.d_model if width is None else width,
+        vocab,
+        bias=config.output_bias,
+        logit_scale=config.d_model**-0.5 if scale_logits else 1.0,
+    )
+    if tied:
         head.weight = tokens.weight  # Press & Wolf 2017: one matrix for input and output
     else:
-        nn.init.normal_(head.weight, std=1 / math.sqrt(config.d_model))
+        nn.init.normal_(head.weight, std=0.02)  # logits ~ N(0, 0.02^2 E): near zero for any E <= 2048
     if head.bias is not None:
         nn.init.zeros_(head.bias)
     return head

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TRANSFORMER_NAMES = ("transformer", "gpt", "encoder")
-RECURRENT_NAMES = ("gru", "lstm", "gru-attention", "lstm-attention", "gru-luong")
-MODEL_NAMES = TRANSFORMER_NAMES + RECURRENT_NAMES
+RECURRENT_NAMES = ("gru", "lstm", "gru-attention", "lstm-attention", "gru-luong")  # encoder-decoders
+RECURRENT_LM_NAMES = ("lstm-lm", "gru-lm")  # decoder-only recurrent language models (Zaremba et al. 2014)
+MODEL_NAMES = TRANSFORMER_NAMES + RECURRENT_NAMES + RECURRENT_LM_NAMES
 
 POSITIONS = ("sinusoidal", "learned", "rotary", "none")
 SINUSOIDAL_LAYOUTS = ("interleaved", "halves")
@@ -38,6 +39,8 @@ RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
     "gru-attention": {"rnn_cell": "gru", "attention": "additive", "bidirectional": True, "input_feeding": False},
     "lstm-attention": {"rnn_cell": "lstm", "attention": "general", "bidirectional": False, "input_feeding": True},
     "gru-luong": {"rnn_cell": "gru", "attention": "general", "bidirectional": False, "input_feeding": False},
+    "lstm-lm": {"rnn_cell": "lstm", "attention": "none", "bidirectional": False, "input_feeding": False},
+    "gru-lm": {"rnn_cell": "gru", "attention": "none", "bidirectional": False, "input_feeding": False},
 }
 
 
@@ -46,8 +49,11 @@ class ModelConfig:
     """Architecture of one model. Field defaults give a small pre-norm Transformer.
 
     ``name`` picks the family: ``transformer`` (encoder-decoder), ``gpt`` (decoder-only LM), ``encoder``
-    (BERT-style), or one of the recurrent names. For the recurrent names, ``rnn_cell``, ``attention``,
-    ``bidirectional`` and ``input_feeding`` left as ``None`` are filled from :data:`RECURRENT_PRESETS`.
+    (BERT-style), one of the recurrent encoder-decoder names, or ``lstm-lm``/``gru-lm`` (recurrent
+    decoder-only LMs: ``d_model`` is the embedding size, ``hidden_size`` the RNN width, ``n_rnn_layers``
+    the depth, ``dropout`` Zaremba et al.'s non-recurrent dropout). For the recurrent names, ``rnn_cell``,
+    ``attention``, ``bidirectional`` and ``input_feeding`` left as ``None`` are filled from
+    :data:`RECURRENT_PRESETS`.
     """
 
     name: str = "transformer"
@@ -70,8 +76,9 @@ class ModelConfig:
     rotary_base: float = 10000.0
     activation: str = "relu"  # relu | gelu (exact) | gelu_tanh | silu
     scale_embeddings: bool = True  # multiply token embeddings by sqrt(d_model)
-    tie_embeddings: bool = True  # output projection shares the (target) token embedding matrix
+    tie_embeddings: bool = False  # output projection shares the (target) token embedding matrix
     share_embeddings: bool = False  # encoder and decoder share one embedding matrix (needs one vocabulary)
+    scale_logits: bool | None = None  # hidden * d_model**-0.5 before the output layer (T5); None = when tied
     output_bias: bool = False  # a bias on the output projection (Marian's final_logits_bias)
     embedding_norm: bool = False  # LayerNorm right after the embeddings (BERT)
     n_token_types: int = 0  # segment embeddings (BERT's token_type_embeddings); 0 = none
@@ -98,7 +105,7 @@ class ModelConfig:
     @property
     def family(self) -> str:
         """``"transformer"`` or ``"recurrent"``."""
-        return "recurrent" if self.name in RECURRENT_NAMES else "transformer"
+        return "recurrent" if self.name in RECURRENT_NAMES + RECURRENT_LM_NAMES else "transformer"
 
     @property
     def head_dim(self) -> int:
@@ -123,19 +130,19 @@ class ModelConfig:
                 raise ValueError(f"model.{key} must be in [0, 1), got {getattr(self, key)}")
         if self.norm_eps <= 0:
             raise ValueError(f"model.norm_eps must be > 0, got {self.norm_eps}")
-        if self.d_model % self.n_heads:
-            raise ValueError(
-                f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
-            )
-        if self.n_kv_heads is not None and (self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads):
-            raise ValueError(
-                f"model.n_kv_heads ({self.n_kv_heads}) must be >= 1 and divide model.n_heads ({self.n_heads})"
-            )
-        if self.positions == "rotary" and self.head_dim % 2:
-            raise ValueError(f"model.positions=rotary needs an even head dim, got {self.head_dim}")
-        if self.positions == "sinusoidal" and self.d_model % 2:
-            raise ValueError(f"model.positions=sinusoidal needs an even d_model, got {self.d_model}")
-        if self.family == "transformer":
+        if self.family == "transformer":  # heads and positions mean nothing to the recurrent models
+            if self.d_model % self.n_heads:
+                raise ValueError(
+                    f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
+                )
+            if self.n_kv_heads is not None and (self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads):
+                raise ValueError(
+                    f"model.n_kv_heads ({self.n_kv_heads}) must be >= 1 and divide model.n_heads ({self.n_heads})"
+                )
+            if self.positions == "rotary" and self.head_dim % 2:
+                raise ValueError(f"model.positions=rotary needs an even head dim, got {self.head_dim}")
+            if self.positions == "sinusoidal" and self.d_model % 2:
+                raise ValueError(f"model.positions=sinusoidal needs an even d_model, got {self.d_model}")
             needs = {"transformer": ("n_encoder_layers", "n_decoder_layers"), "gpt": ("n_decoder_layers",),
                      "encoder": ("n_encoder_layers",)}[self.name]
             for key in needs:
@@ -144,6 +151,12 @@ class ModelConfig:
         else:
             _one_of("rnn_cell", self.rnn_cell, RNN_CELLS)
             _one_of("attention", self.attention, RNN_ATTENTIONS)
+            if self.name in RECURRENT_LM_NAMES:
+                for key in ("attention", "bidirectional", "input_feeding"):
+                    if getattr(self, key) not in ("none", False):
+                        raise ValueError(f"model.{key} does not apply to model.name={self.name} (a language "
+                                         f"model has no source to attend to and reads left to right): leave "
+                                         f"it unset; got {getattr(self, key)!r}")
         return self
 
     # -- (de)serialisation --

@@ -57,6 +57,7 @@ def model_config(hf: dict[str, Any], source: Path) -> tuple[ModelConfig, dict[st
         norm_first=False,
         positions="learned",
         activation=activation(hf, "hidden_act", source),
+        scale_logits=False,  # trained without T5's logit rescale
         scale_embeddings=False,
         tie_embeddings=False,
         embedding_norm=True,

@@ -46,6 +46,7 @@ def model_config(hf: dict[str, Any], source: Path) -> tuple[ModelConfig, dict[st
         norm_first=True,
         positions="learned",
         activation=activation(hf, "activation_function", source),
+        scale_logits=False,  # trained without T5's logit rescale
         scale_embeddings=False,
         tie_embeddings=hf.get("tie_word_embeddings", True),
         norm_eps=hf.get("layer_norm_epsilon", 1e-5),

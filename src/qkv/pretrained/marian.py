@@ -58,6 +58,7 @@ def model_config(hf: dict[str, Any], source: Path) -> tuple[ModelConfig, dict[st
         positions="sinusoidal",
         sinusoidal_layout="halves",
         activation=activation(hf, "activation_function", source),
+        scale_logits=False,  # trained without T5's logit rescale
         scale_embeddings=hf.get("scale_embedding", False),
         tie_embeddings=hf.get("tie_word_embeddings", True),
         share_embeddings=share,

@@ -1,0 +1,56 @@
+"""`qkv results collect RUN --recipe NAME` and `qkv results page`: reference results as evidence.
+
+``collect`` scores a finished run on its test split (greedy and beam 5 for seq2seq) and writes
+``results/<recipe>/`` (config, training log, samples, ``result.json``); ``page`` regenerates
+``docs/results.md`` from every ``results/*/result.json``. See :mod:`qkv.results`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+HELP = "write a run's reference result into results/<recipe>/, or regenerate docs/results.md from results/"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    collect = sub.add_parser("collect", help="score a finished run and write results/<recipe>/")
+    collect.add_argument("run", help="run directory written by `qkv train`")
+    collect.add_argument("--recipe", required=True, help="recipe name (configs/<recipe>.yaml)")
+    collect.add_argument("--command", required=True, help="the exact command that trained the run")
+    collect.add_argument("--threads", type=int, required=True, help="torch threads the run trained with")
+    collect.add_argument("--split", default="test")
+    collect.add_argument("--beams", default="1,5", help="comma-separated beam sizes (first = headline)")
+    collect.add_argument("--checkpoint", default="best", help="best (default), last, averaged")
+    collect.add_argument("--notes", default="", help="one line saved with the result")
+    collect.add_argument("--out", default="results", help="results folder (default results/)")
+    page = sub.add_parser("page", help="regenerate docs/results.md from results/*/result.json")
+    page.add_argument("--results", default="results")
+    page.add_argument("--out", default="docs/results.md")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qkv.errors import UserError
+
+    if args.action == "page":
+        from qkv.results.page import write_page
+
+        write_page(args.results, args.out)
+        print(f"wrote {args.out}")
+        return 0
+    from qkv.results.collect import collect_run
+
+    try:
+        beams = tuple(int(b) for b in args.beams.split(","))
+    except ValueError:
+        raise UserError(f"--beams {args.beams!r}: expected comma-separated integers, e.g. 1,5") from None
+    if not beams or min(beams) < 1:
+        raise UserError(f"--beams {args.beams!r}: beam sizes must be >= 1")
+    record = collect_run(args.run, args.recipe, args.out, command=args.command, threads=args.threads,
+                         split=args.split, beams=beams, checkpoint=args.checkpoint, notes=args.notes)
+    print(f"{args.out}/{args.recipe}: {record.decoding} " +
+          ", ".join(f"{k} {v:.2f}" for k, v in record.metrics.items()))
+    print("recorded command:", shlex.join(shlex.split(args.command)), file=sys.stderr)
+    return 0

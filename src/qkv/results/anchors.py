@@ -1,0 +1,39 @@
+"""Published numbers each reference recipe is measured against (the floor, not the goal).
+
+Sources are the papers and public repositories named in ``shared/data/README.md`` and issue 10. Each
+anchor names the metric it is comparable with: bentrevett's BLEU is computed on lowercased tokens, so
+qkv reports ``bleu_lowercase`` beside sacreBLEU's cased score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Anchor:
+    metric: str
+    value: float
+    higher_is_better: bool
+    source: str
+
+
+BENTREVETT = "bentrevett/pytorch-seq2seq (GPU, 10 epochs, greedy, lowercased BLEU)"
+G2P_TRANSFORMER = "shared/data/README.md: Transformer 3x256 on CMUdict g014b2b"
+NANOGPT = "nanoGPT README, CPU 'baby GPT' (4x4x128, context 64, 2,000 iterations)"
+ZAREMBA = "Zaremba et al. 2014, small LSTM (2x200, no dropout)"
+
+# recipe name (configs/<recipe>.yaml) -> anchors
+ANCHORS: dict[str, list[Anchor]] = {
+    "multi30k-transformer": [Anchor("bleu_lowercase", 36.5, True, BENTREVETT)],
+    "multi30k-gru-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT)],
+    "multi30k-gru": [Anchor("bleu_lowercase", 20.6, True, BENTREVETT)],
+    "multi30k-lstm-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT + "; GRU + Bahdanau row")],
+    "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
+    "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
+    "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
+    "tinyshakespeare-gpt": [Anchor("loss", 1.88, False, NANOGPT)],
+    "tinyshakespeare-lstm": [Anchor("loss", 1.88, False, NANOGPT + " (the GPT it is compared with)")],
+    "ptb-lstm": [Anchor("ppl", 114.5, False, ZAREMBA)],
+    "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
+}

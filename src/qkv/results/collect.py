@@ -1,0 +1,166 @@
+"""Score a finished run and write its evidence folder ``results/<recipe>/``.
+
+The folder holds small text files only (never checkpoints):
+
+- ``config.yaml`` -- the run's resolved config (what was trained);
+- ``metrics.jsonl`` -- the training log (loss, learning rate, validation scores by step);
+- ``samples.txt`` -- the first test inputs, references and the model's outputs (seq2seq), or a sampled
+  continuation (language models);
+- ``result.json`` -- a :class:`ResultRecord`: recipe, task, model, split, decoding, metrics, training time,
+  threads, machine, the command that trained it and the git commit.
+
+Translation adds lowercased sacreBLEU (``bleu_lowercase``, comparable with bentrevett's lowercased
+token BLEU) and both signatures; every seq2seq metric gets its 95% bootstrap interval
+(:mod:`qkv.compare.significance`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"
+N_SAMPLES = 20
+
+
+@dataclass
+class ResultRecord:
+    """One reference result (the schema of ``result.json``)."""
+
+    recipe: str
+    task: str
+    model: str
+    split: str
+    decoding: str  # "greedy", "beam5", or "teacher-forced" for language models
+    metrics: dict[str, float]
+    train_seconds: float
+    train_steps: int
+    threads: int
+    machine: str
+    command: str
+    commit: str
+    examples: int | None = None
+    params: int = 0
+    intervals: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {value, low, high}
+    signatures: dict[str, str] = field(default_factory=dict)
+    other_decodings: dict[str, dict[str, float]] = field(default_factory=dict)  # e.g. {"beam5": {...}}
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRecord:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def git_commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _training_log(run_dir: Path) -> tuple[float, int]:
+    """``(training seconds, steps)`` from the run's metrics log (the last training record)."""
+    seconds, steps = 0.0, 0
+    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a kill
+        if record.get("split") == "train":
+            seconds, steps = float(record.get("time", seconds)), int(record.get("step", steps))
+    return seconds, steps
+
+
+def _translation_extras(hyps: list[str], examples: list) -> tuple[dict[str, float], dict[str, str]]:
+    from sacrebleu.metrics import BLEU
+
+    from qkv.data.metrics import reference_streams
+
+    metric = BLEU(lowercase=True)
+    score = metric.corpus_score(hyps, reference_streams([e.references for e in examples]))
+    return {"bleu_lowercase": score.score}, {"bleu_lowercase": str(metric.get_signature())}
+
+
+def collect_run(
+    run_dir: str | Path, recipe: str, out_root: str | Path, *, command: str, threads: int, split: str = "test",
+    beams: tuple[int, ...] = (1, 5), checkpoint: str = "best", notes: str = "",
+) -> ResultRecord:
+    """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record."""
+    from qkv.compare.cost import count_params
+    from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
+    from qkv.compare.study import machine_info
+    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
+    from qkv.training.run import load_run, split_data, split_name
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir, checkpoint)
+    task, config = run.task, run.config
+    name = split_name(task, split)
+    data = split_data(task, name, None)
+    machine = machine_info(next(run.model.parameters()).device)
+    seconds, steps = _training_log(run_dir)
+    out = Path(out_root) / recipe
+    out.mkdir(parents=True, exist_ok=True)
+    record = ResultRecord(
+        recipe=recipe, task=task.name, model=config.model.name, split=name, decoding="greedy", metrics={},
+        train_seconds=round(seconds, 1), train_steps=steps, threads=threads,
+        machine=f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}", command=command,
+        commit=git_commit(Path(__file__).resolve().parents[3]), params=count_params(run.model), notes=notes)
+    if task.kind == "lm":
+        record.decoding = "teacher-forced"
+        record.metrics = evaluate_lm(run.model, task, data, run.tgt_tok, config.training.context, len(data))
+        samples = _lm_sample(run)
+    else:
+        record.examples = len(data)
+        for beam in beams:
+            metrics, hyps = evaluate_seq2seq(run.model, task, data, run.src_tok, run.tgt_tok, beam=beam,
+                                             max_len=config.eval.max_len)
+            if task.name == "translation":
+                extra, signatures = _translation_extras(hyps, data)
+                metrics.update(extra)
+                record.signatures.update(signatures, **getattr(task, "signatures", {}))
+            if beam == beams[0]:
+                record.decoding = "greedy" if beam == 1 else f"beam{beam}"
+                record.metrics = metrics
+                record.intervals = {m: bootstrap_interval(task_example_stats(task, m, hyps, data)).to_dict()
+                                    for m in metrics if m in SUPPORTED}
+                samples = _seq2seq_samples(data, hyps)
+            else:
+                record.other_decodings[f"beam{beam}"] = metrics
+    shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
+    shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
+    (out / "samples.txt").write_text(samples, encoding="utf-8")
+    (out / RESULT_FILE).write_text(json.dumps(record.to_dict(), indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+def _seq2seq_samples(examples: list, hyps: list[str]) -> str:
+    blocks = [f"src: {e.src}\nref: {e.tgt}\nhyp: {h}\n" for e, h in zip(examples[:N_SAMPLES], hyps, strict=False)]
+    return "\n".join(blocks)
+
+
+def _lm_sample(run: Any) -> str:
+    """A sampled continuation of a fixed prompt (temperature 0.8, seed 0), as a reader would try it."""
+    from qkv.training.generate import generate_texts
+
+    prompt = "ROMEO:" if run.task.name == "lm" and getattr(run.task, "level", None) == "char" else "the"
+    text = generate_texts(run, [prompt], max_len=60, sample=True, temperature=0.8, seed=0)[0]
+    return f"prompt: {prompt}\nsample (temperature 0.8, seed 0): {text}\n"
+
+
+def load_results(root: str | Path) -> list[ResultRecord]:
+    """Every ``root/*/result.json``, sorted by recipe name."""
+    records = []
+    for path in sorted(Path(root).glob(f"*/{RESULT_FILE}")):
+        records.append(ResultRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+    return records

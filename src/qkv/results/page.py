@@ -1,0 +1,78 @@
+"""``docs/results.md``, generated from ``results/*/result.json`` (``qkv results page``).
+
+One row per reference run, with the published anchor beside it and a verdict that says plainly where
+qkv is behind. A test regenerates the page and checks it equals the committed file, so the table
+cannot drift from the evidence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qkv.results.anchors import ANCHORS, Anchor
+from qkv.results.collect import ResultRecord, load_results
+
+HEADER = """# Reference results
+
+Every number here comes from a folder under [`results/`](../results) (the run's resolved config, its
+training log, sample outputs and `result.json`), written by `qkv results collect` after the run, and this
+page is generated from those folders by `qkv results page` (a test checks it is up to date). Published
+numbers are the floor: each row says whether qkv reaches it, and where it does not, by how much.
+Intervals are 95% bootstrap intervals over the test examples.
+"""
+
+
+def _value(record: ResultRecord, metric: str) -> str:
+    value = record.metrics.get(metric)
+    if value is None:
+        return "–"
+    ci = record.intervals.get(metric)
+    return f"{value:.2f}" + (f" [{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "")
+
+
+def _verdict(record: ResultRecord, anchor: Anchor) -> str:
+    value = record.metrics.get(anchor.metric)
+    if value is None:
+        return "not measured"
+    gap = value - anchor.value if anchor.higher_is_better else anchor.value - value
+    if gap >= 0:
+        return f"**reaches it** (+{gap:.2f})"
+    return f"**behind** by {-gap:.2f}"
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k != "loss" or len(metrics) <= 4)
+
+
+def render(records: list[ResultRecord]) -> str:
+    lines = [HEADER, "## Against the published numbers", "",
+             "| recipe | task, split | model | params | metric (ours) | published | verdict | train time | decoding |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        for anchor in ANCHORS.get(r.recipe) or [None]:
+            metric = anchor.metric if anchor else next(iter(r.metrics), "")
+            published = f"{anchor.value:g} ({anchor.source})" if anchor else "–"
+            verdict = _verdict(r, anchor) if anchor else "no published anchor"
+            lines.append(f"| [{r.recipe}](../results/{r.recipe}) | {r.task}, {r.split} | {r.model} | {r.params:,} | "
+                         f"{metric} {_value(r, metric)} | {published} | {verdict} | "
+                         f"{r.train_seconds / 60:.0f} min, {r.train_steps:,} steps, {r.threads} thread(s) | "
+                         f"{r.decoding} |")
+    lines += ["", "## Every metric, every decoding", ""]
+    for r in records:
+        lines += [f"### {r.recipe}", "",
+                  f"- command: `{r.command}`",
+                  f"- machine: {r.machine}; commit `{r.commit[:12]}`",
+                  f"- {r.decoding}" + (f" on {r.examples:,} {r.split} examples" if r.examples else f" ({r.split})")
+                  + f": {_metrics_text(r.metrics)}"]
+        lines += [f"- {name}: {_metrics_text(metrics)}" for name, metrics in r.other_decodings.items()]
+        lines += [f"- signature {k}: `{v}`" for k, v in r.signatures.items()]
+        if r.notes:
+            lines += [f"- note: {r.notes}"]
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_page(results_dir: str | Path, out: str | Path) -> str:
+    text = render(load_results(results_dir))
+    Path(out).write_text(text, encoding="utf-8")
+    return text

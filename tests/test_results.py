@@ -1,0 +1,68 @@
+"""Reference results (qkv.results): the committed page equals what `qkv results page` generates from
+results/, verdicts are worked by hand, and `qkv results collect` writes a folder whose numbers match an
+independent `qkv evaluate` of the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qkv.cli import main
+from qkv.results import ResultRecord, load_results
+from qkv.results.anchors import ANCHORS
+from qkv.results.page import render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_docs_results_page_is_generated_from_the_results_folder():
+    expected = render(load_results(ROOT / "results"))
+    page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert page == expected, "docs/results.md is stale: run `qkv results page`"
+
+
+def test_every_result_folder_holds_its_evidence():
+    for record in load_results(ROOT / "results"):
+        folder = ROOT / "results" / record.recipe
+        for name in ("config.yaml", "metrics.jsonl", "samples.txt", "result.json"):
+            assert (folder / name).is_file(), f"{folder}/{name}"
+        assert (ROOT / "configs" / f"{record.recipe}.yaml").is_file() or record.notes, record.recipe
+        assert record.metrics and record.train_seconds > 0 and record.threads >= 1 and len(record.commit) == 40
+        assert all(f.stat().st_size < 2_000_000 for f in folder.iterdir())  # small text files only
+
+
+def _record(recipe: str, metrics: dict[str, float]) -> ResultRecord:
+    return ResultRecord(recipe=recipe, task="t", model="m", split="test", decoding="greedy", metrics=metrics,
+                        train_seconds=600, train_steps=100, threads=2, machine="cpu", command="qkv train x",
+                        commit="0" * 40)
+
+
+def test_verdicts_say_plainly_where_qkv_is_behind_or_ahead():
+    assert ANCHORS["g2p-transformer"][0].value == 20.6  # lower WER is better
+    behind = render([_record("g2p-transformer", {"wer": 25.0})])
+    assert "**behind** by 4.40" in behind
+    ahead = render([_record("multi30k-transformer", {"bleu_lowercase": 37.0})])  # higher BLEU is better
+    assert "**reaches it** (+0.50)" in ahead
+
+
+@pytest.mark.slow
+def test_collect_matches_an_independent_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture):
+    from test_cli_train import SEQ2SEQ
+
+    recipe, run = tmp_path / "reverse.yaml", tmp_path / "run"
+    recipe.write_text(SEQ2SEQ)
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--split", "test"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["results", "collect", str(run), "--recipe", "reverse-tiny", "--command", "qkv train reverse.yaml",
+                 "--threads", "1", "--beams", "1,3", "--out", str(tmp_path / "results")]) == 0
+    record = load_results(tmp_path / "results")[0]
+    assert record.metrics["exact_match"] == pytest.approx(evaluated["exact_match"])
+    assert record.examples == evaluated["examples"] and "beam3" in record.other_decodings
+    interval = record.intervals["exact_match"]
+    assert interval["low"] <= record.metrics["exact_match"] <= interval["high"]
+    assert record.train_steps == 60 and record.commit  # from the run's training log and git
+    samples = (tmp_path / "results" / "reverse-tiny" / "samples.txt").read_text()
+    assert samples.startswith("src: ") and "hyp: " in samples
