@@ -78,3 +78,24 @@ def test_the_conclusion_leads_both_report_pages():
     assert md.index("## Conclusion") < md.index("## Summary")
     assert page.index('id="conclusion"') < page.index('id="summary"')
     assert "<b>transformer</b> has the best test WER" in page and 'href="#quality"' in page
+
+
+def test_the_converged_reference_run_stands_beside_the_budgeted_verdict(tmp_path, monkeypatch):
+    import json
+
+    from qkv.compare.study import reference_results
+
+    folder = tmp_path / "g2p-transformer"
+    folder.mkdir()
+    record = {"recipe": "g2p-transformer", "task": "g2p", "model": "transformer", "split": "test",
+              "decoding": "greedy", "metrics": {"wer": 24.25, "per": 5.5, "loss": 0.4}, "train_seconds": 3600,
+              "train_steps": 2200, "threads": 1, "machine": "cpu", "command": "qkv train configs/g2p-transformer.yaml",
+              "commit": "0" * 40}
+    (folder / "result.json").write_text(json.dumps(record))
+    monkeypatch.setenv("QKV_RESULTS", str(tmp_path))
+    assert reference_results("translation") == []
+    results = saved_results()
+    results["reference_results"] = reference_results("g2p")
+    sentence = [t for t in texts(results) if t.startswith("Converged reference run")][0]
+    assert "transformer on test reaches wer 24.2, per 5.5 after 60 min" in sentence  # loss is left out
+    assert "`qkv train configs/g2p-transformer.yaml`" in sentence

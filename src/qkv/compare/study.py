@@ -266,6 +266,7 @@ class Study:
             self.save()
         self.significance(task)
         self.summarise_ladder()
+        self.results["reference_results"] = reference_results(self.options.task)
         self.save()
         if failed:
             raise RuntimeError(f"model(s) {', '.join(failed)} failed (see results.json)")
@@ -469,6 +470,20 @@ class Study:
         self.results["scaling"] = measure_scaling(
             self.options.models, self.plan.scaling, self.device, seed=self.options.seed,
             progress=lambda label: self.log(f"   {label}"))
+
+
+def reference_results(task: str) -> list[dict]:
+    """Converged reference runs of ``task`` from the repository's ``results/`` (``$QKV_RESULTS`` overrides),
+    shown beside the budgeted verdict so that a 60-second result never stands alone."""
+    from qkv.results import load_results
+
+    root = Path(os.environ.get("QKV_RESULTS") or Path(__file__).resolve().parents[3] / "results")
+    if not root.is_dir():
+        return []
+    keep = ("bleu", "bleu_lowercase", "chrf", "wer", "per", "rouge1", "rouge2", "rougeL")
+    return [{"recipe": r.recipe, "model": r.model, "split": r.split, "command": r.command,
+             "train_seconds": r.train_seconds, "metrics": {k: v for k, v in r.metrics.items() if k in keep}}
+            for r in load_results(root) if r.task == task]
 
 
 def _bar(budget: Budget, name: str, enabled: bool):
