@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import random
+import types
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -65,16 +67,74 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str, **options: Any) -> Any:
-    """Build task ``name`` with ``options``; an unknown task or option is a UserError naming it."""
+    """Build task ``name`` with ``options``; an unknown task or option, or an option of the wrong type, is
+    a UserError naming it."""
+    problems = check_options(name, options)
+    unknown = [key.removeprefix("options.") for key, message in problems if message.startswith("unknown option")]
+    if unknown:
+        known = problems[0][1].partition("(known: ")[2]
+        raise UserError(f"unknown option(s) {', '.join(unknown)} for task {name!r} (known: {known}")
+    if problems:
+        key, message = problems[0]
+        raise UserError(message if key == "name" else f"task option {key.removeprefix('options.')}: {message}")
+    module, cls_name, fixed = _REGISTRY[name]
+    return getattr(importlib.import_module(module), cls_name)(**fixed, **options)
+
+
+def check_options(name: str, options: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, message)`` for each problem of ``get_task(name, **options)`` found before building it: an
+    unknown task (key ``name``), an unknown option or one of the wrong type (key ``options.KEY``). The
+    recipe loader reports them at the recipe line or ``--set`` that gave the key."""
     if name not in _REGISTRY:
-        raise UserError(f"unknown task {name!r} (known: {', '.join(_REGISTRY)})")
+        return [("name", f"unknown task {name!r} (known: {', '.join(_REGISTRY)})")]
     module, cls_name, fixed = _REGISTRY[name]
     cls = getattr(importlib.import_module(module), cls_name)
+    hints = typing.get_type_hints(cls)
     known = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in fixed]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        raise UserError(f"unknown option(s) {', '.join(unknown)} for task {name!r} (known: {', '.join(known)})")
-    return cls(**fixed, **options)
+    problems = []
+    for key, value in options.items():
+        if key not in known:
+            problems.append((f"options.{key}", f"unknown option for task {name!r} (known: {', '.join(known)})"))
+        elif not _fits(hints[key], value):
+            problems.append((f"options.{key}", f"expected {_type_name(hints[key])}, got {value!r}"))
+    return problems
+
+
+def _fits(tp: Any, value: Any) -> bool:
+    """Whether ``value`` (parsed YAML) has type ``tp`` (an option's annotation)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if tp is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(a, value) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (list, tuple, Sequence):
+        return isinstance(value, (list, tuple)) and (not args or all(_fits(args[0], v) for v in value))
+    if origin is dict:
+        return isinstance(value, dict) and (not args or all(_fits(args[0], k) and _fits(args[1], v)
+                                                            for k, v in value.items()))
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return not isinstance(tp, type) or isinstance(value, tp)
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin is dict:
+        return "mapping" + (f" of {_type_name(args[0])} to {_type_name(args[1])}" if args else "")
+    if origin in (list, tuple, Sequence):
+        return "list" + (f" of {_type_name(args[0])}" if args else "")
+    names = {type(None): "null", str: "string", int: "integer", float: "number", bool: "true/false"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def canonical_split(split: str, available: Sequence[str] = SPLITS) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -44,7 +45,9 @@ class TaskConfig:
     max_tgt_len: int | None = None
 
     def check(self) -> list[tuple[str, str]]:
-        errors = []
+        from qkv.data.tasks import check_options
+
+        errors = check_options(self.name, self.options)  # the task's name, its options and their types
         for name in ("max_train_examples", "max_eval_examples", "max_src_len", "max_tgt_len"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -63,18 +66,18 @@ class OptimConfig:
 
     def check(self) -> list[tuple[str, str]]:
         errors = []
-        if self.lr <= 0:
-            errors.append(("lr", f"must be > 0, got {self.lr}"))
+        # `not x > 0` rather than `x <= 0`: NaN fails every comparison, and must fail the check too
+        for name in ("lr", "eps"):
+            if not 0 < getattr(self, name) < math.inf:
+                errors.append((name, f"must be a finite number > 0, got {getattr(self, name)}"))
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             errors.append(("betas", f"must be two numbers in [0, 1), got {self.betas}"))
-        if self.eps <= 0:
-            errors.append(("eps", f"must be > 0, got {self.eps}"))
-        if self.weight_decay < 0:
-            errors.append(("weight_decay", f"must be >= 0, got {self.weight_decay}"))
+        if not 0 <= self.weight_decay < math.inf:
+            errors.append(("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}"))
         if not 0 <= self.label_smoothing < 1:
             errors.append(("label_smoothing", f"must be in [0, 1), got {self.label_smoothing}"))
-        if self.clip_norm is not None and self.clip_norm <= 0:
-            errors.append(("clip_norm", f"must be > 0 or null, got {self.clip_norm}"))
+        if self.clip_norm is not None and not 0 < self.clip_norm < math.inf:
+            errors.append(("clip_norm", f"must be a finite number > 0 or null, got {self.clip_norm}"))
         return errors
 
 
@@ -88,8 +91,8 @@ class ScheduleConfig:
         errors = []
         if self.warmup_steps < 0:
             errors.append(("warmup_steps", f"must be >= 0, got {self.warmup_steps}"))
-        if self.min_lr < 0:
-            errors.append(("min_lr", f"must be >= 0, got {self.min_lr}"))
+        if not 0 <= self.min_lr < math.inf:
+            errors.append(("min_lr", f"must be a finite number >= 0, got {self.min_lr}"))
         return errors
 
 
@@ -171,7 +174,11 @@ class _Where:
         for p in _prefixes(path):
             if p in self.overrides:
                 return self.overrides[p]
-            if p in self.lines:
+            if p not in self.lines:  # not in the file: a --set below it made it (e.g. --set nosuch.key=1)
+                below = [v for k, v in self.overrides.items() if k.startswith(p + ".")]
+                if below:
+                    return below[0]
+            else:
                 return f"{self.source}:{self.lines[p]}"
         return self.source
 
