@@ -8,6 +8,11 @@ A checkpoint is **one** safetensors file, so that it is replaced in a single ato
   rest of the training state (step, optimizer hyper-parameters, Python/NumPy RNG states, the batcher's
   position, early-stopping counters) as JSON in the file's metadata header.
 
+The header also holds ``qkv_sha256``: a SHA-256 over every tensor (name, dtype, shape and bytes, in name
+order) and the training-state JSON. :func:`load_checkpoint` recomputes it and refuses a file whose
+tensors or state changed after it was written (flipped bytes, a truncated copy that still parses, a hand
+edit), naming the file. Checkpoints written before the checksum existed load as before, unchecked.
+
 Next to it, ``last.json`` is a human-readable copy of that JSON (written after the checkpoint; the
 loader never needs it: :func:`load_state` reads the JSON from the checkpoint's own header). Writing goes
 to a temporary file in the same directory, which is flushed and fsync'ed, then ``os.replace``-d over the
@@ -21,6 +26,7 @@ Checkpoint averaging (Vaswani et al. 2017, section 6.1: "averaging the last 5 ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -36,6 +42,7 @@ from qkv.errors import UserError
 
 TRAIN_PREFIX = "_train."
 _META_KEY = "qkv_train_state"
+_SUM_KEY = "qkv_sha256"
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
@@ -75,6 +82,7 @@ def save_checkpoint(
     metadata = {"format": "qkv-checkpoint-1"}
     if state is not None:
         metadata[_META_KEY] = json.dumps(state)
+    metadata[_SUM_KEY] = checksum(payload, metadata.get(_META_KEY))
     atomic_write(path, save(_untie(payload), metadata=metadata))
     if state is not None:
         _write_readable_copy(path, state)
@@ -116,6 +124,40 @@ def move_checkpoint(src: str | Path, dest: str | Path) -> None:
         _write_readable_copy(dest, state)
 
 
+def checksum(tensors: dict[str, torch.Tensor], state_json: str | None = None) -> str:
+    """SHA-256 (hex) of ``tensors`` -- each one's name, dtype, shape and bytes, in name order -- and of the
+    training-state JSON text when there is one: what ``qkv_sha256`` in a checkpoint's header holds."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{str(tensor.dtype).removeprefix('torch.')}\0{list(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    if state_json is not None:
+        digest.update(b"state\0" + state_json.encode())
+    return digest.hexdigest()
+
+
+def _verify(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """A checkpoint whose tensors or state differ from what was written is an error naming the file."""
+    stored = metadata.get(_SUM_KEY)
+    if stored is None:  # written before checkpoints carried a checksum: nothing to compare with
+        return
+    if checksum(tensors, metadata.get(_META_KEY)) != stored:
+        raise UserError(f"{path}: checksum mismatch: the checkpoint was damaged or changed after it was written "
+                        "(its tensors or training state differ from the sha256 in its header); load another "
+                        "checkpoint, or train again")
+
+
+def remove_orphans(folder: str | Path) -> list[Path]:
+    """Delete the temporary files (``.NAME.*.tmp``) that a process killed in the middle of a save left in
+    ``folder``; return them. (Safe while no other process is saving into ``folder``.)"""
+    folder = Path(folder)
+    orphans = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return orphans
+
+
 def _untie(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """safetensors refuses tensors sharing memory (tied embeddings): store each as its own copy."""
     seen: set[int] = set()
@@ -132,17 +174,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint")
-    weights, tensors = {}, {}
+    stored = {}
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                if key.startswith(TRAIN_PREFIX):
-                    tensors[key[len(TRAIN_PREFIX) :]] = f.get_tensor(key)
-                else:
-                    weights[key] = f.get_tensor(key)
+                stored[key] = f.get_tensor(key)
     except Exception as err:  # safetensors raises its own error types for damaged files
         raise UserError(f"{path}: not a readable safetensors checkpoint ({err})") from None
+    _verify(path, stored, metadata)
+    weights = {k: v for k, v in stored.items() if not k.startswith(TRAIN_PREFIX)}
+    tensors = {k[len(TRAIN_PREFIX) :]: v for k, v in stored.items() if k.startswith(TRAIN_PREFIX)}
     return weights, tensors, _state(path, metadata)
 
 
@@ -160,9 +202,32 @@ def _state(path: str | Path, metadata: dict[str, str]) -> dict | None:
     if _META_KEY not in metadata:
         return None
     try:
-        return json.loads(metadata[_META_KEY])
+        state = json.loads(metadata[_META_KEY])
     except ValueError as err:
         raise UserError(f"{path}: the training state in the checkpoint's header is not valid JSON ({err})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: the training state in the checkpoint's header is not a JSON object")
+    return state
+
+
+def fit_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | Path,
+                config_path: str | Path) -> None:
+    """Load ``weights`` (read from checkpoint ``path``) into ``model`` (built from ``config_path``); a
+    missing, extra or differently shaped tensor is an error naming the tensor and both files."""
+    own = model.state_dict()
+    why = "a checkpoint of another model, or an edited config?"
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    if missing or unexpected:
+        parts = ([f"lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []) + (
+            [f"has unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}"]
+            if unexpected else [])
+        raise UserError(f"{path}: does not fit the model of {config_path}: it {' and '.join(parts)} ({why})")
+    for key, value in weights.items():
+        if value.shape != own[key].shape:
+            raise UserError(f"{path}: does not fit the model of {config_path}: {key} has shape "
+                            f"{tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} in the model ({why})")
+    model.load_state_dict(weights)
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -203,14 +268,18 @@ def optimizer_to_saveable(optimizer: torch.optim.Optimizer) -> tuple[dict[str, t
 
 
 def optimizer_from_saveable(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], data: dict
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], data: dict, path: str | Path = "checkpoint"
 ) -> None:
-    """Inverse of :func:`optimizer_to_saveable`; loads into ``optimizer`` in place."""
+    """Inverse of :func:`optimizer_to_saveable`; loads into ``optimizer`` in place. State that does not fit
+    the optimizer's parameters (a tensor missing, extra or of another shape) is an error naming ``path``."""
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
-            idx, name = key[len("optim.") :].split(".", 1)
+            idx, _, name = key[len("optim.") :].partition(".")
+            if not idx.isdigit() or not name:
+                raise UserError(f"{path}: unexpected training tensor {TRAIN_PREFIX}{key}")
             state.setdefault(int(idx), {})[name] = value
+    _check_optimizer_state(optimizer, state, data, path)
     for key, value in data["scalars"].items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
@@ -221,3 +290,28 @@ def optimizer_from_saveable(
             group["betas"] = tuple(group["betas"])
         groups.append(group)
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[int, dict[str, Any]], data: dict,
+                           path: str | Path) -> None:
+    """The saved AdamW state fits ``optimizer``: as many parameters per group, for each parameter with state
+    the same moment tensors, each shaped like its parameter (else the failure would come mid-training)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    mine = [len(group["params"]) for group in optimizer.param_groups]
+    saved = [len(group.get("params", [])) for group in data["param_groups"]]
+    if saved != mine:
+        raise UserError(f"{path}: the optimizer state is for parameter groups of {saved} tensors, this model has "
+                        f"{mine} (a checkpoint of another model?)")
+    names = {"exp_avg", "exp_avg_sq"} | {n for per in state.values() for n, v in per.items()
+                                          if isinstance(v, torch.Tensor)}
+    for idx in sorted(state):
+        if idx >= len(params):
+            raise UserError(f"{path}: unexpected training tensor {TRAIN_PREFIX}optim.{idx}.* "
+                            f"(the model has {len(params)} parameters)")
+        lacking = sorted(n for n in names if n not in state[idx])
+        if lacking:
+            raise UserError(f"{path}: lacks training tensor {TRAIN_PREFIX}optim.{idx}.{lacking[0]}")
+        for name in ("exp_avg", "exp_avg_sq"):
+            if state[idx][name].shape != params[idx].shape:
+                raise UserError(f"{path}: training tensor {TRAIN_PREFIX}optim.{idx}.{name} has shape "
+                                f"{tuple(state[idx][name].shape)}, its parameter {tuple(params[idx].shape)}")

@@ -71,8 +71,13 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
     tc, ec = config.training, config.eval
     checkpoints = out / "checkpoints"
     last_path, best_path = checkpoints / "last.safetensors", checkpoints / "best.safetensors"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory (a run is a folder)")
+    if dist.is_main:  # a kill in the middle of a save leaves its temporary file behind: clear those first
+        for orphan in ckpt.remove_orphans(checkpoints):
+            print(f"removed {orphan}, left by a save that was interrupted", file=sys.stderr)
     resume = _has_checkpoint_to_resume(out, last_path, resume, dist)
-    if resume and (done := _complete(ckpt.load_state(last_path), config)) is not None:
+    if resume and (done := _complete(_last_state(last_path), config)) is not None:
         if dist.is_main:
             print(f"{out}: the run is complete ({done['why']}); --resume has nothing to do", file=sys.stderr)
             if not (checkpoints / "averaged.safetensors").exists():  # a kill came between the last save and it
@@ -86,7 +91,10 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
     valid_data = split_data(task, "valid", config.task.max_eval_examples)
     src_tok, tgt_tok = _tokenizers(task, train_data, out, resume)
     if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--out {out}: cannot create the run directory ({err.strerror})") from None
         save_config(config, out / CONFIG_FILE)
         src_tok.save(out / "tokenizer" / "src")
         tgt_tok.save(out / "tokenizer" / "tgt")
@@ -115,7 +123,7 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
 
     state = {"step": 0, "tokens": 0, "best": None, "bad_evals": 0, "elapsed": 0.0}
     if resume:
-        state = _restore(last_path, model, optimizer, stream, dist)
+        state = _restore(last_path, model, optimizer, stream, dist, out / CONFIG_FILE)
     log = MetricsLog(out, enabled=dist.is_main, truncate_after=state["step"] if resume else 0)
 
     train_model: nn.Module = model
@@ -256,6 +264,14 @@ def _clear_attempt(out: Path) -> None:
         path.unlink()
 
 
+def _last_state(path: Path) -> dict | None:
+    """The training state in the header of ``checkpoints/last`` (None: weights only)."""
+    state = ckpt.load_state(path)
+    if state is not None and not isinstance(state.get("step"), int):
+        raise UserError(f"{path}: the training state in its header has no integer 'step' (not written by qkv train?)")
+    return state
+
+
 def _complete(state: dict | None, config: Config) -> dict | None:
     """``{"step", "best", "why"}`` when the run whose last checkpoint holds ``state`` is complete, else None.
 
@@ -375,14 +391,30 @@ def _save(path: Path, model: nn.Module, optimizer, stream, state: dict, average_
             old.unlink()
 
 
-def _restore(path: Path, model: nn.Module, optimizer, stream, dist: distributed.Dist) -> dict:
+_STATE_KEYS = ("step", "tokens", "best", "bad_evals", "elapsed", "optimizer", "rng", "data")
+
+
+def _restore(path: Path, model: nn.Module, optimizer, stream, dist: distributed.Dist, config_path: Path) -> dict:
+    """Load checkpoint ``path`` into the model, optimizer, data stream and RNGs; anything in it that does
+    not fit this run (a tensor missing, extra or shaped differently, a state key missing) is a UserError."""
     weights, tensors, full = ckpt.load_checkpoint(path)
     if full is None:
         raise UserError(f"{path}: holds weights only, no training state to resume from")
-    model.load_state_dict(weights)
-    ckpt.optimizer_from_saveable(optimizer, tensors, full["optimizer"])
-    stream.load_state_dict(full["data"], tensors)
-    rng.restore(tensors, full["rng"])
+    ckpt.fit_weights(model, weights, path, config_path)
+    lacking = [k for k in _STATE_KEYS if k not in full]
+    if lacking:
+        raise UserError(f"{path}: the training state in its header lacks {', '.join(lacking)}")
+    unexpected = [k for k in tensors if not k.startswith(("optim.", "rng.", "data."))]
+    if unexpected:
+        raise UserError(f"{path}: unexpected training tensor(s) {', '.join(ckpt.TRAIN_PREFIX + k for k in unexpected)}")
+    try:
+        ckpt.optimizer_from_saveable(optimizer, tensors, full["optimizer"], path)
+        stream.load_state_dict(full["data"], tensors)
+        rng.restore(tensors, full["rng"])
+    except KeyError as err:
+        raise UserError(f"{path}: the training state lacks {err} (a checkpoint of another run?)") from None
+    except (ValueError, TypeError, IndexError, RuntimeError) as err:
+        raise UserError(f"{path}: the training state does not fit this run ({' '.join(str(err).split())})") from None
     if dist.enabled:
         torch.manual_seed(int(full.get("step", 0)) * 7919 + dist.rank)
     return {k: full[k] for k in ("step", "tokens", "best", "bad_evals", "elapsed")}

@@ -3,6 +3,8 @@
 Lines look like ``{"step": 100, "split": "train", "loss": 2.31, "lr": 0.0007, "tokens_per_s": 11800, ...}``
 or ``{"step": 500, "split": "valid", "wer": 0.31, "loss": 1.02}``. When a run resumes from step ``k``,
 lines written after ``k`` by the interrupted process are dropped first, so the log tells one history.
+A last line cut short by a kill in the middle of a write (no newline, not valid JSON) is dropped by the
+readers and by resuming; any other line that is not a JSON object is an error naming the file and line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from qkv.errors import UserError
 
 
 class MetricsLog:
@@ -20,8 +24,7 @@ class MetricsLog:
         if not enabled:
             return
         if truncate_after and self.path.exists():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= truncate_after]
+            kept = [json.dumps(r) for r in _records(self.path) if r.get("step", 0) <= truncate_after]
             self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         try:  # optional: TensorBoard only when the `tensorboard` package is installed
             from torch.utils.tensorboard import SummaryWriter
@@ -46,6 +49,26 @@ class MetricsLog:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All records of a run's metrics.jsonl."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """All records of a run's metrics.jsonl (without a last line torn by a kill)."""
+    return _records(Path(run_dir) / "metrics.jsonl")
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    from qkv.data.textio import decode, read_bytes
+
+    text = decode(read_bytes(path), path)
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            if number == len(lines):  # no newline after it: a write cut short by a kill
+                continue
+            raise UserError(f"{path}:{number}: not a JSON object (every line of a metrics log is one)")
+        records.append(record)
+    return records

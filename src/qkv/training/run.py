@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from qkv.errors import UserError
-from qkv.training.checkpoint import load_weights
+from qkv.training.checkpoint import fit_weights, load_weights
 from qkv.training.config import Config, TaskConfig, load_config
 
 CONFIG_FILE = "config.yaml"
@@ -117,9 +117,6 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     tgt_tok = load_tokenizer(run_dir / "tokenizer" / "tgt")
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
     path = resolve_checkpoint(run_dir, checkpoint)
-    missing, unexpected = model.load_state_dict(load_weights(path), strict=False)
-    if missing or unexpected:
-        raise UserError(f"{path}: weights do not match the model in {run_dir / CONFIG_FILE} "
-                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    fit_weights(model, load_weights(path), path, run_dir / CONFIG_FILE)
     model.to(device).eval()
     return Run(model, config, src_tok, tgt_tok, open_task(config.task), run_dir, path)
