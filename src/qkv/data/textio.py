@@ -3,7 +3,14 @@
 Everything a user can get wrong in a data file becomes a :class:`~qkv.errors.UserError` naming the file
 and, where there is one, the line: bytes that do not decode (and the encoding expected), empty files,
 parallel files of different lengths, lines over a maximum length (cut only when asked, with a count
-of how many were cut), CSV files without the expected columns, gzip files that are not gzip.
+of how many were cut), CSV files without the expected columns, gzip files that are not gzip, and files
+whose lines end in CR alone (old Mac OS), which would otherwise read as a single line.
+
+One example (a line, a CSV field checked for length) holds at most :data:`MAX_LINE_CHARS` characters
+unless a task's ``max_chars`` option says otherwise: training a BPE tokenizer takes time that grows with
+the square of the longest run of letters, so a megabyte on one line would run for many minutes with no
+message. A UTF-8 byte-order mark at the start of a file is dropped (editors on Windows write one; kept, it
+would end up in the first example, or in the first column name of a CSV header).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from qkv.errors import UserError
 
 log = logging.getLogger("qkv.data")
 csv.field_size_limit(1 << 28)
+MAX_LINE_CHARS = 100_000  # the longest example read without asking (AESLC's longest email: 39,001)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -41,9 +49,10 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str:
-    """Decode ``data`` read from ``path``; a bad byte is reported with its line number."""
+    """Decode ``data`` read from ``path``; a bad byte is reported with its line number. A leading byte-order
+    mark is dropped; line ends that are CR alone are an error (the file would read as one line)."""
     try:
-        return data.decode(encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         bad = data[err.start : err.start + 4]
@@ -53,6 +62,11 @@ def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str
         ) from None
     except LookupError:
         raise UserError(f"{path}: unknown encoding {encoding!r}") from None
+    text = text.removeprefix("\ufeff")
+    if "\r" in text and "\n" not in text:
+        raise UserError(f"{path}: its lines end in CR alone (old Mac OS line ends), so it would read as one "
+                        f"line; convert them first, e.g. tr '\\r' '\\n' < {path} > converted.txt")
+    return text
 
 
 def split_lines(text: str) -> list[str]:
@@ -69,17 +83,25 @@ def check_lengths(
     max_chars: int | None,
     truncate: bool = False,
 ) -> list[str]:
-    """Enforce ``max_chars`` on every text; ``where(i)`` names the file and line of text ``i``.
+    """Enforce ``max_chars`` (None: :data:`MAX_LINE_CHARS`) on every text; ``where(i)`` names the file
+    and line of text ``i``.
 
     Without ``truncate`` the first over-long text is an error (saying how many are over); with it,
     over-long texts are cut and the count is logged on the ``qkv.data`` logger.
     """
-    if max_chars is None:
-        return texts
+    default = max_chars is None
+    if default:
+        max_chars = MAX_LINE_CHARS
     over = [i for i, t in enumerate(texts) if len(t) > max_chars]
     if not over:
         return texts
     first = over[0]
+    if not truncate and default:
+        raise UserError(
+            f"{where(first)}: {len(texts[first]):,} characters, more than qkv's limit of {MAX_LINE_CHARS:,} for "
+            f"one example ({len(over)} of {len(texts)} are over; to read them, set the task option max_chars "
+            "(summarization: max_src_chars) higher, or truncate: true)"
+        )
     if not truncate:
         raise UserError(
             f"{where(first)}: {len(texts[first])} characters, more than the maximum {max_chars} "

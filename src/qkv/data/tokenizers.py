@@ -180,31 +180,55 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
     if kind == "word":
         return WordTokenizer.train(texts, max_size=vocab_size)
     if kind == "bpe":
+        from qkv.data.textio import MAX_LINE_CHARS
+
+        longest = max(range(len(texts)), key=lambda i: len(texts[i]), default=None)
+        if longest is not None and len(texts[longest]) > MAX_LINE_CHARS:  # (readers check first, naming the line)
+            raise UserError(f"BPE training text {longest + 1} has {len(texts[longest]):,} characters, more than "
+                            f"qkv's limit of {MAX_LINE_CHARS:,} for one example (BPE training time grows with the "
+                            "square of a text's longest word); shorten or drop it")
         return BPETokenizer.train(texts, vocab_size=vocab_size or 8000)
     raise UserError(f"unknown tokenizer {kind!r} (choose char, word or bpe)")
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
-    """Read back a tokenizer written by ``save``."""
+    """Read back a tokenizer written by ``save``; a damaged or foreign file is a UserError naming it."""
     path = Path(directory)
     meta_path = path / META_FILE
     if not meta_path.exists():
         raise UserError(f"{meta_path}: no tokenizer saved here")
-    meta = json.loads(meta_path.read_text())
-    kind = meta.get("kind")
-    if kind == "char":
-        return CharTokenizer(meta["tokens"])
-    if kind == "word":
-        return WordTokenizer(meta["tokens"])
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{meta_path}: not a qkv tokenizer file (binary data, not UTF-8 JSON)") from None
+    except ValueError as err:
+        raise UserError(f"{meta_path}: not valid JSON ({err}); the file is damaged") from None
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    if kind in ("char", "word"):
+        tokens = meta.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise UserError(f"{meta_path}: 'tokens' must be a list of strings (the vocabulary); the file is damaged")
+        try:
+            return (CharTokenizer if kind == "char" else WordTokenizer)(tokens)
+        except ValueError as err:
+            raise UserError(f"{meta_path}: {err}") from None
     if kind == "bpe":
         from tokenizers import Tokenizer as HFTokenizer
 
-        return BPETokenizer(HFTokenizer.from_file(str(path / "tokenizer.json")))
+        hf_path = path / "tokenizer.json"
+        try:
+            hf = HFTokenizer.from_file(str(hf_path))
+        except Exception as err:  # tokenizers raises a bare Exception for unreadable files
+            raise UserError(f"{hf_path}: not a readable Hugging Face tokenizer file ({err})") from None
+        try:
+            return BPETokenizer(hf)
+        except ValueError as err:
+            raise UserError(f"{hf_path}: {err}") from None
     if kind == "pretrained":  # a checkpoint's own tokenizer, saved with a run that starts from it
         from qkv.pretrained.tokenizer import PretrainedTokenizer
 
         return PretrainedTokenizer.from_file(path / "tokenizer.json")
-    raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r}")
+    raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r} (expected char, word, bpe or pretrained)")
 
 
 def coverage(tok: Tokenizer, texts: Sequence[str]) -> float:

@@ -25,21 +25,29 @@ def read_config(directory: Path) -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{path}: missing; a Hugging Face checkpoint directory has a config.json")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a JSON file (binary data, not UTF-8)") from None
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path}: expected a JSON object (the model's configuration), got {type(config).__name__}")
+    return config
 
 
 def read_weights(directory: Path) -> dict[str, Tensor]:
     single = directory / "model.safetensors"
     index = directory / "model.safetensors.index.json"
     if single.exists():
-        return load_file(str(single))
+        return _load_file(single)
     if index.exists():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise UserError(f"{index}: not a safetensors index (a JSON object with a 'weight_map'; {err})") from None
         weights: dict[str, Tensor] = {}
         for shard in shards:
-            weights.update(load_file(str(directory / shard)))
+            weights.update(_load_file(directory / str(shard)))
         return weights
     if (directory / "pytorch_model.bin").exists():
         raise UserError(
@@ -47,6 +55,15 @@ def read_weights(directory: Path) -> dict[str, Tensor]:
             hint="convert it once with transformers: model.save_pretrained(dir, safe_serialization=True)",
         )
     raise UserError(f"{directory}: no model.safetensors (or model.safetensors.index.json) found")
+
+
+def _load_file(path: Path) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise UserError(f"{path}: missing (named in model.safetensors.index.json)")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise UserError(f"{path}: not a readable safetensors file ({err}); the download may be damaged") from None
 
 
 def strip_prefix(weights: dict[str, Tensor], prefixes: tuple[str, ...]) -> dict[str, Tensor]:

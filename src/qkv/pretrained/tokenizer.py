@@ -17,6 +17,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from qkv.data.tokenizers import META_FILE
+from qkv.errors import UserError
 
 
 class PretrainedTokenizer:
@@ -29,7 +30,11 @@ class PretrainedTokenizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> PretrainedTokenizer:
-        return cls(Tokenizer.from_file(str(path)))
+        try:
+            hf = Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises a bare Exception for unreadable files
+            raise UserError(f"{path}: not a readable Hugging Face tokenizer file ({err})") from None
+        return cls(hf)
 
     @property
     def vocab_size(self) -> int:
