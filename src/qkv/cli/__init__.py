@@ -77,7 +77,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     try:
-        return int(args._run(args) or 0)
+        status = int(args._run(args) or 0)
+        sys.stdout.flush()  # (a reader gone away shows here, not as an error at exit)
+        return status
+    except BrokenPipeError:  # `qkv data | head -1`: the reader has all it wanted; stop quietly, as on SIGPIPE
+        import contextlib
+        import os
+
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no second error at exit's flush
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what the shell reports for a program that a closed pipe stopped
     except UserError as err:
         print(f"qkv {args.command}: error: {err}", file=sys.stderr)
         return 2

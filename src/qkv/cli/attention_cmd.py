@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     formats = [f for f in args.formats.split(",") if f]
     if any(f not in ("png", "svg", "pdf") for f in formats):
         raise UserError(f"--formats: unknown format in {args.formats!r} (use png, svg, pdf)")
+    if Path(args.out).exists() and not Path(args.out).is_dir():  # found before the work, not after it
+        raise UserError(f"--out {args.out}: exists and is not a directory (the report is a folder of files)")
     inspector = open_inspector(args.run, pretrained=args.pretrained or None, checkpoint=args.checkpoint)
     summary = write_report(inspector, args.text, Path(args.out), searches=searches, formats=formats,
                            importance=args.importance)

@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from qkv.viz.inspector import open_inspector
     from qkv.viz.walkthrough import WalkthroughMismatch, to_text
 
+    if args.html:  # a page that cannot be written is found out before the work, not after it
+        _check_writable(Path(args.html))
     inspector = open_inspector(args.run, pretrained=args.pretrained or None, checkpoint=args.checkpoint)
     analysis = inspector.analyze(args.text, args.search)
     kind = args.kind or next(iter(analysis.attentions), None)
@@ -47,7 +49,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(to_text(walk))
     if args.html:
-        Path(args.html).write_text(page(f"Q/K/V walkthrough: {args.text[:60]}", walkthrough_html(walk)),
-                                   encoding="utf-8")
+        try:
+            Path(args.html).write_text(page(f"Q/K/V walkthrough: {args.text[:60]}", walkthrough_html(walk)),
+                                       encoding="utf-8")
+        except OSError as err:
+            raise UserError(f"--html {args.html}: cannot write ({err.strerror})") from None
         print(f"wrote {args.html}")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"--html {path}: is a directory (give a file name, e.g. {path / 'explain.html'})")
+    if not path.parent.is_dir():
+        raise UserError(f"--html {path}: the folder {path.parent} does not exist")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from qkv.errors import UserError
 
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.run) == bool(args.pretrained):
         raise UserError("give either a RUN directory or --pretrained PATH")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: a port is a number from 0 to 65535 (0: any free port)")
+    if args.export and os.path.exists(args.export) and not os.path.isdir(args.export):
+        raise UserError(f"--export {args.export}: exists and is not a directory (the static copy is a folder)")
     inspector = open_inspector(args.pretrained or args.run, pretrained=bool(args.pretrained),
                                checkpoint=args.checkpoint)
     explorer = Explorer(inspector)
