@@ -10,7 +10,9 @@ HELP = "list the datasets: source, where each is read from, whether it is presen
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="look here first (before $QKV_DATA and the user cache)")
+    parser.add_argument("--data-dir", help="read every dataset from DIR/DATASET/ only (as task.data_dir does); "
+                        "without it, each dataset comes from the first of $QKV_DATA/DATASET/ and the cache's that "
+                        "exists")
     parser.add_argument("--no-count", action="store_true", help="skip counting examples")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if r["present"]:
             print(f"  read from: {r['path']}")
         else:
-            print(f"  expected: {r['expected']} under --data-dir, $QKV_DATA or the cache")
+            print(f"  expected: {r['expected']} under " + ("--data-dir" if args.data_dir else "$QKV_DATA or the cache"))
         if r["counts"]:
             print("  " + r["unit"] + ": " + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items()))
         if r["error"]:
