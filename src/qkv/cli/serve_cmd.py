@@ -39,14 +39,15 @@ def run(args: argparse.Namespace) -> int:
         out = export(explorer, args.text, args.export)
         print(f"wrote {out / 'index.html'} (open it in a browser; no server needed)")
         return 0
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if args.host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding to {args.host}: anyone who can reach this machine can use the explorer")
     try:
         server = make_server(explorer, args.host, args.port)
     except OSError as err:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from None
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") from None
     host, port = server.server_address[:2]
-    print(f"qkv explorer for {inspector.name}: http://{host}:{port}/  (Ctrl-C to stop)")
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL
+    print(f"qkv explorer for {inspector.name}: http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
     try:
         server.serve_forever()
     finally:
