@@ -81,9 +81,15 @@ def test_attention_maps_are_distributions(quick_run):
 def test_report_has_every_section_and_figure(quick_run):
     out, _, results = quick_run
     page = (out / "report.html").read_text(encoding="utf-8")
-    for section in ("summary", "quality", "examples", "cost", "scaling", "probes", "attention", "setup"):
+    for section in ("conclusion", "summary", "quality", "examples", "cost", "scaling", "probes", "attention",
+                    "setup"):
         assert f'id="{section}"' in page
-    assert page.count('src="data:image/png;base64,') == 5
+    assert set(results["figures"]) == {"training_curves", "budget_ladder", "cost", "scaling", "probes", "attention"}
+    assert page.count('src="data:image/png;base64,') == 6
+    rungs = results["ladder"]["rungs"]  # the quick plan's two rungs, every model scored at each
+    assert len(rungs) == 2 and all(set(r["values"]) == set(MODELS) for r in rungs)
+    for pair in results["significance"]["pairs"]:
+        assert 0 < pair["wer"]["p_value"] <= 1 and pair["wer"]["low"] <= pair["wer"]["delta"] <= pair["wer"]["high"]
     for rel in results["figures"].values():
         assert (out / rel).stat().st_size > 1000
     assert "## Parallel computation" in (out / "report.md").read_text(encoding="utf-8")
@@ -111,5 +117,5 @@ def test_report_loads_in_headless_chromium(quick_run):
         browser.close()
     assert errors == []
     assert all(url.startswith(("file://", "data:")) for url in requests), requests  # nothing from the network
-    assert len(widths) == 5 and all(w > 100 for w in widths)
-    assert any(h.startswith("Long-term dependencies") for h in headings)
+    assert len(widths) == 6 and all(w > 100 for w in widths)  # every figure, the budget ladder included
+    assert headings[0] == "Conclusion" and any(h.startswith("Long-term dependencies") for h in headings)
