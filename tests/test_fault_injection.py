@@ -114,6 +114,15 @@ def test_non_finite_optimizer_values_are_config_errors(
     assert not (tmp_path / "run").exists()  # caught before anything is written
 
 
+@pytest.mark.parametrize("setting", ["model.norm_eps=.nan", "model.rotary_base=.inf", "model.norm_eps=0"])
+def test_non_finite_model_values_are_config_errors(
+    recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture, setting: str
+) -> None:
+    rc, err, _ = train(capsys, recipe, tmp_path / "run", "--set", setting)
+    one_line_error(rc, err, "train", setting.split("=")[0], "finite number > 0")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("setting", ["nosuch.key=1", "model.nosuch.key=1"])
 def test_set_of_an_unknown_section_is_blamed_on_the_set(
     recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture, setting: str

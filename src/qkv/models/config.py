@@ -15,6 +15,7 @@ embeddings, SiLU, a final logits bias and shared source/target embeddings.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -128,8 +129,10 @@ class ModelConfig:
         for key in ("dropout", "attention_dropout", "activation_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"model.{key} must be in [0, 1), got {getattr(self, key)}")
-        if self.norm_eps <= 0:
-            raise ValueError(f"model.norm_eps must be > 0, got {self.norm_eps}")
+        for key in ("norm_eps", "rotary_base"):  # NaN passes every comparison: check finiteness first
+            value = getattr(self, key)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"model.{key} must be a finite number > 0, got {value}")
         if self.family == "transformer":  # heads and positions mean nothing to the recurrent models
             if self.d_model % self.n_heads:
                 raise ValueError(
