@@ -39,12 +39,8 @@ COMMANDS: dict[str, str] = {
 
 
 def _load(name: str):
-    try:
-        return importlib.import_module(f"qkv.cli.{COMMANDS[name]}")
-    except ModuleNotFoundError as err:
-        if err.name == f"qkv.cli.{COMMANDS[name]}":
-            return None  # not built yet
-        raise
+    """The subcommand's module. A missing one is an error, never a command that silently disappears."""
+    return importlib.import_module(f"qkv.cli.{COMMANDS[name]}")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -59,8 +55,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         module = _load(name)
-        if module is None:
-            continue
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
