@@ -41,7 +41,7 @@ def test_every_model_has_every_measurement(quick_run):
         assert m["params"] > 1000
         assert m["train"]["tokens_per_s"] > 0 and m["train"]["steps"] >= 10
         assert m["inference"]["latency_ms"] > 0 and m["inference"]["tokens_per_s"] > 0
-        assert m["memory"]["train_peak_mib"] is not None and m["memory"]["train_peak_mib"] > 0  # a training step allocates memory
+        assert m["memory"]["train_peak_mib"] is not None and m["memory"]["train_peak_mib"] > 0  # a step allocates
         losses = [p["loss"] for p in m["curves"]["train"]]
         assert len(losses) >= 2 and all(x > 0 for x in losses)
         assert len(m["curves"]["eval"]) >= 2 and metric in m["curves"]["eval"][-1]
