@@ -181,3 +181,19 @@ def test_fit_probes_only_when_behind_schedule():
     assert fitted.budget.amount == 2.0  # never below 2 s
     user = plan.with_budget(Budget("steps", 100))
     assert fit_probes(user, elapsed=10_000.0, n_models=3) == (user.probes, None)  # no deadline with --budget
+
+
+def test_scaling_fit_agrees_with_scipy_linregress():
+    import numpy as np
+    from scipy.stats import linregress
+
+    from qkv.compare.scaling import bends, loglog_fit
+
+    points = [(32, 2.0), (64, 4.5), (128, 8.0), (256, 17.0)]
+    ref = linregress(np.log([t for t, _ in points]), np.log([v for _, v in points]))
+    fit = loglog_fit(points)
+    assert fit["slope"] == pytest.approx(ref.slope, abs=1e-3) and fit["r2"] == pytest.approx(ref.rvalue**2, abs=1e-4)
+    assert loglog_fit(points[:2]) is None  # two points are one noisy slope, not a fit
+    quadratic = bends([16, 32, 64, 128, 256], [t * t for t in (16, 32, 64, 128, 256)])["fit"]
+    assert quadratic["slope"] == pytest.approx(2.0) and quadratic["r2"] == pytest.approx(1.0)
+    assert (quadratic["from"], quadratic["to"], quadratic["points"]) == (32, 256, 4)
