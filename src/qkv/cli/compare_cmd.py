@@ -55,8 +55,10 @@ def _set_threads(threads: int | None) -> str | None:
     return message
 
 
-def _budget(args: argparse.Namespace, parse_budget, parse_budgets):
+def _budget(args: argparse.Namespace):
     """``--budget``, or the largest rung of ``--budgets`` (not both)."""
+    from qkv.compare.budget import parse_budget, parse_budgets
+
     if args.budget and args.budgets:
         raise UserError("give --budget or --budgets, not both (the largest rung of --budgets is the budget)")
     if args.budgets:
@@ -77,7 +79,7 @@ def _sigterm_as_interrupt() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.compare.budget import parse_budget, parse_budgets
+    from qkv.compare.budget import parse_budgets
     from qkv.compare.report import summary_rows, text_table
     from qkv.compare.study import StudyOptions, run_study
 
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     options = StudyOptions(
         task=args.task,
         models=[m.strip() for m in args.models.split(",") if m.strip()],
-        budget=_budget(args, parse_budget, parse_budgets),
+        budget=_budget(args),
         ladder=tuple(b.amount for b in parse_budgets(args.budgets)) if args.budgets else None,
         seeds=args.seeds,
         quick=args.quick,
