@@ -63,43 +63,75 @@ def main() -> None:
 
     t, (src_ids, tgt_ids) = best_of(args.repeat, encode_batched)
     n_tok = sum(map(len, src_ids)) + sum(map(len, tgt_ids))
-    results["BPE encode_batch"] = {"seconds": t, "sentences_per_s": 2 * n_sent / t, "tokens_per_s": n_tok / t,
-                                   "chars_per_s": n_chars / t}
+    results["BPE encode_batch"] = {
+        "seconds": t,
+        "sentences_per_s": 2 * n_sent / t,
+        "tokens_per_s": n_tok / t,
+        "chars_per_s": n_chars / t,
+    }
     t, _ = best_of(args.repeat, lambda: ([src_tok.encode(s) for s in src], [tgt_tok.encode(s) for s in tgt]))
-    results["BPE encode, one at a time"] = {"seconds": t, "sentences_per_s": 2 * n_sent / t,
-                                            "tokens_per_s": n_tok / t, "chars_per_s": n_chars / t}
+    results["BPE encode, one at a time"] = {
+        "seconds": t,
+        "sentences_per_s": 2 * n_sent / t,
+        "tokens_per_s": n_tok / t,
+        "chars_per_s": n_chars / t,
+    }
     for name, cls in (("char", CharTokenizer), ("word", WordTokenizer)):
         s_tok, t_tok = cls.train(src), cls.train(tgt)
-        t, (a, b) = best_of(args.repeat, lambda s_tok=s_tok, t_tok=t_tok: (s_tok.encode_batch(src),
-                                                                            t_tok.encode_batch(tgt)))
+        t, (a, b) = best_of(
+            args.repeat, lambda s_tok=s_tok, t_tok=t_tok: (s_tok.encode_batch(src), t_tok.encode_batch(tgt))
+        )
         k = sum(map(len, a)) + sum(map(len, b))
-        results[f"{name} encode"] = {"seconds": t, "sentences_per_s": 2 * n_sent / t, "tokens_per_s": k / t,
-                                     "chars_per_s": n_chars / t}
+        results[f"{name} encode"] = {
+            "seconds": t,
+            "sentences_per_s": 2 * n_sent / t,
+            "tokens_per_s": k / t,
+            "chars_per_s": n_chars / t,
+        }
 
     lengths = seq2seq_lengths(src_ids, tgt_ids)
     t, batches = best_of(args.repeat, lambda: TokenBudgetBatcher(lengths, args.max_tokens, seed=0).batches(0))
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
-    results["plan one epoch of batches"] = {"seconds": t, "sentences_per_s": n_sent / t, "batches": len(batches),
-                                            "padding_fraction": 1 - sum(lengths) / padded}
+    results["plan one epoch of batches"] = {
+        "seconds": t,
+        "sentences_per_s": n_sent / t,
+        "batches": len(batches),
+        "padding_fraction": 1 - sum(lengths) / padded,
+    }
     t, _ = best_of(args.repeat, lambda: [make_batch(b, src_ids, tgt_ids) for b in batches])
-    results["collate one epoch (make_batch)"] = {"seconds": t, "sentences_per_s": n_sent / t,
-                                                 "batches_per_s": len(batches) / t, "padded_tokens_per_s": padded / t}
+    results["collate one epoch (make_batch)"] = {
+        "seconds": t,
+        "sentences_per_s": n_sent / t,
+        "batches_per_s": len(batches) / t,
+        "padded_tokens_per_s": padded / t,
+    }
 
     machine = {
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-        "tokenizers": tokenizers.__version__, "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "tokenizers": tokenizers.__version__,
+        "torch_threads": torch.get_num_threads(),
         "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     dev = task.examples("dev")
-    setup = {"split": "multi30k train de-en", "sentences": n_sent, "vocab_size": args.vocab_size,
-             "max_tokens": args.max_tokens, "bpe_tokens": n_tok, "repeat": args.repeat,
-             "src_tokenizer": describe(src_tok, [e.src for e in dev]),
-             "tgt_tokenizer": describe(tgt_tok, [e.tgt for e in dev])}
+    setup = {
+        "split": "multi30k train de-en",
+        "sentences": n_sent,
+        "vocab_size": args.vocab_size,
+        "max_tokens": args.max_tokens,
+        "bpe_tokens": n_tok,
+        "repeat": args.repeat,
+        "src_tokenizer": describe(src_tok, [e.src for e in dev]),
+        "tgt_tokenizer": describe(tgt_tok, [e.tgt for e in dev]),
+    }
     print(f"{'step':<32} {'seconds':>8} {'sent/s':>10} {'tokens/s':>11}  other")
     for name, r in results.items():
-        other = ", ".join(f"{k}={v:.3g}" for k, v in r.items()
-                          if k not in ("seconds", "sentences_per_s", "tokens_per_s"))
+        other = ", ".join(
+            f"{k}={v:.3g}" for k, v in r.items() if k not in ("seconds", "sentences_per_s", "tokens_per_s")
+        )
         tps = f"{r['tokens_per_s']:>11,.0f}" if "tokens_per_s" in r else f"{'':>11}"
         print(f"{name:<32} {r['seconds']:>8.3f} {r['sentences_per_s']:>10,.0f} {tps}  {other}")
     with open(args.out, "w") as fh:

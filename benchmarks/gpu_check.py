@@ -38,8 +38,9 @@ def parity(device: torch.device, dtype: torch.dtype, b: int, h: int, t: int, d: 
     return out
 
 
-def train_throughput(device: torch.device, config: ModelConfig, vocab: int, batch: int, context: int, steps: int,
-                     bf16: bool) -> dict:
+def train_throughput(
+    device: torch.device, config: ModelConfig, vocab: int, batch: int, context: int, steps: int, bf16: bool
+) -> dict:
     torch.manual_seed(0)
     model = build_model(config, vocab, vocab).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=6e-4, fused=device.type == "cuda")
@@ -65,8 +66,13 @@ def train_throughput(device: torch.device, config: ModelConfig, vocab: int, batc
     seconds = time.perf_counter() - start
     n_params = sum(p.numel() for p in model.parameters())
     flops_per_token = 6 * n_params + 12 * config.n_decoder_layers * config.n_heads * config.head_dim * context
-    return {"params": n_params, "steps": steps, "seconds": seconds, "tokens_per_s": batch * context * steps / seconds,
-            "flops_per_token": flops_per_token}
+    return {
+        "params": n_params,
+        "steps": steps,
+        "seconds": seconds,
+        "tokens_per_s": batch * context * steps / seconds,
+        "flops_per_token": flops_per_token,
+    }
 
 
 def measured_peak(device: torch.device, n: int = 1024) -> float:
@@ -88,18 +94,42 @@ def main() -> int:
     device = torch.device(args.device)
     if args.dry_run:
         shapes, steps = (2, 2, 64, 16), min(args.steps, 3)
-        config = ModelConfig(name="gpt", d_model=64, n_heads=2, d_ff=256, n_decoder_layers=2, dropout=0.0,
-                             max_len=64, positions="learned", scale_embeddings=False)
+        config = ModelConfig(
+            name="gpt",
+            d_model=64,
+            n_heads=2,
+            d_ff=256,
+            n_decoder_layers=2,
+            dropout=0.0,
+            max_len=64,
+            positions="learned",
+            scale_embeddings=False,
+        )
         vocab, batch, context = 512, 2, 64
     else:  # GPT-2 small: 12 x 768, 12 heads, context 1024, vocabulary 50304 (nanoGPT's padded 50257)
         shapes, steps = (4, 12, 1024, 64), args.steps
-        config = ModelConfig(name="gpt", d_model=768, n_heads=12, d_ff=3072, n_decoder_layers=12, dropout=0.0,
-                             max_len=1024, positions="learned", scale_embeddings=False, activation="gelu_tanh")
+        config = ModelConfig(
+            name="gpt",
+            d_model=768,
+            n_heads=12,
+            d_ff=3072,
+            n_decoder_layers=12,
+            dropout=0.0,
+            max_len=1024,
+            positions="learned",
+            scale_embeddings=False,
+            activation="gelu_tanh",
+        )
         vocab, batch, context = 50304, 16, 1024
-    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
-              "torch": torch.__version__, "dry_run": args.dry_run,
-              "parity_max_abs": {"float32": parity(device, torch.float32, *shapes),
-                                 "bfloat16": parity(device, torch.bfloat16, *shapes)}}
+    report = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "torch": torch.__version__,
+        "dry_run": args.dry_run,
+        "parity_max_abs": {
+            "float32": parity(device, torch.float32, *shapes),
+            "bfloat16": parity(device, torch.bfloat16, *shapes),
+        },
+    }
     train = train_throughput(device, config, vocab, batch, context, steps, bf16=device.type == "cuda")
     peak = measured_peak(device) if args.dry_run else args.peak_tflops * 1e12
     train["peak_flops"] = peak

@@ -30,10 +30,14 @@ from qkv.data.tasks import get_task
 def test_sentences_split_at_final_punctuation_but_not_after_abbreviations_or_initials():
     text = "Mr. Smith met Dr. Jones at 3 p.m. Friday. Did James W. Reitmeyer come?  Yes!\nSee e.g. the memo. ok"
     assert split_sentences(text) == [
-        "Mr. Smith met Dr. Jones at 3 p.m. Friday.", "Did James W. Reitmeyer come?", "Yes!", "See e.g. the memo. ok"
+        "Mr. Smith met Dr. Jones at 3 p.m. Friday.",
+        "Did James W. Reitmeyer come?",
+        "Yes!",
+        "See e.g. the memo. ok",
     ]  # "memo. ok": no capital after the period, so one sentence
     assert split_sentences("We meet (Wed. June 6th) at noon. Bring   the slides.\n\n") == [
-        "We meet (Wed. June 6th) at noon.", "Bring the slides."
+        "We meet (Wed. June 6th) at noon.",
+        "Bring the slides.",
     ]
     assert split_sentences("") == []
 
@@ -76,7 +80,9 @@ Jerry: thanks a lot, see you at the office then"""
 def test_dialogue_lead_and_longest_utterances_keep_speakers_and_order():
     turns = dialogue_turns(DIALOGUE)
     assert turns == [
-        "Amanda: I baked cookies. Do you want some?", "Jerry: Sure!", "Amanda: I'll bring you tomorrow :-)",
+        "Amanda: I baked cookies. Do you want some?",
+        "Jerry: Sure!",
+        "Amanda: I'll bring you tomorrow :-)",
         "Jerry: thanks a lot, see you at the office then",
     ]
     assert summarize(DIALOGUE, "samsum") == lead(turns, 3) == " ".join(turns[:3])  # Lead-3 by default
@@ -90,12 +96,21 @@ def test_dialogue_lead_and_longest_utterances_keep_speakers_and_order():
 # ---- scores: the task's ROUGE equals rouge-score called directly ---------------------------------------
 
 EMAILS = {  # name -> (body, subject, three annotator subjects)
-    "a": ("Hi Kim,\nPlease review the attached gas contract by Friday.\nThanks", "Gas contract review",
-          ["review gas contract", "contract due friday", "please review contract"]),
-    "b": ("All:  The fire drill is scheduled for Tuesday at 10 am. Please use the stairs.",
-          "Fire drill Tuesday", ["fire drill", "tuesday fire drill", "drill scheduled"]),
-    "c": ("Good morning.\nMr. Lay will speak at the offsite. Details to follow.", "Offsite speaker",
-          ["ken lay at offsite", "offsite details", "speaker announced"]),
+    "a": (
+        "Hi Kim,\nPlease review the attached gas contract by Friday.\nThanks",
+        "Gas contract review",
+        ["review gas contract", "contract due friday", "please review contract"],
+    ),
+    "b": (
+        "All:  The fire drill is scheduled for Tuesday at 10 am. Please use the stairs.",
+        "Fire drill Tuesday",
+        ["fire drill", "tuesday fire drill", "drill scheduled"],
+    ),
+    "c": (
+        "Good morning.\nMr. Lay will speak at the offsite. Details to follow.",
+        "Offsite speaker",
+        ["ken lay at offsite", "offsite details", "speaker announced"],
+    ),
 }
 
 
@@ -127,8 +142,11 @@ def test_aeslc_lead_one_scores_equal_rouge_score_directly(tmp_path):
     _aeslc(tmp_path)
     task = get_task("summarization", dataset="aeslc", data_dir=str(tmp_path))
     metrics, hyps = run_baseline(task, "test")
-    assert hyps == ["Please review the attached gas contract by Friday.",
-                    "The fire drill is scheduled for Tuesday at 10 am.", "Mr. Lay will speak at the offsite."]
+    assert hyps == [
+        "Please review the attached gas contract by Friday.",
+        "The fire drill is scheduled for Tuesday at 10 am.",
+        "Mr. Lay will speak at the offsite.",
+    ]
     subjects = _expected(hyps, [[s] for _, s, _ in EMAILS.values()])
     annotators = _expected(hyps, [a for _, _, a in EMAILS.values()])
     for key in ("rouge1", "rouge2", "rougeL"):

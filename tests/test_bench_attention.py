@@ -9,8 +9,24 @@ from qkv.cli import main
 
 
 def test_bench_attention_saves_json(tmp_path) -> None:
-    rc = main(["bench", "attention", "--lengths", "16,32", "--impls", "reference,fused,qkv-mha",
-               "--repeats", "1", "--heads", "2", "--head-dim", "8", "--out", str(tmp_path)])
+    rc = main(
+        [
+            "bench",
+            "attention",
+            "--lengths",
+            "16,32",
+            "--impls",
+            "reference,fused,qkv-mha",
+            "--repeats",
+            "1",
+            "--heads",
+            "2",
+            "--head-dim",
+            "8",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     result = json.loads((tmp_path / "attention.json").read_text())
     assert {(r["impl"], r["length"]) for r in result["rows"]} == {

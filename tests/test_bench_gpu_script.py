@@ -14,8 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_on_cpu(tmp_path: Path) -> None:
-    subprocess.run([str(ROOT / "benchmarks" / "gpu.sh"), "--device", "cpu", "--dry-run"], check=True,
-                   capture_output=True, text=True, timeout=300, env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        [str(ROOT / "benchmarks" / "gpu.sh"), "--device", "cpu", "--dry-run"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OUT": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert report["dry_run"] is True and report["device"] == "cpu"
     for case in ("causal", "padded"):

@@ -52,8 +52,15 @@ def test_seq2seq_train_evaluate_generate(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["train", str(recipe), "--out", str(run), "--no-progress", "--seed", "3"]) == 0
     summary = _json_out(capsys)
     assert summary["step"] == 60 and summary["best"]["metric"] == "exact_match"
-    for name in ("config.yaml", "tokenizer/src", "tokenizer/tgt", "checkpoints/best.safetensors",
-                 "checkpoints/last.safetensors", "checkpoints/last.json", "samples.txt"):
+    for name in (
+        "config.yaml",
+        "tokenizer/src",
+        "tokenizer/tgt",
+        "checkpoints/best.safetensors",
+        "checkpoints/last.safetensors",
+        "checkpoints/last.json",
+        "samples.txt",
+    ):
         assert (run / name).exists(), name
     train_losses = [r["loss"] for r in _train_log(run) if r["split"] == "train"]
     assert train_losses[-1] < 0.7 * train_losses[0]  # it learned something

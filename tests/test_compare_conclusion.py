@@ -13,23 +13,57 @@ def saved_results() -> dict:
         "config": {"budget_text": "60 s of training per model", "models": ["transformer", "gru"]},
         "warnings": [],
         "models": {
-            "transformer": {"test": {"greedy": {"wer": 30.0}, "beam": {"wer": 28.0},
-                                     "greedy_on_beam_examples": {"wer": 31.0}, "beam_size": 4,
-                                     "interval": {"wer": {"value": 30.0, "low": 26.0, "high": 34.1}}}},
+            "transformer": {
+                "test": {
+                    "greedy": {"wer": 30.0},
+                    "beam": {"wer": 28.0},
+                    "greedy_on_beam_examples": {"wer": 31.0},
+                    "beam_size": 4,
+                    "interval": {"wer": {"value": 30.0, "low": 26.0, "high": 34.1}},
+                }
+            },
             "gru": {"test": {"greedy": {"wer": 38.5}, "interval": {"wer": {"value": 38.5, "low": 34.0, "high": 43.0}}}},
         },
-        "significance": {"metrics": ["wer"], "pairs": [
-            {"a": "transformer", "b": "gru", "wer": {"delta": -8.5, "p_value": 0.001, "low": -12.0, "high": -5.0,
-                                                     "significant": True}}]},
-        "ladder": {"metric": "wer", "rungs": [
-            {"amount": 15, "budget_text": "15 s", "values": {"transformer": 80.0, "gru": 60.0}, "leader": "gru",
-             "steps": {"transformer": 100, "gru": 300}},
-            {"amount": 60, "budget_text": "60 s", "values": {"transformer": 30.0, "gru": 38.5},
-             "leader": "transformer", "steps": {"transformer": 400, "gru": 1200}}]},
-        "probes": {"assoc-recall": {"distances": [4, 64, 256], "accuracy": {"transformer": [1.0, 1.0, 0.995],
-                                                                             "gru": [0.9, 0.4, 0.13]}}},
-        "scaling": {"curves": [{"label": "transformer (fused)", "bend": {"fit": {"slope": 1.62, "r2": 0.99,
-                                                                                  "from": 64, "to": 512}}}]},
+        "significance": {
+            "metrics": ["wer"],
+            "pairs": [
+                {
+                    "a": "transformer",
+                    "b": "gru",
+                    "wer": {"delta": -8.5, "p_value": 0.001, "low": -12.0, "high": -5.0, "significant": True},
+                }
+            ],
+        },
+        "ladder": {
+            "metric": "wer",
+            "rungs": [
+                {
+                    "amount": 15,
+                    "budget_text": "15 s",
+                    "values": {"transformer": 80.0, "gru": 60.0},
+                    "leader": "gru",
+                    "steps": {"transformer": 100, "gru": 300},
+                },
+                {
+                    "amount": 60,
+                    "budget_text": "60 s",
+                    "values": {"transformer": 30.0, "gru": 38.5},
+                    "leader": "transformer",
+                    "steps": {"transformer": 400, "gru": 1200},
+                },
+            ],
+        },
+        "probes": {
+            "assoc-recall": {
+                "distances": [4, 64, 256],
+                "accuracy": {"transformer": [1.0, 1.0, 0.995], "gru": [0.9, 0.4, 0.13]},
+            }
+        },
+        "scaling": {
+            "curves": [
+                {"label": "transformer (fused)", "bend": {"fit": {"slope": 1.62, "r2": 0.99, "from": 64, "to": 512}}}
+            ]
+        },
     }
 
 
@@ -68,8 +102,10 @@ def test_busy_machine_warning_leads_and_partial_results_still_conclude():
     results["warnings"] = ["Busy machine: other jobs used 1.0 of 2 cores"]
     assert texts(results)[0].startswith("**Warning.** Busy machine")
     partial = {"task": results["task"], "models": {"gru": results["models"]["gru"]}, "config": results["config"]}
-    assert texts(partial) == ["With 60 s of training per model, **gru** has the best test WER: 38.5 "
-                              "(95% CI 34.0–43.0) on 500 test examples (greedy)."]
+    assert texts(partial) == [
+        "With 60 s of training per model, **gru** has the best test WER: 38.5 "
+        "(95% CI 34.0–43.0) on 500 test examples (greedy)."
+    ]
 
 
 def test_the_conclusion_leads_both_report_pages():
@@ -87,10 +123,20 @@ def test_the_converged_reference_run_stands_beside_the_budgeted_verdict(tmp_path
 
     folder = tmp_path / "g2p-transformer"
     folder.mkdir()
-    record = {"recipe": "g2p-transformer", "task": "g2p", "model": "transformer", "split": "test",
-              "decoding": "greedy", "metrics": {"wer": 24.25, "per": 5.5, "loss": 0.4}, "train_seconds": 3600,
-              "train_steps": 2200, "threads": 1, "machine": "cpu", "command": "qkv train configs/g2p-transformer.yaml",
-              "commit": "0" * 40}
+    record = {
+        "recipe": "g2p-transformer",
+        "task": "g2p",
+        "model": "transformer",
+        "split": "test",
+        "decoding": "greedy",
+        "metrics": {"wer": 24.25, "per": 5.5, "loss": 0.4},
+        "train_seconds": 3600,
+        "train_steps": 2200,
+        "threads": 1,
+        "machine": "cpu",
+        "command": "qkv train configs/g2p-transformer.yaml",
+        "commit": "0" * 40,
+    }
     (folder / "result.json").write_text(json.dumps(record))
     monkeypatch.setenv("QKV_RESULTS", str(tmp_path))
     assert reference_results("translation") == []

@@ -13,16 +13,29 @@ import pytest
 
 MODELS = ["transformer", "gru-attention", "gru"]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "quick"
     env = {**os.environ, "QKV_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "qkv", "compare", "--quick", "--no-progress", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qkv", "compare", "--quick", "--no-progress", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout, json.loads((out / "results.json").read_text())
 
@@ -81,8 +94,7 @@ def test_attention_maps_are_distributions(quick_run):
 def test_report_has_every_section_and_figure(quick_run):
     out, _, results = quick_run
     page = (out / "report.html").read_text(encoding="utf-8")
-    for section in ("conclusion", "summary", "quality", "examples", "cost", "scaling", "probes", "attention",
-                    "setup"):
+    for section in ("conclusion", "summary", "quality", "examples", "cost", "scaling", "probes", "attention", "setup"):
         assert f'id="{section}"' in page
     assert set(results["figures"]) == {"training_curves", "budget_ladder", "cost", "scaling", "probes", "attention"}
     assert page.count('src="data:image/png;base64,') == 6

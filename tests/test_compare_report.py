@@ -14,28 +14,48 @@ EVIL = '<script>alert("x")</script> & <img src=x onerror=1>'
 
 
 def _results() -> dict:
-    curve = {"train": [{"step": 5, "seconds": 1.0, "loss": 3.0}, {"step": 10, "seconds": 2.0, "loss": 2.0}],
-             "eval": [{"step": 10, "seconds": 2.0, "wer": 80.0, "per": 30.0}]}
+    curve = {
+        "train": [{"step": 5, "seconds": 1.0, "loss": 3.0}, {"step": 10, "seconds": 2.0, "loss": 2.0}],
+        "eval": [{"step": 10, "seconds": 2.0, "wer": 80.0, "per": 30.0}],
+    }
     return {
-        "status": "partial", "wall_seconds": 12.0,
+        "status": "partial",
+        "wall_seconds": 12.0,
         "config": {"models": ["transformer", "gru"], "budget_text": "5 s of training per model", "note": EVIL},
         "machine": {"cpu": "test cpu", "cores": 2, "threads": 2, "torch": "x", "device": "cpu"},
-        "sections": {"quality": {"status": "done"}, "examples": {"status": "done"}, "cost": {"status": "done"},
-                     "attention": {"status": "done"}, "probes": {"status": "interrupted"},
-                     "scaling": {"status": "not run"}},
+        "sections": {
+            "quality": {"status": "done"},
+            "examples": {"status": "done"},
+            "cost": {"status": "done"},
+            "attention": {"status": "done"},
+            "probes": {"status": "interrupted"},
+            "scaling": {"status": "not run"},
+        },
         "task": {"name": "g2p", "metric": "wer", "higher_is_better": False, "description": EVIL},
         "models": {
-            "transformer": {"params": 1234, "test": {"greedy": {"wer": 50.0, "per": 12.5}, "beam": {"wer": 40.0}},
-                            "train": {"steps": 10, "tokens_per_s": 1000.0, "seconds": 2.0},
-                            "inference": {"latency_ms": 3.5, "tokens_per_s": 900.0},
-                            "memory": {"train_peak_mib": 12.0, "infer_peak_mib": float("nan"), "method": "m"},
-                            "curves": curve},
+            "transformer": {
+                "params": 1234,
+                "test": {"greedy": {"wer": 50.0, "per": 12.5}, "beam": {"wer": 40.0}},
+                "train": {"steps": 10, "tokens_per_s": 1000.0, "seconds": 2.0},
+                "inference": {"latency_ms": 3.5, "tokens_per_s": 900.0},
+                "memory": {"train_peak_mib": 12.0, "infer_peak_mib": float("nan"), "method": "m"},
+                "curves": curve,
+            },
             "gru": {"params": 999, "test": {"greedy": {"wer": 60.0}}, "curves": curve},
         },
         "examples": [{"src": EVIL, "ref": "R EH1", "outputs": {"transformer": EVIL, "gru": "x|y"}}],
-        "attention": {"transformer": [{"title": EVIL, "src_tokens": ["a", "<eos>"], "tgt_tokens": ["A", "<eos>"],
-                                       "weights": [[0.9, 0.1], [0.2, 0.8]]}]},
-        "probes": {}, "scaling": {},
+        "attention": {
+            "transformer": [
+                {
+                    "title": EVIL,
+                    "src_tokens": ["a", "<eos>"],
+                    "tgt_tokens": ["A", "<eos>"],
+                    "weights": [[0.9, 0.1], [0.2, 0.8]],
+                }
+            ]
+        },
+        "probes": {},
+        "scaling": {},
     }
 
 
@@ -84,10 +104,15 @@ def test_fmt():
 
 def test_ctrl_c_leaves_a_valid_partial_report(tmp_path, monkeypatch):
     """KeyboardInterrupt in the middle of the study: the finished parts stay, the rest says 'not run'."""
+
     def fake_quality(self):
         self.results["task"] = {"name": "g2p", "metric": "wer", "higher_is_better": False}
-        self.results["models"]["gru"] = {"params": 10, "test": {"greedy": {"wer": 90.0}}, "inference": {"x": 1},
-                                         "attention_done": True}
+        self.results["models"]["gru"] = {
+            "params": 10,
+            "test": {"greedy": {"wer": 90.0}},
+            "inference": {"x": 1},
+            "attention_done": True,
+        }
 
     def interrupted_probes(self):
         self.results["probes"]["assoc-recall"] = {"distances": [3], "accuracy": {"gru": [0.5]}}
@@ -99,8 +124,13 @@ def test_ctrl_c_leaves_a_valid_partial_report(tmp_path, monkeypatch):
     assert results["interrupted"] is True and results["status"] == "partial"
     saved = json.loads((tmp_path / "results.json").read_text())
     assert {k: v["status"] for k, v in saved["sections"].items()} == {
-        "quality": "done", "examples": "done", "cost": "done", "attention": "done", "probes": "interrupted",
-        "scaling": "not run"}
+        "quality": "done",
+        "examples": "done",
+        "cost": "done",
+        "attention": "done",
+        "probes": "interrupted",
+        "scaling": "not run",
+    }
     assert saved["probes"]["assoc-recall"]["accuracy"] == {"gru": [0.5]}
     page = (tmp_path / "report.html").read_text()
     assert ">not run</span>" in page and page.rstrip().endswith("</html>")
@@ -118,9 +148,14 @@ def test_failing_section_is_recorded_and_the_rest_runs(tmp_path, monkeypatch):
     assert results["status"] == "partial" and results["interrupted"] is False
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"task": "lm"}, "--task"), ({"models": ["gpt"]}, "--models"), ({"models": ["gru", "gru"]}, "each model once"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "lm"}, "--task"),
+        ({"models": ["gpt"]}, "--models"),
+        ({"models": ["gru", "gru"]}, "each model once"),
+    ],
+)
 def test_bad_options_are_user_errors(kwargs, message):
     from qkv.errors import UserError
 
@@ -134,8 +169,9 @@ def test_one_failing_model_does_not_stop_the_others(tmp_path, monkeypatch):
             raise ValueError("loss is nan")
 
     def evaluate_model(self, name):
-        self.results["models"][name].update(test={"greedy": {"wer": 50.0}}, inference={"latency_ms": 1.0},
-                                            attention_done=True)
+        self.results["models"][name].update(
+            test={"greedy": {"wer": 50.0}}, inference={"latency_ms": 1.0}, attention_done=True
+        )
 
     monkeypatch.setattr(Study, "train_model", train_model)
     monkeypatch.setattr(Study, "evaluate_model", evaluate_model)
@@ -157,8 +193,18 @@ def test_missing_data_is_one_clear_error_before_any_training(tmp_path, monkeypat
     monkeypatch.setenv("QKV_OFFLINE", "1")
     monkeypatch.setenv("QKV_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
-    code = main(["compare", "--task", "translation", "--data-dir", str(tmp_path / "nowhere"), "--out", str(out),
-                 "--no-progress"])
+    code = main(
+        [
+            "compare",
+            "--task",
+            "translation",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "missing data file multi30k/" in err and "Traceback" not in err

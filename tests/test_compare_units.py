@@ -21,9 +21,16 @@ from qkv.models import ModelConfig, build_model
 
 @pytest.mark.parametrize(
     ("text", "kind", "amount"),
-    [("90", "seconds", 90), ("90s", "seconds", 90), ("2m", "seconds", 120), ("1.5min", "seconds", 90),
-     ("500steps", "steps", 500), ("500 steps", "steps", 500), ("200k-tokens", "tokens", 200_000),
-     ("2M tokens", "tokens", 2_000_000)],
+    [
+        ("90", "seconds", 90),
+        ("90s", "seconds", 90),
+        ("2m", "seconds", 120),
+        ("1.5min", "seconds", 90),
+        ("500steps", "steps", 500),
+        ("500 steps", "steps", 500),
+        ("200k-tokens", "tokens", 200_000),
+        ("2M tokens", "tokens", 2_000_000),
+    ],
 )
 def test_parse_budget(text, kind, amount):
     assert parse_budget(text) == Budget(kind, amount)
@@ -132,9 +139,11 @@ def test_peak_memory_sees_a_new_tensor():
 
 def test_by_distance_assoc_recall_and_copy():
     assoc = ProbeSpec("assoc-recall", {"length": 10})
-    examples = [Example("k1 v2 k3 v4 ? k1", "v2", meta={"distance": 2, "token_distance": 5}),
-                Example("k1 v2 k3 v4 ? k3", "v4", meta={"distance": 1, "token_distance": 3}),
-                Example("k5 v2 k3 v1 ? k5", "v2", meta={"distance": 2, "token_distance": 5})]
+    examples = [
+        Example("k1 v2 k3 v4 ? k1", "v2", meta={"distance": 2, "token_distance": 5}),
+        Example("k1 v2 k3 v4 ? k3", "v4", meta={"distance": 1, "token_distance": 3}),
+        Example("k5 v2 k3 v1 ? k5", "v2", meta={"distance": 2, "token_distance": 5}),
+    ]
     assert by_distance(assoc, examples, ["v2", "v0", " v2 "]) == {3: (0, 1), 5: (2, 2)}
     copy = ProbeSpec("copy", {"length": 4})
     examples = [Example("1 2 3 4", "1 2 3 4"), Example("4 4 0 1", "4 4 0 1")]
@@ -144,8 +153,10 @@ def test_by_distance_assoc_recall_and_copy():
 
 def test_summarize_merges_runs_on_a_shared_axis():
     specs = [ProbeSpec("copy", {"length": 4}), ProbeSpec("copy", {"length": 8})]
-    runs = {"gru": [{"params": 100, "by_distance": {"4": (3, 4)}}, {"params": 120, "by_distance": {"8": (1, 4)}}],
-            "transformer": [{"params": 90, "by_distance": {"4": (4, 4)}}, {"params": 90, "by_distance": {}}]}
+    runs = {
+        "gru": [{"params": 100, "by_distance": {"4": (3, 4)}}, {"params": 120, "by_distance": {"8": (1, 4)}}],
+        "transformer": [{"params": 90, "by_distance": {"4": (4, 4)}}, {"params": 90, "by_distance": {}}],
+    }
     out = summarize(specs, runs, Budget("steps", 10))
     assert out["distances"] == [4, 8]
     assert out["accuracy"] == {"gru": [0.75, 0.25], "transformer": [1.0, None]}
@@ -162,8 +173,9 @@ def test_sized_config_hits_the_target(name):
     # one width step either way is farther from the target
     step = 8 if name == "transformer" else 4
     for other in (config.d_model - step, config.d_model + step):
-        kw = {"d_model": other, "d_ff": 2 * other} if name == "transformer" else {"d_model": other,
-                                                                                    "hidden_size": other}
+        kw = (
+            {"d_model": other, "d_ff": 2 * other} if name == "transformer" else {"d_model": other, "hidden_size": other}
+        )
         neighbour = ModelConfig(**{**config.to_dict(), **kw})
         assert abs(param_count(neighbour, 40, 40) - 30_000) >= abs(count - 30_000)
 

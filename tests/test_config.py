@@ -76,8 +76,16 @@ def test_impossible_values_name_key(tmp_path: Path) -> None:
 
 def test_overrides_are_yaml_scalars_and_checked(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD)
-    config = load_config(path, ["optim.lr=3e-4", "training.compile=true", "task.max_train_examples=null",
-                                "model.name=gru-attention", "optim.betas=[0.9, 0.99]"])
+    config = load_config(
+        path,
+        [
+            "optim.lr=3e-4",
+            "training.compile=true",
+            "task.max_train_examples=null",
+            "model.name=gru-attention",
+            "optim.betas=[0.9, 0.99]",
+        ],
+    )
     assert config.optim.lr == 3e-4 and config.training.compile is True
     assert config.task.max_train_examples is None and config.model.name == "gru-attention"
     assert config.optim.betas == [0.9, 0.99]
@@ -94,7 +102,13 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     again = load_config(tmp_path / "resolved.yaml")
     assert again == config
     assert list(yaml.safe_load((tmp_path / "resolved.yaml").read_text())) == [
-        "task", "model", "optim", "schedule", "training", "eval"]
+        "task",
+        "model",
+        "optim",
+        "schedule",
+        "training",
+        "eval",
+    ]
 
 
 def test_from_dict_defaults_and_apply_overrides() -> None:

@@ -34,8 +34,19 @@ def test_every_command_of_the_design_is_registered_and_loads():
     """A missing or broken ``qkv/cli/<name>_cmd.py`` fails here instead of vanishing from ``qkv --help``."""
     from qkv.cli import COMMANDS, build_parser
 
-    design = {"compare", "train", "evaluate", "generate", "attention", "explain", "serve", "search", "probe",
-              "bench", "data"}  # the command table of the shared design contract
+    design = {
+        "compare",
+        "train",
+        "evaluate",
+        "generate",
+        "attention",
+        "explain",
+        "serve",
+        "search",
+        "probe",
+        "bench",
+        "data",
+    }  # the command table of the shared design contract
     assert design <= set(COMMANDS)
     parser = build_parser()
     registered = set(next(a for a in parser._actions if a.dest == "command").choices)

@@ -29,8 +29,7 @@ def solve_listops(tokens: list[str]) -> int:
 
 
 def test_copy_reverse_sort_answers_and_lengths():
-    for name, solve in (("copy", lambda s: s), ("reverse", lambda s: s[::-1]),
-                        ("sort", lambda s: sorted(s, key=int))):
+    for name, solve in (("copy", lambda s: s), ("reverse", lambda s: s[::-1]), ("sort", lambda s: sorted(s, key=int))):
         task = get_task(name, length=17, num_examples=50, num_eval_examples=10)
         for e in task.examples("train"):
             src = e.src.split()

@@ -35,7 +35,13 @@ def peaky_model(cell, attention, bidirectional, feeding, *, seed=0, vocab=9, eos
     """A random tiny model with sharp, varied next-token distributions and some chance to stop."""
     torch.manual_seed(seed)
     model = RecurrentSeq2Seq(
-        10, vocab, embed_dim=8, hidden_size=12, cell=cell, bidirectional=bidirectional, attention=attention,
+        10,
+        vocab,
+        embed_dim=8,
+        hidden_size=12,
+        cell=cell,
+        bidirectional=bidirectional,
+        attention=attention,
         input_feeding=feeding,
     ).eval()
     with torch.no_grad():
@@ -167,8 +173,9 @@ def test_forced_prompt_prefix_is_scored_but_not_returned():
     for row in range(3):
         alone = greedy(model, SRC[row : row + 1], max_len=5, prompt=[prompt[row]])
         assert alone.tokens[0] == got.tokens[row]
-        expected = sequence_log_probs(model, SRC[row : row + 1], [got.tokens[row]], prompt=[prompt[row]],
-                                      add_eos=got.finished[row])
+        expected = sequence_log_probs(
+            model, SRC[row : row + 1], [got.tokens[row]], prompt=[prompt[row]], add_eos=got.finished[row]
+        )
         assert got.scores[row] == pytest.approx(expected[0], abs=1e-5)
     assert beam_search(model, SRC, beam=1, max_len=5, prompt=prompt).tokens == got.tokens
 

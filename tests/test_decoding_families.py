@@ -18,8 +18,15 @@ SEQ2SEQ = ["transformer", "gru-attention", "lstm-attention"]
 def tiny(name: str, seed: int = 0, vocab: int = 10):
     torch.manual_seed(seed)
     config = ModelConfig(
-        name=name, d_model=16, n_heads=2, d_ff=32, n_encoder_layers=2, n_decoder_layers=2, hidden_size=16,
-        dropout=0.0, max_len=64,
+        name=name,
+        d_model=16,
+        n_heads=2,
+        d_ff=32,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        hidden_size=16,
+        dropout=0.0,
+        max_len=64,
     )
     model = build_model(config, 10, vocab).eval()
     with torch.no_grad():  # sharper, more varied distributions than a fresh init gives
@@ -118,6 +125,7 @@ def test_lm_prompt_as_a_tensor_equals_lists():
     as_lists = sample(model, None, max_len=4, prompt=prompts, generator=torch.Generator().manual_seed(1))
     as_tensor = sample(model, None, max_len=4, prompt=torch.tensor(prompts), generator=torch.Generator().manual_seed(1))
     assert as_tensor.tokens == as_lists.tokens
-    assert greedy(model, None, max_len=4, prompt=torch.tensor(prompts)).tokens == greedy(
-        model, None, max_len=4, prompt=prompts
-    ).tokens
+    assert (
+        greedy(model, None, max_len=4, prompt=torch.tensor(prompts)).tokens
+        == greedy(model, None, max_len=4, prompt=prompts).tokens
+    )

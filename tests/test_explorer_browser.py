@@ -14,8 +14,16 @@ from qkv.viz.server import Explorer, make_server
 from test_viz_standin import tiny_inspector
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # words of the test vocabulary, so that they reach the page as token labels (and may be generated as output)
 SCRIPT = "<script>window.__pwned=1</script>"

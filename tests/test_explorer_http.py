@@ -104,8 +104,14 @@ def raw(port: int, data: bytes, method: str = "POST") -> Reply:
         return read_reply(sock, method)
 
 
-def post(port: int, path: str, body: bytes, headers: dict[str, str] | None = None, host: str = "127.0.0.1",
-         timeout: float = 60) -> Reply:
+def post(
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    timeout: float = 60,
+) -> Reply:
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
@@ -182,8 +188,12 @@ def test_200_concurrent_analyze_all_answered(server):
         try:
             conn.connect()
             barrier.wait()
-            conn.request("POST", "/api/analyze", body=json.dumps({"text": texts[i % len(texts)]}),
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/api/analyze",
+                body=json.dumps({"text": texts[i % len(texts)]}),
+                headers={"Content-Type": "application/json"},
+            )
             reply = Reply(conn.getresponse())
             return reply.status, reply.json
         finally:
@@ -239,8 +249,10 @@ def test_too_many_connections_get_503_json(explorer):
 def test_announced_oversized_body_is_413_without_reading_it(server):
     before = rss_bytes()
     with connect(server) as sock:
-        sock.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % BIG)
+        sock.sendall(
+            b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % BIG
+        )
         state = flood(sock, BIG)
         reply = read_reply(sock)
         state["thread"].join(30)
@@ -254,8 +266,10 @@ def test_announced_oversized_body_is_413_without_reading_it(server):
 def test_chunked_body_over_the_limit_is_413_and_memory_stays_bounded(server):
     before = rss_bytes()
     with connect(server) as sock:
-        sock.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         state = flood(sock, BIG, chunked=True)
         reply = read_reply(sock)
         state["thread"].join(30)
@@ -285,8 +299,10 @@ def test_content_length_smaller_than_the_body_reads_only_what_it_says(server):
     # Content-Length 10, then 300 MB: the 10 bytes are the request; the rest is no request at all
     before = rss_bytes()
     with connect(server) as sock:
-        sock.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b'Content-Length: 10\r\n\r\n{"text":1}')
+        sock.sendall(
+            b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 10\r\n\r\n{"text":1}'
+        )
         state = flood(sock, BIG)
         reader = _Reader(sock)
         first = read_reply(reader)
@@ -301,8 +317,10 @@ def test_content_length_smaller_than_the_body_reads_only_what_it_says(server):
 
 def test_a_body_that_never_ends_is_cut_off_after_the_timeout(server):
     with connect(server) as sock:
-        sock.sendall(b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                     b'Content-Length: 100\r\n\r\n{"text": ')
+        sock.sendall(
+            b"POST /api/analyze HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"text": '
+        )
         t0 = time.monotonic()
         reply = read_reply(sock)
         elapsed = time.monotonic() - t0
@@ -355,37 +373,49 @@ def test_bad_host_is_refused(server):
         reply = raw(server, b"GET /api/info HTTP/1.1\r\nHost: %s\r\n\r\n" % host.encode(), "GET")
         assert reply.status in (400, 421), (host, reply.status)
         assert "error" in reply.json
-    reply = raw(server, b"POST /api/analyze HTTP/1.1\r\nHost: rebind.example\r\nContent-Length: 15\r\n\r\n"
-                        b'{"text": "cat"}')
+    reply = raw(
+        server, b'POST /api/analyze HTTP/1.1\r\nHost: rebind.example\r\nContent-Length: 15\r\n\r\n{"text": "cat"}'
+    )
     assert reply.status == 421 and "host" in reply.json["error"]
     reply = raw(server, b"GET /api/info HTTP/1.0\r\n\r\n", "GET")  # no Host at all
     assert reply.status in (400, 421)
     for host in (f"127.0.0.1:{server}", f"localhost:{server}", "localhost", f"LOCALHOST.:{server}"):
-        reply = raw(server, b"GET /api/info HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode(),
-                    "GET")
+        reply = raw(server, b"GET /api/info HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host.encode(), "GET")
         assert reply.status == 200, host
 
 
 def test_cross_site_post_is_403_and_the_model_does_not_run(server, explorer):
     text = "the mat sat on the cat"
-    for headers in ({"Origin": "http://evil.example", "Content-Type": "text/plain"},
-                    {"Origin": "null", "Content-Type": "text/plain"},
-                    {"Origin": f"http://localhost:{server}"},  # another origin than the page's 127.0.0.1
-                    {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}):
+    for headers in (
+        {"Origin": "http://evil.example", "Content-Type": "text/plain"},
+        {"Origin": "null", "Content-Type": "text/plain"},
+        {"Origin": f"http://localhost:{server}"},  # another origin than the page's 127.0.0.1
+        {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+    ):
         reply = post(server, "/api/analyze", json.dumps({"text": text}).encode(), headers)
         assert reply.status == 403 and "cross-site" in reply.json["error"], headers
     assert all(key[0] != text for key in explorer.cache)
-    same = post(server, "/api/analyze", json.dumps({"text": text}).encode(),
-                {"Origin": f"http://127.0.0.1:{server}", "Sec-Fetch-Site": "same-origin"})
+    same = post(
+        server,
+        "/api/analyze",
+        json.dumps({"text": text}).encode(),
+        {"Origin": f"http://127.0.0.1:{server}", "Sec-Fetch-Site": "same-origin"},
+    )
     assert same.status == 200 and same.json["labels"]
 
 
 def test_security_headers_on_every_response(server):
     replies = [
-        get(server, "/"), get(server, "/app.js"), get(server, "/style.css"), get(server, "/api/info"),
-        get(server, "/nope"), get(server, "/api/analyze"),  # 404, 405
-        post(server, "/api/analyze", b'{"text": "the cat"}'), post(server, "/api/analyze", b"{oops"),
-        post(server, "/api/analyze", b"x" * (MAX_BODY + 1)), post(server, "/nope", b"{}"),
+        get(server, "/"),
+        get(server, "/app.js"),
+        get(server, "/style.css"),
+        get(server, "/api/info"),
+        get(server, "/nope"),
+        get(server, "/api/analyze"),  # 404, 405
+        post(server, "/api/analyze", b'{"text": "the cat"}'),
+        post(server, "/api/analyze", b"{oops"),
+        post(server, "/api/analyze", b"x" * (MAX_BODY + 1)),
+        post(server, "/nope", b"{}"),
         post(server, "/api/analyze", b"{}", {"Origin": "http://evil.example"}),
         raw(server, b"GET /api/info HTTP/1.1\r\nHost: evil.example\r\n\r\n", "GET"),
         raw(server, b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n", "GET"),
@@ -441,17 +471,36 @@ def test_qkv_serve_host_ipv6_serves_and_stops_on_ctrl_c(tmp_path):
     from qkv.training.config import from_dict
 
     run = tmp_path / "run"
-    train(from_dict({
-        "task": {"name": "reverse", "options": {"length": 5, "num_examples": 32, "num_eval_examples": 2,
-                                                "vocab_size": 8}},
-        "model": {"name": "transformer", "d_model": 16, "n_heads": 2, "n_encoder_layers": 1,
-                  "n_decoder_layers": 1, "d_ff": 32, "dropout": 0.0},
-        "training": {"max_steps": 1, "max_tokens": 100, "device": "cpu"},
-        "eval": {"every": 1, "max_examples": 2, "max_len": 8},
-    }), run, progress=False)
-    proc = subprocess.Popen([sys.executable, "-m", "qkv", "serve", str(run), "--host", "::1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    train(
+        from_dict(
+            {
+                "task": {
+                    "name": "reverse",
+                    "options": {"length": 5, "num_examples": 32, "num_eval_examples": 2, "vocab_size": 8},
+                },
+                "model": {
+                    "name": "transformer",
+                    "d_model": 16,
+                    "n_heads": 2,
+                    "n_encoder_layers": 1,
+                    "n_decoder_layers": 1,
+                    "d_ff": 32,
+                    "dropout": 0.0,
+                },
+                "training": {"max_steps": 1, "max_tokens": 100, "device": "cpu"},
+                "eval": {"every": 1, "max_examples": 2, "max_len": 8},
+            }
+        ),
+        run,
+        progress=False,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qkv", "serve", str(run), "--host", "::1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         line = proc.stdout.readline()
         match = re.search(r"http://\[::1\]:(\d+)/", line)

@@ -37,8 +37,10 @@ from qkv.training.metrics_log import read_metrics
 from test_reliability import RECIPE, samsum_rows, train
 from test_reliability import straight as _straight  # noqa: F401 (its fixture, as `_straight`)
 
-MT_RECIPE = RECIPE.replace("{name: copy, options: {length: 4, num_examples: 64, num_eval_examples: 4, vocab_size: 5}}",
-                           "{name: translation, options: {tokenizer: bpe, vocab_size: 300}}")
+MT_RECIPE = RECIPE.replace(
+    "{name: copy, options: {length: 4, num_examples: 64, num_eval_examples: 4, vocab_size: 5}}",
+    "{name: translation, options: {tokenizer: bpe, vocab_size: 300}}",
+)
 
 
 def one_line_error(rc: int, err: str, command: str, *names: str) -> str:
@@ -104,8 +106,17 @@ def write_with_header(path: Path, head: dict, data: bytes) -> None:
 # --- values and keys: config, flags ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("setting", ["optim.lr=.nan", "optim.eps=.nan", "optim.lr=.inf", "optim.clip_norm=.nan",
-                                     "schedule.min_lr=.nan", "optim.weight_decay=.nan"])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "optim.lr=.nan",
+        "optim.eps=.nan",
+        "optim.lr=.inf",
+        "optim.clip_norm=.nan",
+        "schedule.min_lr=.nan",
+        "optim.weight_decay=.nan",
+    ],
+)
 def test_non_finite_optimizer_values_are_config_errors(
     recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture, setting: str
 ) -> None:
@@ -139,8 +150,13 @@ def test_task_option_of_the_wrong_type_is_blamed_on_its_set_or_line(
     recipe.write_text(MT_RECIPE)
     # a string where a {split: [source, target]} mapping belongs (before: TypeError, string indices)
     rc, err, _ = train(capsys, recipe, tmp_path / "run", "--set", "task.options.files=/data/train.txt")
-    one_line_error(rc, err, "train", "--set task.options.files=/data/train.txt: task.options.files: expected mapping",
-                   "got '/data/train.txt'")
+    one_line_error(
+        rc,
+        err,
+        "train",
+        "--set task.options.files=/data/train.txt: task.options.files: expected mapping",
+        "got '/data/train.txt'",
+    )
     recipe.write_text(MT_RECIPE.replace("vocab_size: 300}", "vocab_size: 300, max_chars: lots}"))
     rc, err, _ = train(capsys, recipe, tmp_path / "run")
     one_line_error(rc, err, "train", f"{recipe}:2: task.options.max_chars: expected integer or null, got 'lots'")
@@ -149,11 +165,19 @@ def test_task_option_of_the_wrong_type_is_blamed_on_its_set_or_line(
     one_line_error(rc, err, "train", "--set task.options.colour=red: task.options.colour: unknown option")
 
 
-@pytest.mark.parametrize("flag", [["--max-len", "0"], ["--temperature", "0"], ["--temperature", "-1"],
-                                  ["--temperature", "nan"], ["--top-p", "2"], ["--top-k", "0"], ["--beam", "0"]])
-def test_generate_flag_out_of_range_is_one_line(
-    trained: Path, capsys: pytest.CaptureFixture, flag: list[str]
-) -> None:
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--max-len", "0"],
+        ["--temperature", "0"],
+        ["--temperature", "-1"],
+        ["--temperature", "nan"],
+        ["--top-p", "2"],
+        ["--top-k", "0"],
+        ["--beam", "0"],
+    ],
+)
+def test_generate_flag_out_of_range_is_one_line(trained: Path, capsys: pytest.CaptureFixture, flag: list[str]) -> None:
     rc, _, err = qkv(capsys, "generate", trained, "1 2 3", "--sample", *flag)
     one_line_error(rc, err, "generate", f"{flag[0]} must be")
 
@@ -214,28 +238,44 @@ def test_checkpoint_of_another_size_or_an_edited_config(run: Path, tmp_path: Pat
 def _drop(where: str, key: str):
     def edit(weights, tensors, state):
         del {"weights": weights, "tensors": tensors, "state": state}[where][key]
+
     return edit
 
 
 def _add(where: str, key: str, value=None):
     def edit(weights, tensors, state):
         {"weights": weights, "tensors": tensors}[where][key] = torch.zeros(3) if value is None else value
+
     return edit
 
 
-@pytest.mark.parametrize(("edit", "names"), [
-    (_drop("weights", "lm_head.weight"), ["it lacks lm_head.weight"]),
-    (_add("weights", "extra.weight"), ["it has unexpected extra.weight"]),
-    (_drop("tensors", "rng.torch"), ["lacks 'rng.torch'"]),
-    (_drop("tensors", "optim.3.exp_avg"), ["lacks training tensor _train.optim.3.exp_avg"]),
-    (_drop("tensors", "optim.0.step"), ["lacks training tensor _train.optim.0.step"]),
-    (_add("tensors", "optim.999.exp_avg"), ["unexpected training tensor _train.optim.999"]),
-    (_add("tensors", "optim.2.exp_avg_sq"), ["_train.optim.2.exp_avg_sq has shape (3,)"]),
-    (_add("tensors", "surprise"), ["unexpected training tensor(s) _train.surprise"]),
-    (_drop("state", "rng"), ["the training state in its header lacks rng"]),
-    (_drop("state", "step"), ["no integer 'step'"]),
-], ids=["no-weight", "extra-weight", "no-rng", "no-moment", "no-step-tensor", "extra-moment", "moment-shape",
-        "extra-tensor", "no-rng-state", "no-step"])
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (_drop("weights", "lm_head.weight"), ["it lacks lm_head.weight"]),
+        (_add("weights", "extra.weight"), ["it has unexpected extra.weight"]),
+        (_drop("tensors", "rng.torch"), ["lacks 'rng.torch'"]),
+        (_drop("tensors", "optim.3.exp_avg"), ["lacks training tensor _train.optim.3.exp_avg"]),
+        (_drop("tensors", "optim.0.step"), ["lacks training tensor _train.optim.0.step"]),
+        (_add("tensors", "optim.999.exp_avg"), ["unexpected training tensor _train.optim.999"]),
+        (_add("tensors", "optim.2.exp_avg_sq"), ["_train.optim.2.exp_avg_sq has shape (3,)"]),
+        (_add("tensors", "surprise"), ["unexpected training tensor(s) _train.surprise"]),
+        (_drop("state", "rng"), ["the training state in its header lacks rng"]),
+        (_drop("state", "step"), ["no integer 'step'"]),
+    ],
+    ids=[
+        "no-weight",
+        "extra-weight",
+        "no-rng",
+        "no-moment",
+        "no-step-tensor",
+        "extra-moment",
+        "moment-shape",
+        "extra-tensor",
+        "no-rng-state",
+        "no-step",
+    ],
+)
 def test_resume_with_a_missing_or_extra_tensor(run: Path, capsys: pytest.CaptureFixture, edit, names) -> None:
     last = run / "checkpoints" / "last.safetensors"
     rewrite(last, edit)
@@ -349,14 +389,18 @@ def test_orphaned_temporary_files_are_removed_on_the_next_start(run: Path, capsy
 # --- damaged tokenizer and pretrained files ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("content", "names"), [
-    (b'{"kind": "word", "tok', ["qkv_tokenizer.json", "not valid JSON"]),
-    (bytes(range(256)) * 4, ["qkv_tokenizer.json", "binary data"]),
-    (b'{"kind": "word", "tokens": 5}', ["qkv_tokenizer.json", "'tokens' must be a list of strings"]),
-    (b'[1, 2]', ["qkv_tokenizer.json", "unknown tokenizer kind"]),
-    (b'{"kind": "word", "tokens": ["a", "b"]}', ["qkv_tokenizer.json", "vocabulary must start with"]),
-    (b'{"kind": "bpe"}', ["tokenizer.json", "not a readable Hugging Face tokenizer file"]),
-], ids=["cut-short", "binary", "wrong-type", "not-an-object", "no-specials", "bpe-without-its-file"])
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        (b'{"kind": "word", "tok', ["qkv_tokenizer.json", "not valid JSON"]),
+        (bytes(range(256)) * 4, ["qkv_tokenizer.json", "binary data"]),
+        (b'{"kind": "word", "tokens": 5}', ["qkv_tokenizer.json", "'tokens' must be a list of strings"]),
+        (b"[1, 2]", ["qkv_tokenizer.json", "unknown tokenizer kind"]),
+        (b'{"kind": "word", "tokens": ["a", "b"]}', ["qkv_tokenizer.json", "vocabulary must start with"]),
+        (b'{"kind": "bpe"}', ["tokenizer.json", "not a readable Hugging Face tokenizer file"]),
+    ],
+    ids=["cut-short", "binary", "wrong-type", "not-an-object", "no-specials", "bpe-without-its-file"],
+)
 def test_damaged_tokenizer_file(run: Path, capsys: pytest.CaptureFixture, content: bytes, names) -> None:
     (run / "tokenizer" / "tgt" / "qkv_tokenizer.json").write_bytes(content)
     rc, _, err = qkv(capsys, "evaluate", run)
@@ -366,9 +410,19 @@ def test_damaged_tokenizer_file(run: Path, capsys: pytest.CaptureFixture, conten
 def test_damaged_pretrained_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "gpt2"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "gpt2", "n_embd": 8, "n_head": 2, "n_layer": 1, "n_positions": 16, "vocab_size": 20,
-        "activation_function": "gelu_new"}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "gpt2",
+                "n_embd": 8,
+                "n_head": 2,
+                "n_layer": 1,
+                "n_positions": 16,
+                "vocab_size": 20,
+                "activation_function": "gelu_new",
+            }
+        )
+    )
     (folder / "model.safetensors").write_bytes(os.urandom(1000))  # a download cut short / overwritten
     rc, _, err = qkv(capsys, "explain", folder, "a", "--token", "0", "--pretrained", "--html", "")
     one_line_error(rc, err, "explain", str(folder / "model.safetensors"), "not a readable safetensors file")
@@ -443,8 +497,9 @@ def test_a_megabyte_on_one_line_is_refused_quickly(tmp_path: Path, capsys: pytes
     recipe.write_text(MT_RECIPE.replace("vocab_size: 300}", f"vocab_size: 300, src_file: {src}, tgt_file: {tgt}}}"))
     start = time.perf_counter()
     rc, err, _ = train(capsys, recipe, tmp_path / "run")
-    one_line_error(rc, err, "train", f"{src}:21: 1,000,000 characters", f"qkv's limit of {MAX_LINE_CHARS:,}",
-                   "max_chars")
+    one_line_error(
+        rc, err, "train", f"{src}:21: 1,000,000 characters", f"qkv's limit of {MAX_LINE_CHARS:,}", "max_chars"
+    )
     assert time.perf_counter() - start < 10
     assert len(read_lines(src, max_chars=2_000_000)) == 21  # an explicit, higher maximum reads it
     with pytest.raises(UserError, match=r"BPE training text 2 has 1,000,000 characters"):
@@ -484,8 +539,9 @@ def test_a_byte_order_mark_is_dropped_from_text_and_csv(tmp_path: Path, monkeypa
 def _closed_pipe(*args: str) -> subprocess.CompletedProcess:
     """Run `python -m qkv ARGS` with its stdout a pipe whose reader has gone (as `| head -1` does after its line)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="0")
-    proc = subprocess.Popen([sys.executable, "-m", "qkv", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qkv", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, None, err.decode())

@@ -37,8 +37,17 @@ def initial_loss(config: ModelConfig, vocab: int, seed: int = 0) -> float:
 
 
 def config_for(name: str, width: int, **overrides) -> ModelConfig:
-    options = {"name": name, "d_model": width, "n_heads": 4, "d_ff": 4 * width, "hidden_size": width,
-               "n_encoder_layers": 2, "n_decoder_layers": 2, "dropout": 0.0, "max_len": 64}
+    options = {
+        "name": name,
+        "d_model": width,
+        "n_heads": 4,
+        "d_ff": 4 * width,
+        "hidden_size": width,
+        "n_encoder_layers": 2,
+        "n_decoder_layers": 2,
+        "dropout": 0.0,
+        "max_len": 64,
+    }
     options.update(overrides)
     return ModelConfig(**options)
 

@@ -67,9 +67,7 @@ def test_minilm_hidden_states_match_bert_model():
     keep = ids != model.pad_id
     with torch.no_grad():
         ours = model(ids, token_types=types, need_weights=True)
-        theirs = reference(
-            input_ids=ids, attention_mask=keep.long(), token_type_ids=types, output_attentions=True
-        )
+        theirs = reference(input_ids=ids, attention_mask=keep.long(), token_type_ids=types, output_attentions=True)
     assert model.kind == "encoder" and model.config.norm_first is False
     torch.testing.assert_close(ours.logits[keep], theirs.last_hidden_state[keep], atol=1e-4, rtol=0)
     assert len(ours.attentions["encoder_self"]) == 6
@@ -105,8 +103,16 @@ def test_minilm_vocab_matches_vocab_txt():
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory):
     config = transformers.GPT2Config(
-        vocab_size=61, n_positions=40, n_embd=32, n_layer=2, n_head=4, bos_token_id=1, eos_token_id=2,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=61,
+        n_positions=40,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=1,
+        eos_token_id=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     torch.manual_seed(0)
     hf = transformers.GPT2LMHeadModel(config).eval()
@@ -138,7 +144,7 @@ def test_gpt2_greedy_generation_matches(gpt2_dir):
     with torch.no_grad():
         theirs = hf.generate(
             prompt, attention_mask=torch.ones_like(prompt), do_sample=False, max_new_tokens=12, pad_token_id=0
-        )[:, prompt.size(1):]
+        )[:, prompt.size(1) :]
         ours = greedy(model, None, prompt, steps=12)
         shared = qkv_greedy(model, None, 12, prompt=prompt)
     expected = [until_eos(row, 2) for row in theirs.tolist()]
@@ -150,10 +156,24 @@ def test_gpt2_greedy_generation_matches(gpt2_dir):
 @pytest.fixture(scope="module")
 def marian_dir(tmp_path_factory):
     config = transformers.MarianConfig(
-        vocab_size=53, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=64,
-        activation_function="swish", scale_embedding=True, pad_token_id=52, decoder_start_token_id=52,
-        eos_token_id=0, forced_eos_token_id=None, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+        vocab_size=53,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=48,
+        decoder_ffn_dim=48,
+        max_position_embeddings=64,
+        activation_function="swish",
+        scale_embedding=True,
+        pad_token_id=52,
+        decoder_start_token_id=52,
+        eos_token_id=0,
+        forced_eos_token_id=None,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
     )
     torch.manual_seed(0)
     hf = transformers.MarianMTModel(config).eval()
@@ -183,9 +203,7 @@ def test_marian_logits_match(marian_dir):
     tgt[:, 0] = 52  # decoder start
     with torch.no_grad():
         ours = model(src, tgt, need_weights=True)
-        theirs = hf(
-            input_ids=src, attention_mask=(src != 52).long(), decoder_input_ids=tgt, output_attentions=True
-        )
+        theirs = hf(input_ids=src, attention_mask=(src != 52).long(), decoder_input_ids=tgt, output_attentions=True)
     torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=0)
     for mine, ref in zip(ours.attentions["cross"], theirs.cross_attentions, strict=True):
         torch.testing.assert_close(mine, ref, atol=1e-5, rtol=0)
@@ -218,8 +236,15 @@ def test_unsupported_checkpoints_get_clear_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 8}))
     with pytest.raises(UserError, match="missing key 'n_head'"):
         load(tmp_path)
-    config = {"model_type": "gpt2", "n_embd": 8, "n_head": 2, "n_layer": 1, "n_positions": 8, "vocab_size": 5,
-              "activation_function": "gelu_new"}
+    config = {
+        "model_type": "gpt2",
+        "n_embd": 8,
+        "n_head": 2,
+        "n_layer": 1,
+        "n_positions": 8,
+        "vocab_size": 5,
+        "activation_function": "gelu_new",
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "pytorch_model.bin").write_bytes(b"")
     with pytest.raises(UserError, match="safetensors only"):
@@ -232,10 +257,23 @@ def test_unsupported_checkpoints_get_clear_errors(tmp_path):
 def test_marian_with_separate_vocabularies(tmp_path):
     """``share_encoder_decoder_embeddings=false``, untied output: three matrices, two vocabulary sizes."""
     config = transformers.MarianConfig(
-        vocab_size=53, decoder_vocab_size=47, share_encoder_decoder_embeddings=False, tie_word_embeddings=False,
-        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
-        encoder_ffn_dim=48, decoder_ffn_dim=48, max_position_embeddings=64, pad_token_id=46,
-        decoder_start_token_id=46, eos_token_id=0, forced_eos_token_id=None, dropout=0.0,
+        vocab_size=53,
+        decoder_vocab_size=47,
+        share_encoder_decoder_embeddings=False,
+        tie_word_embeddings=False,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=48,
+        decoder_ffn_dim=48,
+        max_position_embeddings=64,
+        pad_token_id=46,
+        decoder_start_token_id=46,
+        eos_token_id=0,
+        forced_eos_token_id=None,
+        dropout=0.0,
     )
     torch.manual_seed(0)
     hf = transformers.MarianMTModel(config).eval()

@@ -12,9 +12,29 @@ from qkv.cli import main
 @pytest.mark.slow
 def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
     out = tmp_path / "probe"
-    code = main(["probe", "--task", "assoc-recall", "--lengths", "6", "--models", "gru,transformer",
-                 "--budget", "4steps", "--params", "5000", "--examples", "200", "--test-examples", "60",
-                 "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "probe",
+            "--task",
+            "assoc-recall",
+            "--lengths",
+            "6",
+            "--models",
+            "gru,transformer",
+            "--budget",
+            "4steps",
+            "--params",
+            "5000",
+            "--examples",
+            "200",
+            "--test-examples",
+            "60",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     # length 6 = 2 key-value pairs + "? k": the queried pair is 1 or 2 pairs back, i.e. 3 or 5 tokens
@@ -37,18 +57,48 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
 @pytest.mark.slow
 def test_probe_copy_distance_is_the_length(tmp_path):
     out = tmp_path / "copy"
-    assert main(["probe", "--task", "copy", "--lengths", "5,3", "--models", "gru", "--budget", "2steps",
-                 "--params", "3000", "--examples", "100", "--test-examples", "20", "--device", "cpu",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--task",
+                "copy",
+                "--lengths",
+                "5,3",
+                "--models",
+                "gru",
+                "--budget",
+                "2steps",
+                "--params",
+                "3000",
+                "--examples",
+                "100",
+                "--test-examples",
+                "20",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["distances"] == [3, 5]  # lengths, sorted
     assert [r["length"] for r in results["runs"]["gru"]] == [3, 5]
 
 
-@pytest.mark.parametrize("args", [
-    ["--lengths", "4,x"], ["--lengths", "1"], ["--models", "gpt"], ["--budget", "soon"], ["--params", "10"],
-    ["--threads", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--lengths", "4,x"],
+        ["--lengths", "1"],
+        ["--models", "gpt"],
+        ["--budget", "soon"],
+        ["--params", "10"],
+        ["--threads", "0"],
+    ],
+)
 def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):
     assert main(["probe", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err

@@ -40,10 +40,17 @@ def test_recipe_trains_two_steps(recipe: Path, tmp_path: Path) -> None:
 
     lm = config.task.name == "lm"
     overrides = [
-        "training.max_steps=2", "training.device=cpu", "eval.every=2", "eval.max_examples=2", "eval.max_len=6",
-        "eval.samples=1", f"eval.lm_tokens={config.training.context * 2}",
-        f"task.max_train_examples={5000 if lm else 32}", f"task.max_eval_examples={1000 if lm else 4}",
-        "training.batch_size=2", "training.max_tokens=300",  # small batches: this checks plumbing, not speed
+        "training.max_steps=2",
+        "training.device=cpu",
+        "eval.every=2",
+        "eval.max_examples=2",
+        "eval.max_len=6",
+        "eval.samples=1",
+        f"eval.lm_tokens={config.training.context * 2}",
+        f"task.max_train_examples={5000 if lm else 32}",
+        f"task.max_eval_examples={1000 if lm else 4}",
+        "training.batch_size=2",
+        "training.max_tokens=300",  # small batches: this checks plumbing, not speed
     ]
     config = load_config(recipe, overrides)
     result = train(config, tmp_path / "run", progress=False)

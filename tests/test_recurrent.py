@@ -30,8 +30,16 @@ IDS = [f"{c}-{a}-{'bi' if b else 'uni'}{'-feed' if f else ''}" for c, a, b, f in
 def make_model(cell, attention, bidirectional, feeding, layers=2, seed=0) -> RecurrentSeq2Seq:
     torch.manual_seed(seed)
     model = RecurrentSeq2Seq(
-        12, 14, embed_dim=8, hidden_size=10, num_layers=layers, cell=cell, bidirectional=bidirectional,
-        attention=attention, input_feeding=feeding, dropout=0.3,
+        12,
+        14,
+        embed_dim=8,
+        hidden_size=10,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        attention=attention,
+        input_feeding=feeding,
+        dropout=0.3,
     )
     return model.eval()  # dropout present but off, as in decoding
 
@@ -127,9 +135,10 @@ def test_bahdanau_step_by_hand():
         expected = []
         for y_prev in tgt[0]:
             e = dec.embedding.weight[y_prev]  # (8,)
-            scores = attn.energy.weight[0] @ torch.tanh(
-                attn.query_proj.weight @ s + annotations @ attn.key_proj.weight.T + attn.key_proj.bias
-            ).T  # (T_s,): v^T tanh(W s_{i-1} + U h_j)
+            scores = (
+                attn.energy.weight[0]
+                @ torch.tanh(attn.query_proj.weight @ s + annotations @ attn.key_proj.weight.T + attn.key_proj.bias).T
+            )  # (T_s,): v^T tanh(W s_{i-1} + U h_j)
             alpha = torch.softmax(scores, dim=0)
             c = alpha @ annotations  # (20,)
             s = cell(torch.cat([e, c])[None], s[None])[0]

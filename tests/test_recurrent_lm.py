@@ -203,13 +203,15 @@ def test_greedy_beam_and_sampling_continue_prompts(name):
     assert all(g.tokens[row] == forward_continuation(model, p, 6) for row, p in enumerate(PROMPTS))
     for row, prompt in enumerate(PROMPTS):  # prompts of different lengths in one batch = each alone
         assert greedy(model, None, max_len=6, prompt=[prompt]).tokens[0] == g.tokens[row]
-    assert g.scores == pytest.approx(sequence_log_probs(model, None, g.tokens, prompt=PROMPTS, add_eos=g.finished),
-                                     abs=1e-4)
+    assert g.scores == pytest.approx(
+        sequence_log_probs(model, None, g.tokens, prompt=PROMPTS, add_eos=g.finished), abs=1e-4
+    )
 
     assert beam_search(model, None, beam=1, max_len=6, prompt=PROMPTS).tokens == g.tokens
     b = beam_search(model, None, beam=4, max_len=6, prompt=PROMPTS, length_penalty=0.0, early_stopping=False)
-    assert b.scores == pytest.approx(sequence_log_probs(model, None, b.tokens, prompt=PROMPTS, add_eos=b.finished),
-                                     abs=1e-4)
+    assert b.scores == pytest.approx(
+        sequence_log_probs(model, None, b.tokens, prompt=PROMPTS, add_eos=b.finished), abs=1e-4
+    )
     assert all(bs >= gs - 1e-5 for bs, gs in zip(b.scores, g.scores, strict=True))
 
     def draw(seed: int, **options):

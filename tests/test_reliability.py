@@ -143,15 +143,21 @@ def multi30k(root: Path, names: list[str], tag: str) -> None:
 
 
 def test_multi30k_half_a_pair_in_data_dir_is_an_error(tmp_path: Path, default_data: Path) -> None:
-    multi30k(default_data, [f"{s}.{lang}.gz" for s in ("train", "val", "test_2016_flickr") for lang in ("de", "en")],
-             "DEFAULT")
+    multi30k(
+        default_data,
+        [f"{s}.{lang}.gz" for s in ("train", "val", "test_2016_flickr") for lang in ("de", "en")],
+        "DEFAULT",
+    )
     mine = tmp_path / "mine"
     multi30k(mine, ["train.de.gz", "train.en.gz", "val.de.gz"], "MINE")  # val.en.gz forgotten
     task = get_task("translation", data_dir=str(mine))
     first = task.examples("train")[0]
     assert (first.src, first.tgt) == ("MINE train.de.gz 1", "MINE train.en.gz 1")
-    with pytest.raises(UserError, match=r"missing data file multi30k/val\.en\.gz in .*mine/multi30k \(data_dir\); "
-                                        r"that folder holds train\.de\.gz, train\.en\.gz, val\.de\.gz"):
+    with pytest.raises(
+        UserError,
+        match=r"missing data file multi30k/val\.en\.gz in .*mine/multi30k \(data_dir\); "
+        r"that folder holds train\.de\.gz, train\.en\.gz, val\.de\.gz",
+    ):
         task.examples("dev")
 
 
@@ -163,22 +169,31 @@ def test_partial_default_folder_is_not_completed_from_the_cache(tmp_path: Path, 
         (tmp_path / "cache" / "ptb" / f"ptb.{name}.txt").write_text(" cached words \n")
     task = get_task("lm", dataset="ptb")
     assert task.text("train") == " default words \n"
-    with pytest.raises(UserError, match=rf"missing data file ptb/ptb\.valid\.txt in {re.escape(str(default_data))}"
-                                        r"/ptb \(\$QKV_DATA\); that folder holds ptb\.train\.txt"):
+    with pytest.raises(
+        UserError,
+        match=rf"missing data file ptb/ptb\.valid\.txt in {re.escape(str(default_data))}"
+        r"/ptb \(\$QKV_DATA\); that folder holds ptb\.train\.txt",
+    ):
         task.text("dev")
 
 
 def test_train_with_a_partial_data_dir_exits_2_naming_the_file(
     tmp_path: Path, default_data: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    multi30k(default_data, [f"{s}.{lang}.gz" for s in ("train", "val", "test_2016_flickr") for lang in ("de", "en")],
-             "DEFAULT")
+    multi30k(
+        default_data,
+        [f"{s}.{lang}.gz" for s in ("train", "val", "test_2016_flickr") for lang in ("de", "en")],
+        "DEFAULT",
+    )
     mine = tmp_path / "mine"
     multi30k(mine, ["train.de.gz", "train.en.gz"], "MINE")
     recipe = tmp_path / "mt.yaml"
-    recipe.write_text(RECIPE.replace("{name: copy, options: {length: 4, num_examples: 64, num_eval_examples: 4, "
-                                     "vocab_size: 5}}", f"{{name: translation, data_dir: {mine}, "
-                                                        "options: {tokenizer: word}}"))
+    recipe.write_text(
+        RECIPE.replace(
+            "{name: copy, options: {length: 4, num_examples: 64, num_eval_examples: 4, vocab_size: 5}}",
+            f"{{name: translation, data_dir: {mine}, options: {{tokenizer: word}}}}",
+        )
+    )
     rc, err, _ = train(capsys, recipe, tmp_path / "run")
     assert rc == 2 and "Traceback" not in err
     assert err.startswith(f"qkv train: error: missing data file multi30k/val.de.gz in {mine / 'multi30k'} (data_dir)")
@@ -231,8 +246,17 @@ def test_nan_names_a_good_checkpoint_and_resuming_it_with_a_lower_lr_works(
 ) -> None:
     run = tmp_path / "run"
     # peak lr 1e6 reached over 100 warmup steps: lr 1e4, 2e4, ... blows up within a few steps
-    rc, err, _ = train(capsys, recipe, run, "--set", "optim.lr=1e6", "--set", "schedule.warmup_steps=100",
-                       "--set", "training.save_every=1")
+    rc, err, _ = train(
+        capsys,
+        recipe,
+        run,
+        "--set",
+        "optim.lr=1e6",
+        "--set",
+        "schedule.warmup_steps=100",
+        "--set",
+        "training.save_every=1",
+    )
     assert rc == 2 and "Traceback" not in err
     found = re.search(r"error: .*?step (\d+).*training stopped\. Last good checkpoint: (\S+) \(step (\d+)\)", err)
     assert found, err

@@ -34,9 +34,20 @@ def test_every_result_folder_holds_its_evidence():
 
 
 def _record(recipe: str, metrics: dict[str, float]) -> ResultRecord:
-    return ResultRecord(recipe=recipe, task="t", model="m", split="test", decoding="greedy", metrics=metrics,
-                        train_seconds=600, train_steps=100, threads=2, machine="cpu", command="qkv train x",
-                        commit="0" * 40)
+    return ResultRecord(
+        recipe=recipe,
+        task="t",
+        model="m",
+        split="test",
+        decoding="greedy",
+        metrics=metrics,
+        train_seconds=600,
+        train_steps=100,
+        threads=2,
+        machine="cpu",
+        command="qkv train x",
+        commit="0" * 40,
+    )
 
 
 def test_verdicts_say_plainly_where_qkv_is_behind_or_ahead():
@@ -56,8 +67,26 @@ def test_collect_matches_an_independent_evaluate(tmp_path: Path, capsys: pytest.
     assert main(["train", str(recipe), "--out", str(run), "--no-progress"]) == 0
     assert main(["evaluate", str(run), "--split", "test"]) == 0
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert main(["results", "collect", str(run), "--recipe", "reverse-tiny", "--command", "qkv train reverse.yaml",
-                 "--threads", "1", "--beams", "1,3", "--out", str(tmp_path / "results")]) == 0
+    assert (
+        main(
+            [
+                "results",
+                "collect",
+                str(run),
+                "--recipe",
+                "reverse-tiny",
+                "--command",
+                "qkv train reverse.yaml",
+                "--threads",
+                "1",
+                "--beams",
+                "1,3",
+                "--out",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 0
+    )
     record = load_results(tmp_path / "results")[0]
     assert record.metrics["exact_match"] == pytest.approx(evaluated["exact_match"])
     assert record.examples == evaluated["examples"] and "beam3" in record.other_decodings

@@ -16,10 +16,22 @@ from qkv.compare.significance import (
 )
 from qkv.data import metrics
 
-HYPS = ["a man is riding a bike", "two dogs play in the snow", "a woman sings", "the child eats an apple",
-        "people walk on a street", "a cat sleeps on the sofa"]
-REFS = [["a man rides a bicycle"], ["two dogs are playing in the snow"], ["a woman is singing"],
-        ["a child is eating an apple"], ["people are walking down the street"], ["a cat is sleeping on a couch"]]
+HYPS = [
+    "a man is riding a bike",
+    "two dogs play in the snow",
+    "a woman sings",
+    "the child eats an apple",
+    "people walk on a street",
+    "a cat sleeps on the sofa",
+]
+REFS = [
+    ["a man rides a bicycle"],
+    ["two dogs are playing in the snow"],
+    ["a woman is singing"],
+    ["a child is eating an apple"],
+    ["people are walking down the street"],
+    ["a cat is sleeping on a couch"],
+]
 
 
 @pytest.mark.parametrize("metric", ["bleu", "chrf"])
@@ -55,8 +67,9 @@ def test_interval_of_a_mean_agrees_with_scipy_percentile_bootstrap():
     correct = (rng.random(400) < 0.7).astype(float)  # 400 words, 70% right
     hyps = ["A" if c else "B" for c in correct]
     ours = bootstrap_interval(example_stats("exact_match", hyps, [["A"]] * len(hyps)), n_resamples=4000)
-    ref = scipy_stats.bootstrap((100 * correct,), np.mean, n_resamples=4000, method="percentile",
-                                random_state=1).confidence_interval
+    ref = scipy_stats.bootstrap(
+        (100 * correct,), np.mean, n_resamples=4000, method="percentile", random_state=1
+    ).confidence_interval
     assert ours.value == pytest.approx(100 * correct.mean())
     assert ours.low == pytest.approx(ref.low, abs=0.8)
     assert ours.high == pytest.approx(ref.high, abs=0.8)

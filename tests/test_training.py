@@ -48,8 +48,13 @@ def test_cosine_matches_torch_cosine_annealing_after_warmup() -> None:
 def _trained_optimizer(seed: int = 0) -> tuple[torch.nn.Module, torch.optim.AdamW]:
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
-    opt = torch.optim.AdamW([{"params": [model[0].weight, model[2].weight], "weight_decay": 0.1},
-                             {"params": [model[0].bias, model[2].bias], "weight_decay": 0.0}], lr=0.01)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [model[0].weight, model[2].weight], "weight_decay": 0.1},
+            {"params": [model[0].bias, model[2].bias], "weight_decay": 0.0},
+        ],
+        lr=0.01,
+    )
     for _ in range(3):
         model(torch.randn(5, 4)).pow(2).sum().backward()
         opt.step()
@@ -64,14 +69,20 @@ def test_optimizer_state_round_trips_through_safetensors_and_json(tmp_path: Path
     weights, loaded_tensors, state = ckpt.load_checkpoint(tmp_path / "c.safetensors")
 
     reference_model = copy.deepcopy(model)  # torch's own in-memory state is the reference
-    reference_opt = type(opt)([{"params": [reference_model[0].weight, reference_model[2].weight]},
-                               {"params": [reference_model[0].bias, reference_model[2].bias]}], lr=0.01)
+    reference_opt = type(opt)(
+        [
+            {"params": [reference_model[0].weight, reference_model[2].weight]},
+            {"params": [reference_model[0].bias, reference_model[2].bias]},
+        ],
+        lr=0.01,
+    )
     reference_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
 
     fresh, _ = _trained_optimizer(seed=1)  # different weights and moments, overwritten below
     fresh.load_state_dict(weights)
-    fresh_opt = torch.optim.AdamW([{"params": [fresh[0].weight, fresh[2].weight]},
-                                   {"params": [fresh[0].bias, fresh[2].bias]}], lr=0.5)
+    fresh_opt = torch.optim.AdamW(
+        [{"params": [fresh[0].weight, fresh[2].weight]}, {"params": [fresh[0].bias, fresh[2].bias]}], lr=0.5
+    )
     ckpt.optimizer_from_saveable(fresh_opt, loaded_tensors, json.loads(json.dumps(state["optimizer"])))
     x = torch.randn(6, 4)
     for m, o in ((reference_model, reference_opt), (fresh, fresh_opt)):

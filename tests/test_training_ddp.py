@@ -61,12 +61,31 @@ def test_two_processes_equal_one(tmp_path: Path, recipe: str) -> None:
     config.write_text((SEQ2SEQ if recipe == "seq2seq" else LM).replace("DATASET", str(text)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run([sys.executable, "-m", "qkv", "train", str(config), "--out", str(one), "--no-progress"],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "qkv", "train", str(config), "--out", str(one), "--no-progress"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     done = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "qkv", "train", str(config),
-         "--out", str(two), "--no-progress"], env=env, capture_output=True, text=True, timeout=300,
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "qkv",
+            "train",
+            str(config),
+            "--out",
+            str(two),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = _weights(one), _weights(two)

@@ -84,8 +84,13 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, how: str) ->
 
     subprocess.run(_cmd(str(recipe), "--out", str(straight)), check=True, env=_env(), capture_output=True)
 
-    proc = subprocess.Popen(_cmd(str(recipe), "--out", str(killed)), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cmd(str(recipe), "--out", str(killed)),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while _logged_step(killed) < 30 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
@@ -98,8 +103,9 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, how: str) ->
         assert proc.returncode == 130 and "--resume" in stderr and "Traceback" not in stderr
         assert interrupted_at >= 30  # saved where it stopped, not at the last evaluation (step 25)
 
-    done = subprocess.run(_cmd(str(recipe), "--out", str(killed), "--resume"), env=_env(),
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        _cmd(str(recipe), "--out", str(killed), "--resume"), env=_env(), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["step"] == 80
 
@@ -110,8 +116,11 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path: Path, how: str) ->
     for key in a:
         assert torch.equal(a[key], b[key]), f"{key} differs after resume from step {interrupted_at}"
     # the metrics log tells one history: every step logged once
-    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()
-             if json.loads(line)["split"] == "train"]
+    steps = [
+        json.loads(line)["step"]
+        for line in (killed / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "train"
+    ]
     assert steps == list(range(5, 81, 5))
 
 

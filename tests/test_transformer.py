@@ -21,8 +21,14 @@ V = 23
 
 def tiny(name: str, **overrides) -> nn.Module:
     options = {
-        "name": name, "d_model": 32, "n_heads": 4, "d_ff": 48, "n_encoder_layers": 2, "n_decoder_layers": 2,
-        "dropout": 0.1, "max_len": 64,
+        "name": name,
+        "d_model": 32,
+        "n_heads": 4,
+        "d_ff": 48,
+        "n_encoder_layers": 2,
+        "n_decoder_layers": 2,
+        "dropout": 0.1,
+        "max_len": 64,
     }
     options.update(overrides)
     torch.manual_seed(0)

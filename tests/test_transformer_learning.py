@@ -68,8 +68,16 @@ def train(name: str) -> tuple[torch.nn.Module, float]:
     torch.manual_seed(0)
     vaswani = name == "transformer"
     config = ModelConfig(
-        name=name, d_model=64, n_heads=4, d_ff=128, n_encoder_layers=2, n_decoder_layers=2, dropout=0.0,
-        positions="sinusoidal" if vaswani else "learned", scale_embeddings=vaswani, max_len=32,
+        name=name,
+        d_model=64,
+        n_heads=4,
+        d_ff=128,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        dropout=0.0,
+        positions="sinusoidal" if vaswani else "learned",
+        scale_embeddings=vaswani,
+        max_len=32,
     )
     model = build_model(config, VOCAB, VOCAB)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)

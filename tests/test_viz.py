@@ -43,9 +43,13 @@ def test_figures_for_every_layer_and_head(tmp_path):
     analysis = ins.analyze("the cat sat on the mat")
     assert set(analysis.attentions) == {"encoder_self", "decoder_self", "cross"}
     paths = write_heatmaps(analysis.attentions, analysis.labels, tmp_path, formats=("png", "svg"))
-    expected = {f"{kind}_L{layer}_H{head}.{fmt}" for kind, n_layers in
-                (("encoder_self", 2), ("decoder_self", 3), ("cross", 3))
-                for layer in range(n_layers) for head in range(2) for fmt in ("png", "svg")}
+    expected = {
+        f"{kind}_L{layer}_H{head}.{fmt}"
+        for kind, n_layers in (("encoder_self", 2), ("decoder_self", 3), ("cross", 3))
+        for layer in range(n_layers)
+        for head in range(2)
+        for fmt in ("png", "svg")
+    }
     names = {p.name for p in tmp_path.iterdir()}
     assert expected <= names
     assert len(expected) == (2 + 3 + 3) * 2 * 2

@@ -15,22 +15,34 @@ def run_dir(tmp_path_factory):
     from qkv.training.config import from_dict
 
     out = tmp_path_factory.mktemp("runs") / "reverse"
-    config = from_dict({
-        "task": {"name": "reverse", "options": {"length": 5, "num_examples": 64, "num_eval_examples": 4,
-                                                "vocab_size": 8}},
-        "model": {"name": "transformer", "d_model": 16, "n_heads": 2, "n_encoder_layers": 1,
-                  "n_decoder_layers": 2, "d_ff": 32, "dropout": 0.0},
-        "training": {"max_steps": 3, "max_tokens": 200, "device": "cpu"},
-        "eval": {"every": 3, "max_examples": 4, "max_len": 8},
-    })
+    config = from_dict(
+        {
+            "task": {
+                "name": "reverse",
+                "options": {"length": 5, "num_examples": 64, "num_eval_examples": 4, "vocab_size": 8},
+            },
+            "model": {
+                "name": "transformer",
+                "d_model": 16,
+                "n_heads": 2,
+                "n_encoder_layers": 1,
+                "n_decoder_layers": 2,
+                "d_ff": 32,
+                "dropout": 0.0,
+            },
+            "training": {"max_steps": 3, "max_tokens": 200, "device": "cpu"},
+            "eval": {"every": 3, "max_examples": 4, "max_len": 8},
+        }
+    )
     train(config, out, progress=False)
     return str(out)
 
 
 def test_attention_writes_every_layer_and_head(run_dir, tmp_path, capsys):
     out = tmp_path / "att"
-    assert main(["attention", run_dir, "1 2 3 4 5", "--out", str(out), "--search", "greedy",
-                 "--formats", "png,svg"]) == 0
+    assert (
+        main(["attention", run_dir, "1 2 3 4 5", "--out", str(out), "--search", "greedy", "--formats", "png,svg"]) == 0
+    )
     for search in ("greedy",):
         for kind, n_layers in (("encoder_self", 1), ("decoder_self", 2), ("cross", 2)):
             for layer in range(n_layers):
@@ -44,8 +56,7 @@ def test_attention_writes_every_layer_and_head(run_dir, tmp_path, capsys):
 
 def test_explain_prints_the_walkthrough_and_writes_html(run_dir, tmp_path, capsys):
     html = tmp_path / "w.html"
-    assert main(["explain", run_dir, "1 2 3", "--token", "1", "--layer", "0", "--head", "1",
-                 "--html", str(html)]) == 0
+    assert main(["explain", run_dir, "1 2 3", "--token", "1", "--layer", "0", "--head", "1", "--html", str(html)]) == 0
     printed = capsys.readouterr().out
     assert "query tokens: 0:1  1:2  2:3  3:<eos>" in printed
     assert "layer 0, head 1 of 2, query token 1 '2'" in printed

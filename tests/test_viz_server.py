@@ -47,7 +47,7 @@ def test_page_and_info(server):
         assert "default-src 'self'" in r.headers["Content-Security-Policy"]
         assert "innerHTML" not in r.read().decode().split("\n", 3)[3]  # only the header comment mentions it
     status, page = call(url + "/")
-    assert status == 200 and "<script src=\"app.js\"" in page and "http" not in page.split("<body>")[1]
+    assert status == 200 and '<script src="app.js"' in page and "http" not in page.split("<body>")[1]
     status, info = call(url + "/api/info")
     assert status == 200 and info["kind"] == "seq2seq" and info["max_chars"] > 0
 
@@ -61,8 +61,9 @@ def test_analyze_and_explain_agree(server):
     enc = np.array(a["attentions"]["encoder_self"][1])  # (H, T, T)
     assert enc.shape == (2, 4, 4)
     np.testing.assert_allclose(enc.sum(-1), 1.0, atol=1e-3)
-    status, w = call(url + "/api/explain", {"text": "the cat sat", "kind": "encoder_self", "layer": 1, "head": 1,
-                                            "token": 2})
+    status, w = call(
+        url + "/api/explain", {"text": "the cat sat", "kind": "encoder_self", "layer": 1, "head": 1, "token": 2}
+    )
     assert status == 200, w
     np.testing.assert_allclose(w["weights"], enc[1, 2], atol=2e-4)
     assert w["query_token"] == "sat" and w["d_k"] == 16 and w["max_abs_error"] < 1e-4

@@ -81,8 +81,16 @@ def tiny_inspector(name: str = "transformer", extra_words: tuple[str, ...] = (),
     from qkv.viz.inspector import Inspector
 
     tok = WordTokenizer.train([" ".join(WORDS + list(extra_words))])
-    fields = {"name": name, "d_model": 32, "n_heads": 4, "n_encoder_layers": 2, "n_decoder_layers": 2, "d_ff": 64,
-              "dropout": 0.0, "max_len": 300}
+    fields = {
+        "name": name,
+        "d_model": 32,
+        "n_heads": 4,
+        "n_encoder_layers": 2,
+        "n_decoder_layers": 2,
+        "d_ff": 64,
+        "dropout": 0.0,
+        "max_len": 300,
+    }
     fields.update(overrides)
     torch.manual_seed(0)
     model = build_model(ModelConfig(**fields), tok.vocab_size, tok.vocab_size)

@@ -50,8 +50,9 @@ def test_every_token_and_head_matches_pytorch_reference(run, kind):
             allowed = allowed & call.mask[0, 0]
         if call.is_causal:
             allowed = allowed & torch.ones(t_q, t_k, dtype=torch.bool).tril()
-        ref_out, ref_w = ref(call.x_q.double(), call.x_kv.double(), call.x_kv.double(),
-                             attn_mask=~allowed, average_attn_weights=False)  # PyTorch: True = blocked
+        ref_out, ref_w = ref(
+            call.x_q.double(), call.x_kv.double(), call.x_kv.double(), attn_mask=~allowed, average_attn_weights=False
+        )  # PyTorch: True = blocked
         for token in range(t_q):
             for head in range(call.module.n_heads):
                 w = walkthrough(call, token=token, head=head, kind=kind, layer=layer)
@@ -100,8 +101,9 @@ def test_grouped_query_heads_share_keys():
     w = walkthrough(call, token=0, head=3)
     assert [h.kv_head for h in w.heads] == [0, 0, 1, 1]
     torch.testing.assert_close(w.heads[2].keys, w.heads[3].keys)
-    torch.testing.assert_close(w.step.weights, out.attentions["encoder_self"][0][0, 3, 0].double(), atol=1e-5,
-                               rtol=1e-4)
+    torch.testing.assert_close(
+        w.step.weights, out.attentions["encoder_self"][0][0, 3, 0].double(), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_disagreement_with_the_forward_pass_raises(run):

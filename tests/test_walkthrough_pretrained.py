@@ -60,7 +60,8 @@ def test_explorer_api_on_minilm(minilm):
     a = explorer.analyze({"text": "attention is all you need"})
     assert a["kinds"] == ["encoder_self"] and a["output"] == ""
     n = len(a["labels"]["encoder_self"]["query"])
-    w = explorer.explain({"text": "attention is all you need", "kind": "encoder_self", "layer": 2, "head": 4,
-                          "token": 1})
+    w = explorer.explain(
+        {"text": "attention is all you need", "kind": "encoder_self", "layer": 2, "head": 4, "token": 1}
+    )
     np.testing.assert_allclose(w["weights"], a["attentions"]["encoder_self"][2][4][1], atol=2e-4)
     assert len(w["key_tokens"]) == n and w["query_token"] == "attention"

@@ -132,13 +132,22 @@ def run(args: argparse.Namespace) -> int:
     info = machine_info(args.device)
     info["torch_threads"] = args.threads
     shape = {"batch": args.batch, "heads": args.heads, "head_dim": args.head_dim, "causal": args.causal}
-    print(f"qkv bench attention on {describe(info)}; B={args.batch} H={args.heads} D={args.head_dim} "
-          f"causal={args.causal} dtype={args.dtype}; forward+backward, best of {args.repeats}")
+    print(
+        f"qkv bench attention on {describe(info)}; B={args.batch} H={args.heads} D={args.head_dim} "
+        f"causal={args.causal} dtype={args.dtype}; forward+backward, best of {args.repeats}"
+    )
     rows: list[dict] = []
     for length in tqdm(lengths, desc="lengths", unit="T"):
         for impl in impls:
-            spec = dict(shape, impl=impl, length=length, repeats=args.repeats, device=args.device,
-                        dtype=args.dtype, threads=args.threads)
+            spec = dict(
+                shape,
+                impl=impl,
+                length=length,
+                repeats=args.repeats,
+                device=args.device,
+                dtype=args.dtype,
+                threads=args.threads,
+            )
             rows.append({"impl": impl, "length": length, **_measure(spec)})
     summary = summarize(rows, lengths)
     print(format_table(rows, lengths, impls))
@@ -154,8 +163,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"peak-memory growth exponent (log-log slope, T>=512): {s['peak_memory_loglog_slope']}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "attention", "machine": info, "config": dict(shape, dtype=args.dtype, repeats=args.repeats),
-              "rows": rows, "summary": summary, "command": "qkv bench " + " ".join(sys.argv[2:])}
+    result = {
+        "benchmark": "attention",
+        "machine": info,
+        "config": dict(shape, dtype=args.dtype, repeats=args.repeats),
+        "rows": rows,
+        "summary": summary,
+        "command": "qkv bench " + " ".join(sys.argv[2:]),
+    }
     tmp = out / "attention.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(out / "attention.json")

@@ -71,9 +71,16 @@ def bench_lm(recipe: Path, lengths: list[int], batch: int) -> list[dict]:
         per_row = max(len(t) for t in hyps.tokens)
         uncached_s, _ = _timed(lambda per_row=per_row, prompt=prompt: _uncached_greedy(model, prompt, per_row))
         cached, uncached = generated / cached_s, batch * per_row / uncached_s
-        results.append({"length": length, "batch": batch, "generated_tokens": generated,
-                        "cached_tokens_per_s": cached, "uncached_tokens_per_s": uncached,
-                        "speedup": cached / uncached})
+        results.append(
+            {
+                "length": length,
+                "batch": batch,
+                "generated_tokens": generated,
+                "cached_tokens_per_s": cached,
+                "uncached_tokens_per_s": uncached,
+                "speedup": cached / uncached,
+            }
+        )
     return results
 
 
@@ -86,12 +93,17 @@ def bench_seq2seq(recipe: Path, batch: int, src_len: int = 20, max_len: int = 40
     src = torch.randint(4, vocab, (batch, src_len), generator=torch.Generator().manual_seed(0))  # (B, T_s)
     src[:, -1] = EOS_ID
     out = {"recipe": recipe.name, "batch": batch, "src_len": src_len}
-    for name, fn in (("greedy", lambda: greedy(model, src, max_len)),
-                     ("beam4", lambda: beam_search(model, src, beam=4, max_len=max_len))):
+    for name, fn in (
+        ("greedy", lambda: greedy(model, src, max_len)),
+        ("beam4", lambda: beam_search(model, src, beam=4, max_len=max_len)),
+    ):
         seconds, hyps = _timed(fn)
         generated = sum(len(t) for t in hyps.tokens)
-        out[name] = {"sentences_per_s": batch / seconds, "tokens_per_s": generated / seconds,
-                     "generated_tokens": generated}
+        out[name] = {
+            "sentences_per_s": batch / seconds,
+            "tokens_per_s": generated / seconds,
+            "generated_tokens": generated,
+        }
     return out
 
 
@@ -103,13 +115,19 @@ def run(args: argparse.Namespace) -> int:
     lm = bench_lm(configs / "tinyshakespeare-gpt.yaml", lengths, args.batch)
     print("decoder-only LM (baby GPT), greedy, batch", args.batch)
     for r in lm:
-        print(f"  T={r['length']:>4}: KV cache {r['cached_tokens_per_s']:>8,.0f} tok/s   no cache "
-              f"{r['uncached_tokens_per_s']:>8,.0f} tok/s   x{r['speedup']:.1f}")
-    seq2seq = [bench_seq2seq(configs / name, args.batch)
-               for name in ("multi30k-transformer.yaml", "multi30k-gru-attention.yaml")]
+        print(
+            f"  T={r['length']:>4}: KV cache {r['cached_tokens_per_s']:>8,.0f} tok/s   no cache "
+            f"{r['uncached_tokens_per_s']:>8,.0f} tok/s   x{r['speedup']:.1f}"
+        )
+    seq2seq = [
+        bench_seq2seq(configs / name, args.batch)
+        for name in ("multi30k-transformer.yaml", "multi30k-gru-attention.yaml")
+    ]
     for r in seq2seq:
-        print(f"  {r['recipe']}: greedy {r['greedy']['sentences_per_s']:.1f} sent/s, "
-              f"beam 4 {r['beam4']['sentences_per_s']:.1f} sent/s")
+        print(
+            f"  {r['recipe']}: greedy {r['greedy']['sentences_per_s']:.1f} sent/s, "
+            f"beam 4 {r['beam4']['sentences_per_s']:.1f} sent/s"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "lm": lm, "seq2seq": seq2seq}

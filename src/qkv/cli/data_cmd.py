@@ -10,9 +10,12 @@ HELP = "list the datasets: source, where each is read from, whether it is presen
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="read every dataset from DIR/DATASET/ only (as task.data_dir does); "
-                        "without it, each dataset comes from the first of $QKV_DATA/DATASET/ and the cache's that "
-                        "exists")
+    parser.add_argument(
+        "--data-dir",
+        help="read every dataset from DIR/DATASET/ only (as task.data_dir does); "
+        "without it, each dataset comes from the first of $QKV_DATA/DATASET/ and the cache's that "
+        "exists",
+    )
     parser.add_argument("--no-count", action="store_true", help="skip counting examples")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -32,17 +35,34 @@ def collect(data_dir: str | None = None, count: bool = True) -> list[dict]:
                     counts = info.count(where)
                 except UserError as err:  # report it in this row, keep listing the others
                     error = str(err)
-            rows.append({
-                "name": info.name, "task": info.task, "source": info.source, "licence": info.licence,
-                "path": str(where) if where else None, "present": where is not None,
-                "unit": info.unit, "counts": counts,
-                "expected": None if where else f"{info.folder}/{', '.join(info.files)}", "error": error,
-            })
-    rows.append({
-        "name": "probes", "task": "copy, reverse, sort, assoc-recall, selective-copy, listops",
-        "source": "generated (seeded)", "licence": "-", "path": "generated", "present": True,
-        "unit": "examples", "counts": {}, "expected": None, "error": None,
-    })
+            rows.append(
+                {
+                    "name": info.name,
+                    "task": info.task,
+                    "source": info.source,
+                    "licence": info.licence,
+                    "path": str(where) if where else None,
+                    "present": where is not None,
+                    "unit": info.unit,
+                    "counts": counts,
+                    "expected": None if where else f"{info.folder}/{', '.join(info.files)}",
+                    "error": error,
+                }
+            )
+    rows.append(
+        {
+            "name": "probes",
+            "task": "copy, reverse, sort, assoc-recall, selective-copy, listops",
+            "source": "generated (seeded)",
+            "licence": "-",
+            "path": "generated",
+            "present": True,
+            "unit": "examples",
+            "counts": {},
+            "expected": None,
+            "error": None,
+        }
+    )
     return rows
 
 

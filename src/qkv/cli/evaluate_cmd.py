@@ -40,11 +40,18 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_lm(loaded.model, task, data, loaded.tgt_tok, config.training.context, len(data))
     else:
         max_len = args.max_len or config.eval.max_len
-        metrics, hyps = evaluate_seq2seq(loaded.model, task, data, loaded.src_tok, loaded.tgt_tok,
-                                         beam=args.beam, max_len=max_len)
+        metrics, hyps = evaluate_seq2seq(
+            loaded.model, task, data, loaded.src_tok, loaded.tgt_tok, beam=args.beam, max_len=max_len
+        )
         (out_dir / f"{tag}.hyp.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    result = {"run": str(loaded.directory), "split": split, "checkpoint": loaded.checkpoint.name,
-              "beam": args.beam, "examples": len(data) if task.kind != "lm" else None, **metrics}
+    result = {
+        "run": str(loaded.directory),
+        "split": split,
+        "checkpoint": loaded.checkpoint.name,
+        "beam": args.beam,
+        "examples": len(data) if task.kind != "lm" else None,
+        **metrics,
+    }
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result))
     return 0

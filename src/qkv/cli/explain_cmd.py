@@ -17,8 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--token", type=int, required=True, help="query position (0-based, as in `qkv attention` plots)")
     p.add_argument("--layer", type=int, default=0)
     p.add_argument("--head", type=int, default=0)
-    p.add_argument("--kind", default=None, choices=["encoder_self", "decoder_self", "cross"],
-                   help="which attention (default: the first the model has)")
+    p.add_argument(
+        "--kind",
+        default=None,
+        choices=["encoder_self", "decoder_self", "cross"],
+        help="which attention (default: the first the model has)",
+    )
     p.add_argument("--search", default="greedy", choices=["greedy", "beam"], help="decoding of the output")
     p.add_argument("--html", default="explain.html", help="also write the walkthrough here ('' to skip)")
     p.add_argument("--pretrained", action="store_true", help="RUN is a Hugging Face checkpoint directory")
@@ -50,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
     print(to_text(walk))
     if args.html:
         try:
-            Path(args.html).write_text(page(f"Q/K/V walkthrough: {args.text[:60]}", walkthrough_html(walk)),
-                                       encoding="utf-8")
+            Path(args.html).write_text(
+                page(f"Q/K/V walkthrough: {args.text[:60]}", walkthrough_html(walk)), encoding="utf-8"
+            )
         except OSError as err:
             raise UserError(f"--html {args.html}: cannot write ({err.strerror})") from None
         print(f"wrote {args.html}")

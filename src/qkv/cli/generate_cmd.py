@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int)
     parser.add_argument("--top-p", type=float)
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling generator")
-    parser.add_argument("--max-input-chars", type=int, default=MAX_INPUT_CHARS,
-                        help=f"longest input accepted, in characters (default {MAX_INPUT_CHARS:,})")
+    parser.add_argument(
+        "--max-input-chars",
+        type=int,
+        default=MAX_INPUT_CHARS,
+        help=f"longest input accepted, in characters (default {MAX_INPUT_CHARS:,})",
+    )
     parser.add_argument("--device", default="cpu")
 
 
@@ -47,8 +51,15 @@ def run(args: argparse.Namespace) -> int:
     elif args.file:
         lines = _read_inputs(args.file, args.max_input_chars)
     loaded = load_run(args.run, args.checkpoint, args.device)
-    options = dict(beam=args.beam, max_len=args.max_len, sample=args.sample, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    options = dict(
+        beam=args.beam,
+        max_len=args.max_len,
+        sample=args.sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
     if not args.text and not args.file:  # interactive / piped: answer each line as it arrives
         for number, line in _stdin_lines():
             _check_length(line, f"stdin line {number}", args.max_input_chars)  # (stops: outputs stay aligned)
@@ -66,8 +77,12 @@ def _check_flags(args: argparse.Namespace) -> None:
     checks = [
         ("--beam", args.beam, args.beam >= 1, "an integer >= 1"),
         ("--max-len", args.max_len, args.max_len >= 1, "an integer >= 1 (tokens)"),
-        ("--temperature", args.temperature, 0 < args.temperature < math.inf,
-         "a finite number > 0 (for the single most likely output, leave out --sample)"),
+        (
+            "--temperature",
+            args.temperature,
+            0 < args.temperature < math.inf,
+            "a finite number > 0 (for the single most likely output, leave out --sample)",
+        ),
         ("--top-k", args.top_k, args.top_k is None or args.top_k >= 1, "an integer >= 1"),
         ("--top-p", args.top_p, args.top_p is None or 0 < args.top_p <= 1, "a number in (0, 1]"),
         ("--max-input-chars", args.max_input_chars, args.max_input_chars >= 1, "an integer >= 1"),
@@ -81,8 +96,10 @@ def _check_length(text: str, where: str, limit: int) -> None:
     from qkv.errors import UserError
 
     if len(text) > limit:
-        raise UserError(f"{where}: {len(text):,} characters, more than --max-input-chars {limit:,} "
-                        "(split the input, or raise --max-input-chars)")
+        raise UserError(
+            f"{where}: {len(text):,} characters, more than --max-input-chars {limit:,} "
+            "(split the input, or raise --max-input-chars)"
+        )
 
 
 def _read_inputs(name: str, limit: int) -> list[str]:
@@ -106,8 +123,10 @@ def _stdin_lines():
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise UserError(f"stdin line {number}: bytes {raw[err.start:err.start + 4]!r} are not valid "
-                                "UTF-8 (the input must be UTF-8 text)") from None
+                raise UserError(
+                    f"stdin line {number}: bytes {raw[err.start : err.start + 4]!r} are not valid "
+                    "UTF-8 (the input must be UTF-8 text)"
+                ) from None
         line = raw.rstrip("\n").removesuffix("\r")
         yield number, line.removeprefix("\ufeff") if number == 1 else line
 

@@ -13,21 +13,35 @@ PROBES = ("copy", "reverse", "sort", "assoc-recall", "selective-copy", "listops"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="assoc-recall", choices=PROBES, help="the probe (default: assoc-recall)")
-    p.add_argument("--lengths", default="8,16,32",
-                   help="comma-separated source lengths in tokens; one short training per length and model")
+    p.add_argument(
+        "--lengths",
+        default="8,16,32",
+        help="comma-separated source lengths in tokens; one short training per length and model",
+    )
     p.add_argument("--models", default="transformer,gru-attention,gru", help="comma-separated architectures")
-    p.add_argument("--budget", default="10s",
-                   help="training budget per model and length: seconds (10s), steps (300steps) or tokens (50k-tokens)")
-    p.add_argument("--params", type=int, default=40_000,
-                   help="size every architecture to about this many parameters (default 40000)")
+    p.add_argument(
+        "--budget",
+        default="10s",
+        help="training budget per model and length: seconds (10s), steps (300steps) or tokens (50k-tokens)",
+    )
+    p.add_argument(
+        "--params",
+        type=int,
+        default=40_000,
+        help="size every architecture to about this many parameters (default 40000)",
+    )
     p.add_argument("--examples", type=int, default=4000, help="training examples per length (default 4000)")
     p.add_argument("--test-examples", type=int, default=300, help="test examples per length (default 300)")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core). On a machine shared "
-                        "with other jobs, 1 avoids threads waiting for each other")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for PyTorch (default: PyTorch's choice, one per core). On a machine shared "
+        "with other jobs, 1 avoids threads waiting for each other",
+    )
 
 
 def _lengths(text: str) -> list[int]:
@@ -53,18 +67,29 @@ def run(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in SEQ2SEQ_MODELS]
     if bad or not models:
-        raise UserError(f"--models: unknown model(s) {', '.join(bad) or '(none)'}; "
-                        f"choose from {', '.join(SEQ2SEQ_MODELS)}")
+        raise UserError(
+            f"--models: unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SEQ2SEQ_MODELS)}"
+        )
     if args.params < 1000:
         raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
     budget = parse_budget(args.budget)
     device = resolve_device(args.device)
     specs = probe_specs(args.task, lengths, args.examples, args.test_examples, seed=args.seed)
     out = Path(args.out)
-    print(f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {budget.describe()}, "
-          f"~{args.params:,} parameters each")
-    result = run_probe(specs, models, target_params=args.params, budget=budget, out_dir=out / "runs",
-                       seed=args.seed, device=device.type, progress=lambda what: print(f"  training {what}"))
+    print(
+        f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {budget.describe()}, "
+        f"~{args.params:,} parameters each"
+    )
+    result = run_probe(
+        specs,
+        models,
+        target_params=args.params,
+        budget=budget,
+        out_dir=out / "runs",
+        seed=args.seed,
+        device=device.type,
+        progress=lambda what: print(f"  training {what}"),
+    )
     result["machine"] = machine_info(device)
     fig = figures.probe_accuracy({args.task: result})
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--beams {args.beams!r}: expected comma-separated integers, e.g. 1,5") from None
     if not beams or min(beams) < 1:
         raise UserError(f"--beams {args.beams!r}: beam sizes must be >= 1")
-    record = collect_run(args.run, args.recipe, args.out, command=args.command, threads=args.threads,
-                         split=args.split, beams=beams, checkpoint=args.checkpoint, notes=args.notes)
-    print(f"{args.out}/{args.recipe}: {record.decoding} " +
-          ", ".join(f"{k} {v:.2f}" for k, v in record.metrics.items()))
+    record = collect_run(
+        args.run,
+        args.recipe,
+        args.out,
+        command=args.command,
+        threads=args.threads,
+        split=args.split,
+        beams=beams,
+        checkpoint=args.checkpoint,
+        notes=args.notes,
+    )
+    print(
+        f"{args.out}/{args.recipe}: {record.decoding} " + ", ".join(f"{k} {v:.2f}" for k, v in record.metrics.items())
+    )
     print("recorded command:", shlex.join(shlex.split(args.command)), file=sys.stderr)
     return 0

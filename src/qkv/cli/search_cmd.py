@@ -15,8 +15,12 @@ MAX_LINES = 5000
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("query", metavar="QUERY", help="the query text")
     p.add_argument("--corpus", required=True, help="text file, one key/value line per line (blank lines skipped)")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="softmax temperature on the scaled scores (default 0.01; 1 = a plain Transformer head)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="softmax temperature on the scaled scores (default 0.01; 1 = a plain Transformer head)",
+    )
     p.add_argument("--top", type=int, default=10, help="how many matches to print")
     p.add_argument("--model", default=None, help="a BERT-style checkpoint directory (default: the MiniLM package)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the result as JSON here")
@@ -50,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
         from qkv.viz.heatmaps import bar_chart
 
         order = result.ranking()[: args.top]
-        fig = bar_chart([float(result.weights[j]) for j in order], [result.lines[j] for j in order],
-                        title=f"softmax weights for {args.query!r} (temperature {temperature:g})", xlabel="weight")
+        fig = bar_chart(
+            [float(result.weights[j]) for j in order],
+            [result.lines[j] for j in order],
+            title=f"softmax weights for {args.query!r} (temperature {temperature:g})",
+            xlabel="weight",
+        )
         fig.savefig(args.plot, dpi=110)
     return 0

@@ -30,8 +30,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--port {args.port}: a port is a number from 0 to 65535 (0: any free port)")
     if args.export and os.path.exists(args.export) and not os.path.isdir(args.export):
         raise UserError(f"--export {args.export}: exists and is not a directory (the static copy is a folder)")
-    inspector = open_inspector(args.pretrained or args.run, pretrained=bool(args.pretrained),
-                               checkpoint=args.checkpoint)
+    inspector = open_inspector(
+        args.pretrained or args.run, pretrained=bool(args.pretrained), checkpoint=args.checkpoint
+    )
     explorer = Explorer(inspector)
     if args.export:
         if not args.text:

@@ -14,12 +14,20 @@ HELP = "print a model's layers, heads and parameter counts per module (recipe, r
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", help="a recipe (CONFIG.yaml) or a run directory")
     parser.add_argument("--pretrained", metavar="PATH", help="a Hugging Face checkpoint directory instead")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe key, e.g. --set model.n_heads=8 (recipes only)")
-    parser.add_argument("--src-vocab", type=int, default=8000,
-                        help="source vocabulary size assumed for a recipe (default 8000)")
-    parser.add_argument("--tgt-vocab", type=int, default=8000,
-                        help="target vocabulary size assumed for a recipe (default 8000)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set model.n_heads=8 (recipes only)",
+    )
+    parser.add_argument(
+        "--src-vocab", type=int, default=8000, help="source vocabulary size assumed for a recipe (default 8000)"
+    )
+    parser.add_argument(
+        "--tgt-vocab", type=int, default=8000, help="target vocabulary size assumed for a recipe (default 8000)"
+    )
     parser.add_argument("--depth", type=int, default=3, help="how deep to break modules down (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -25,10 +25,18 @@ from qkv.errors import UserError
 BudgetKind = Literal["seconds", "steps", "tokens"]
 
 _UNITS = {
-    "": ("seconds", 1.0), "s": ("seconds", 1.0), "sec": ("seconds", 1.0), "seconds": ("seconds", 1.0),
-    "m": ("seconds", 60.0), "min": ("seconds", 60.0), "minutes": ("seconds", 60.0),
-    "step": ("steps", 1.0), "steps": ("steps", 1.0),
-    "tok": ("tokens", 1.0), "token": ("tokens", 1.0), "tokens": ("tokens", 1.0),
+    "": ("seconds", 1.0),
+    "s": ("seconds", 1.0),
+    "sec": ("seconds", 1.0),
+    "seconds": ("seconds", 1.0),
+    "m": ("seconds", 60.0),
+    "min": ("seconds", 60.0),
+    "minutes": ("seconds", 60.0),
+    "step": ("steps", 1.0),
+    "steps": ("steps", 1.0),
+    "tok": ("tokens", 1.0),
+    "token": ("tokens", 1.0),
+    "tokens": ("tokens", 1.0),
 }
 _SCALE = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6}
 
@@ -60,9 +68,7 @@ def parse_budget(text: str) -> Budget:
     """``"90"``, ``"90s"``, ``"2m"``, ``"500steps"``, ``"200k-tokens"``, ``"2M tokens"`` -> :class:`Budget`."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKM]?)[\s_-]*([a-z]*)\s*", str(text))
     if not match or match.group(3) not in _UNITS:
-        raise UserError(
-            f"--budget {text!r}: expected seconds (90, 90s, 2m), steps (500steps) or tokens (200k-tokens)"
-        )
+        raise UserError(f"--budget {text!r}: expected seconds (90, 90s, 2m), steps (500steps) or tokens (200k-tokens)")
     number, scale, unit = match.groups()
     kind, factor = _UNITS[unit]
     amount = float(number) * _SCALE[scale] * factor
@@ -146,9 +152,16 @@ class StudyPlan:
 
     def with_budget(self, budget: Budget | None, ladder: tuple[float, ...] | None = None) -> StudyPlan:
         """The plan for a user's budget (no deadline); ``ladder`` replaces the default rungs."""
-        plan = self if budget is None else replace(self, train=budget, deadline_seconds=None,
-                                                    ladder=tuple(a * budget.amount / self.train.amount
-                                                                 for a in self.ladder))
+        plan = (
+            self
+            if budget is None
+            else replace(
+                self,
+                train=budget,
+                deadline_seconds=None,
+                ladder=tuple(a * budget.amount / self.train.amount for a in self.ladder),
+            )
+        )
         return plan if ladder is None else replace(plan, ladder=tuple(sorted(ladder)))
 
     def ladder_budgets(self) -> list[Budget]:
@@ -178,8 +191,10 @@ def fit_probes(plan: StudyPlan, elapsed: float, n_models: int, overhead: float =
     if seconds >= probes.budget.amount:
         seconds = probes.budget.amount
     fitted = replace(probes, budget=Budget("seconds", round(seconds, 1)), copy_lengths=lengths)
-    note = (f"behind schedule after {elapsed:.0f} s: probes cut to {fitted.budget.describe()} and copy lengths "
-            f"{', '.join(map(str, lengths))} to end near the {plan.deadline_seconds:.0f} s deadline")
+    note = (
+        f"behind schedule after {elapsed:.0f} s: probes cut to {fitted.budget.describe()} and copy lengths "
+        f"{', '.join(map(str, lengths))} to end near the {plan.deadline_seconds:.0f} s deadline"
+    )
     return fitted, note
 
 
@@ -203,13 +218,20 @@ def study_plan(task: str, *, quick: bool = False, n_models: int = 3) -> StudyPla
             n_attention_maps=2,
             latency_examples=16,
             model_size="tiny",
-            probes=ProbePlan(budget=Budget("seconds", 3.0), target_params=25_000, assoc_length=10,
-                             copy_lengths=(4, 12), n_train=2000, n_test=150),
+            probes=ProbePlan(
+                budget=Budget("seconds", 3.0),
+                target_params=25_000,
+                assoc_length=10,
+                copy_lengths=(4, 12),
+                n_train=2000,
+                n_test=150,
+            ),
             ladder=(per_model / 3,),
             deadline_seconds=110.0,
             scaling_seconds=15.0,
-            scaling=ScalingPlan(lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1,
-                                max_step_seconds=1.5),
+            scaling=ScalingPlan(
+                lengths=(16, 32, 64, 128, 256), batch_size=4, d_model=64, repeats=1, max_step_seconds=1.5
+            ),
         )
     per_model = max(30.0, 180.0 / max(n_models, 1))
     heavy = task in ("translation", "summarization")

@@ -89,8 +89,14 @@ def train_with_budget(
         chunk_train = [r for r in records if r.get("split") == "train"]
         chunk_seconds = (chunk_train[-1]["time"] - elapsed_saved) if chunk_train else 0.0
         for r in chunk_train:
-            train_points.append({"step": r["step"], "seconds": round(seconds + r["time"] - elapsed_saved, 3),
-                                 "loss": r.get("loss"), "tokens": r.get("tokens")})
+            train_points.append(
+                {
+                    "step": r["step"],
+                    "seconds": round(seconds + r["time"] - elapsed_saved, 3),
+                    "loss": r.get("loss"),
+                    "tokens": r.get("tokens"),
+                }
+            )
         chunk_new_steps = int(state["step"]) - steps
         steps, tokens = int(state["step"]), int(state["tokens"])
         seconds += max(chunk_seconds, 0.0)
@@ -100,7 +106,10 @@ def train_with_budget(
                 metrics = {k: v for k, v in r.items() if k not in ("step", "split")}
                 eval_points.append({"step": r["step"], "seconds": round(seconds, 3), **metrics})
         info = {
-            "steps": steps, "tokens": tokens, "seconds": round(seconds, 3), "chunks": chunks,
+            "steps": steps,
+            "tokens": tokens,
+            "seconds": round(seconds, 3),
+            "chunks": chunks,
             "tokens_per_s": tokens / seconds if seconds > 0 else None,
             "steps_per_s": steps / seconds if seconds > 0 else None,
             "budget": {"kind": budget.kind, "amount": budget.amount},

@@ -41,21 +41,33 @@ def _pair(results: dict, a: str, b: str, metric: str) -> dict | None:
 def quality_sentences(results: dict) -> list[Sentence]:
     task = results.get("task") or {}
     metric, higher = task.get("metric"), bool(task.get("higher_is_better"))
-    scored = {name: m["test"] for name, m in (results.get("models") or {}).items()
-              if (m.get("test") or {}).get("greedy", {}).get(metric) is not None}
+    scored = {
+        name: m["test"]
+        for name, m in (results.get("models") or {}).items()
+        if (m.get("test") or {}).get("greedy", {}).get(metric) is not None
+    }
     if not metric or not scored:
         return []
     ranked = sorted(scored, key=lambda n: scored[n]["greedy"][metric], reverse=higher)
     budget = (results.get("config") or {}).get("budget_text", "this budget")
     best = ranked[0]
     value = scored[best]["greedy"][metric]
-    text = (f"With {budget}, **{best}** has the best test {metric.upper()}: {_num(value)}"
-            f"{_interval(scored[best], metric)} on {task.get('test_examples', '?')} test examples (greedy)")
+    text = (
+        f"With {budget}, **{best}** has the best test {metric.upper()}: {_num(value)}"
+        f"{_interval(scored[best], metric)} on {task.get('test_examples', '?')} test examples (greedy)"
+    )
     out = []
     seeds = {n: (results["models"][n].get("seeds") or {}) for n in ranked}
     if any(seeds.values()):
-        text += " (" + "; ".join(f"{n}: mean {_num(v['mean'])} ± {_num(v['std'])} over {len(v['values'])} seeds"
-                                 for n, v in seeds.items() if v) + ")"
+        text += (
+            " ("
+            + "; ".join(
+                f"{n}: mean {_num(v['mean'])} ± {_num(v['std'])} over {len(v['values'])} seeds"
+                for n, v in seeds.items()
+                if v
+            )
+            + ")"
+        )
     if len(ranked) == 1:
         return [Sentence(text + ".", "quality")]
     for other in ranked[1:]:
@@ -63,21 +75,30 @@ def quality_sentences(results: dict) -> list[Sentence]:
         gap = abs(value - scored[other]["greedy"][metric])
         verdict = ""
         if pair is not None:
-            verdict = (f"; the difference is significant (paired bootstrap p = {pair['p_value']:.3f})"
-                       if pair["significant"] else
-                       f"; the difference is **not** significant (p = {pair['p_value']:.2f}): at this budget and "
-                       "test size the two cannot be told apart")
-        out.append(f"{other} {_num(scored[other]['greedy'][metric])}{_interval(scored[other], metric)}, "
-                   f"{_num(gap)} points behind{verdict}")
+            verdict = (
+                f"; the difference is significant (paired bootstrap p = {pair['p_value']:.3f})"
+                if pair["significant"]
+                else f"; the difference is **not** significant (p = {pair['p_value']:.2f}): at this budget and "
+                "test size the two cannot be told apart"
+            )
+        out.append(
+            f"{other} {_num(scored[other]['greedy'][metric])}{_interval(scored[other], metric)}, "
+            f"{_num(gap)} points behind{verdict}"
+        )
     sentences = [Sentence(text + "; " + "; ".join(out) + ".", "quality")]
     beam = scored[best].get("beam", {}).get(metric)
     same = scored[best].get("greedy_on_beam_examples", {}).get(metric)
     if beam is not None and same is not None:
         n = task.get("beam_examples", "?")
         change = "improves" if (beam > same) == higher and beam != same else ("leaves" if beam == same else "worsens")
-        sentences.append(Sentence(
-            f"Beam search (size {scored[best].get('beam_size', '?')}) {change} {best}'s {metric.upper()} on the same "
-            f"first {n} test examples: {_num(same)} greedy, {_num(beam)} beam.", "quality"))
+        sentences.append(
+            Sentence(
+                f"Beam search (size {scored[best].get('beam_size', '?')}) {change} {best}'s {metric.upper()} "
+                f"on the same "
+                f"first {n} test examples: {_num(same)} greedy, {_num(beam)} beam.",
+                "quality",
+            )
+        )
     return sentences
 
 
@@ -89,12 +110,19 @@ def ladder_sentences(results: dict) -> list[Sentence]:
     leaders = [(r["budget_text"], r["leader"]) for r in rungs if r.get("leader")]
     if not leaders:
         return []
-    flips = [f"{prev[1]} leads at {prev[0]}, **{cur[1]}** from {cur[0]}"
-             for prev, cur in zip(leaders, leaders[1:], strict=False) if prev[1] != cur[1]]
+    flips = [
+        f"{prev[1]} leads at {prev[0]}, **{cur[1]}** from {cur[0]}"
+        for prev, cur in zip(leaders, leaders[1:], strict=False)
+        if prev[1] != cur[1]
+    ]
     if flips:
         return [Sentence("On the budget ladder the ranking changes: " + "; ".join(flips) + ".", "quality")]
-    return [Sentence(f"On the budget ladder ({', '.join(b for b, _ in leaders)}) **{leaders[0][1]}** leads at "
-                     "every rung.", "quality")]
+    return [
+        Sentence(
+            f"On the budget ladder ({', '.join(b for b, _ in leaders)}) **{leaders[0][1]}** leads at every rung.",
+            "quality",
+        )
+    ]
 
 
 def probe_sentences(results: dict) -> list[Sentence]:
@@ -111,8 +139,10 @@ def probe_sentences(results: dict) -> list[Sentence]:
             if all(a >= SOLVED for _, a in pairs):
                 parts.append(f"{model} solves it at every distance up to {pairs[-1][0]}")
             else:
-                parts.append(f"{model} goes from {pairs[0][1]:.2f} at distance {pairs[0][0]} to "
-                             f"{pairs[-1][1]:.2f} at {pairs[-1][0]}")
+                parts.append(
+                    f"{model} goes from {pairs[0][1]:.2f} at distance {pairs[0][0]} to "
+                    f"{pairs[-1][1]:.2f} at {pairs[-1][0]}"
+                )
         if parts:
             out.append(Sentence(f"Probe **{task}** (accuracy against distance): " + "; ".join(parts) + ".", "probes"))
     return out
@@ -127,24 +157,38 @@ def scaling_sentences(results: dict) -> list[Sentence]:
             parts.append(f"{c['label']} T^{fit['slope']:.2f} (R² {fit['r2']:.2f}, T = {fit['from']}–{fit['to']})")
     if not parts:
         return []
-    return [Sentence("Training-step time grows as " + "; ".join(parts) + ". Recurrent models take T sequential "
-                     "steps per sequence; attention takes a constant number, paying T² work for the scores.",
-                     "scaling")]
+    return [
+        Sentence(
+            "Training-step time grows as " + "; ".join(parts) + ". Recurrent models take T sequential "
+            "steps per sequence; attention takes a constant number, paying T² work for the scores.",
+            "scaling",
+        )
+    ]
 
 
 def reference_sentences(results: dict) -> list[Sentence]:
     out = []
     for ref in results.get("reference_results") or []:
         metrics = ", ".join(f"{k} {_num(v)}" for k, v in ref.get("metrics", {}).items())
-        out.append(Sentence(
-            f"Converged reference run (not budgeted): {ref['model']} on {ref['split']} reaches {metrics} "
-            f"after {ref.get('train_seconds', 0) / 60:.0f} min of training (`{ref['command']}`; "
-            f"results/{ref['recipe']}).", "quality"))
+        out.append(
+            Sentence(
+                f"Converged reference run (not budgeted): {ref['model']} on {ref['split']} reaches {metrics} "
+                f"after {ref.get('train_seconds', 0) / 60:.0f} min of training (`{ref['command']}`; "
+                f"results/{ref['recipe']}).",
+                "quality",
+            )
+        )
     return out
 
 
 def conclusion(results: dict[str, Any]) -> list[Sentence]:
     """Every sentence the results support, in reading order."""
     warnings = [Sentence(f"**Warning.** {w}", "setup") for w in results.get("warnings") or []]
-    return (warnings + quality_sentences(results) + ladder_sentences(results) + reference_sentences(results)
-            + probe_sentences(results) + scaling_sentences(results))
+    return (
+        warnings
+        + quality_sentences(results)
+        + ladder_sentences(results)
+        + reference_sentences(results)
+        + probe_sentences(results)
+        + scaling_sentences(results)
+    )

@@ -38,8 +38,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_translate(model: nn.Module, src_ids: Sequence[Sequence[int]], *, beam: int = 1, max_len: int = 128
-                    ) -> tuple[list[list[int]], float]:
+def timed_translate(
+    model: nn.Module, src_ids: Sequence[Sequence[int]], *, beam: int = 1, max_len: int = 128
+) -> tuple[list[list[int]], float]:
     """:func:`qkv.training.evaluate.translate`, timed: ``(hypotheses, seconds)``."""
     device = _device(model)
     _sync(device)
@@ -66,8 +67,9 @@ def latency(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: int) ->
     }
 
 
-def train_step_memory(model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]],
-                      max_tokens: int) -> tuple[float | None, str]:
+def train_step_memory(
+    model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], max_tokens: int
+) -> tuple[float | None, str]:
     """Peak extra memory (MiB) of one forward + backward on the first full training batch of ``max_tokens``."""
     batcher = TokenBudgetBatcher(seq2seq_lengths(src_ids, tgt_ids), max_tokens, seed=0)
     index = max(batcher.batches(0), key=len)  # the batch with the most rows: a representative full batch

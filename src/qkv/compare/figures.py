@@ -45,14 +45,16 @@ def budget_ladder(ladder: dict) -> Figure:
     ax.set_xscale("log")
     ax.set_xticks([r["amount"] for r in rungs], [r["budget_text"] for r in rungs])
     better = "higher is better" if ladder.get("higher_is_better") else "lower is better"
-    ax.set(xlabel="training budget per model", ylabel=f"test {ladder['metric']} ({better})",
-           title="Quality against budget")
+    ax.set(
+        xlabel="training budget per model", ylabel=f"test {ladder['metric']} ({better})", title="Quality against budget"
+    )
     ax.legend()
     return fig
 
 
-def training_curves(curves: dict[str, dict], metric: str, higher_is_better: bool,
-                    secondary: str | None = None) -> Figure:
+def training_curves(
+    curves: dict[str, dict], metric: str, higher_is_better: bool, secondary: str | None = None
+) -> Figure:
     """Training loss against optimizer steps and against wall-clock seconds, and the validation metric
     (and a secondary metric, when given) against wall-clock seconds -- who learns faster per second, not
     only per step.
@@ -126,9 +128,11 @@ def scaling_curves(scaling: dict) -> Figure:
     axes = fig.subplots(1, 3)
     curves = scaling.get("curves", [])
     col = colours([c["label"] for c in curves])
-    keys = [("step_ms", "ms per training step", "Training-step time", "bend"),
-            ("peak_mib", "MiB", "Peak memory of a step", "memory_bend"),
-            ("sequential_steps", "sequential steps", "Sequential steps (critical path)", None)]
+    keys = [
+        ("step_ms", "ms per training step", "Training-step time", "bend"),
+        ("peak_mib", "MiB", "Peak memory of a step", "memory_bend"),
+        ("sequential_steps", "sequential steps", "Sequential steps (critical path)", None),
+    ]
     for ax, (key, unit, title, bend_key) in zip(axes, keys, strict=False):
         for c in curves:
             pts = [(t, v) for t, v in zip(c["lengths"], c[key], strict=False) if v is not None and v > 0]
@@ -179,8 +183,12 @@ def probe_accuracy(probes: dict[str, dict]) -> Figure:
             params = (probe.get("params") or {}).get(model)
             label = f"{model} ({params / 1000:.0f}k params)" if params else model
             ax.plot(probe["distances"], acc, "o-", color=col[model], label=label)
-        ax.set(xlabel=probe.get("distance_label", "dependency distance (tokens)"), ylabel="accuracy",
-               title=f"{task}: accuracy vs distance", ylim=(-0.03, 1.03))
+        ax.set(
+            xlabel=probe.get("distance_label", "dependency distance (tokens)"),
+            ylabel="accuracy",
+            title=f"{task}: accuracy vs distance",
+            ylim=(-0.03, 1.03),
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

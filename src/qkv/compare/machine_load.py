@@ -30,8 +30,12 @@ class MachineLoad:
         return self.busy >= 0.5
 
     def to_dict(self) -> dict:
-        return {"cores": self.cores, "busy_cores": round(self.busy, 2), "free_cores": self.free_cores,
-                "method": self.method}
+        return {
+            "cores": self.cores,
+            "busy_cores": round(self.busy, 2),
+            "free_cores": self.free_cores,
+            "method": self.method,
+        }
 
 
 def _cpu_times(stat: str) -> tuple[float, float]:
@@ -66,7 +70,9 @@ def warning(load: MachineLoad, threads: int) -> str | None:
     """The sentence the report leads with on a busy machine (``None`` when idle)."""
     if not load.is_busy:
         return None
-    return (f"Busy machine: other jobs used {load.busy:.1f} of {load.cores} cores when the comparison started "
-            f"({load.method}); qkv used {threads} thread(s). Wall-clock budgets buy fewer steps on a busy "
-            "machine, so the budgeted numbers are lower than on an idle one; rerun on an idle machine, or use a "
-            "step budget (--budget 600steps), for numbers that do not depend on load.")
+    return (
+        f"Busy machine: other jobs used {load.busy:.1f} of {load.cores} cores when the comparison started "
+        f"({load.method}); qkv used {threads} thread(s). Wall-clock budgets buy fewer steps on a busy "
+        "machine, so the budgeted numbers are lower than on an idle one; rerun on an idle machine, or use a "
+        "step budget (--budget 600steps), for numbers that do not depend on load."
+    )

@@ -32,10 +32,10 @@ from qkv.training.evaluate import translate
 
 DESCRIPTIONS = {
     "assoc-recall": "k v pairs, then `? k`: output the value stored with k. Distance = tokens between the queried "
-                    "key and the query (one model per architecture, distances drawn at random per example).",
+    "key and the query (one model per architecture, distances drawn at random per example).",
     "copy": "output the input. Every output token depends on the input token T positions back through the "
-            "encoder-decoder; distance = the sequence length T (one short training per length). Accuracy = "
-            "output tokens right at their position.",
+    "encoder-decoder; distance = the sequence length T (one short training per length). Accuracy = "
+    "output tokens right at their position.",
     "reverse": "output the input reversed; distance = the sequence length T (one short training per length).",
 }
 DISTANCE_LABELS = {
@@ -60,8 +60,7 @@ def probe_specs(probe: str, lengths: list[int], n_train: int, n_test: int, seed:
     the other probes: 8 data symbols."""
     specs = []
     for length in lengths:
-        options: dict[str, Any] = {"length": length, "num_examples": n_train, "num_eval_examples": n_test,
-                                   "seed": seed}
+        options: dict[str, Any] = {"length": length, "num_examples": n_train, "num_eval_examples": n_test, "seed": seed}
         if probe == "assoc-recall":
             pairs = max((length - 2) // 2, 2)
             options.update(length=2 * pairs + 2, num_keys=max(pairs, 16), num_values=8)
@@ -83,7 +82,9 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
     schedule = ScheduleConfig(kind="constant", warmup_steps=20)
     return Config(
         task=TaskConfig(name=spec.probe, options=dict(spec.options)),
-        model=model, optim=optim, schedule=schedule,
+        model=model,
+        optim=optim,
+        schedule=schedule,
         training=TrainingConfig(seed=seed, max_tokens=max_tokens, log_every=5, device=device),
         eval=EvalConfig(max_examples=100, beam=1, max_len=spec.length + 4, samples=0),
     )
@@ -106,8 +107,17 @@ def by_distance(spec: ProbeSpec, examples: list, hyps: list[str]) -> dict[int, t
     return {d: (c[0], c[1]) for d, c in sorted(counts.items())}
 
 
-def run_probe_model(spec: ProbeSpec, name: str, *, target_params: int, budget: Budget, run_dir: Path,
-                    max_tokens: int = 2048, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+def run_probe_model(
+    spec: ProbeSpec,
+    name: str,
+    *,
+    target_params: int,
+    budget: Budget,
+    run_dir: Path,
+    max_tokens: int = 2048,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split."""
     from qkv.training.run import load_run
 
@@ -122,23 +132,43 @@ def run_probe_model(spec: ProbeSpec, name: str, *, target_params: int, budget: B
         "length": spec.length,
         "params": count_params(run.model),
         "width": run.config.model.d_model,
-        "steps": info["steps"], "seconds": info["seconds"],
-        "exact_match": scores.get("exact_match"), "token_accuracy": scores.get("token_accuracy"),
+        "steps": info["steps"],
+        "seconds": info["seconds"],
+        "exact_match": scores.get("exact_match"),
+        "token_accuracy": scores.get("token_accuracy"),
         "by_distance": {str(d): c for d, c in by_distance(spec, examples, hyps).items()},
     }
 
 
-def run_probe(specs: list[ProbeSpec], models: list[str], *, target_params: int, budget: Budget, out_dir: Path,
-              max_tokens: int = 2048, seed: int = 0, device: str = "cpu",
-              progress: Callable[[str], None] = lambda name: None) -> dict[str, Any]:
+def run_probe(
+    specs: list[ProbeSpec],
+    models: list[str],
+    *,
+    target_params: int,
+    budget: Budget,
+    out_dir: Path,
+    max_tokens: int = 2048,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Callable[[str], None] = lambda name: None,
+) -> dict[str, Any]:
     """Every architecture on one probe (one short training per spec, i.e. per length)."""
     runs: dict[str, list[dict]] = {name: [] for name in models}
     for spec in specs:
         for name in models:
             progress(f"{name} (length {spec.length})")
-            runs[name].append(run_probe_model(
-                spec, name, target_params=target_params, budget=budget, max_tokens=max_tokens, seed=seed,
-                device=device, run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}"))
+            runs[name].append(
+                run_probe_model(
+                    spec,
+                    name,
+                    target_params=target_params,
+                    budget=budget,
+                    max_tokens=max_tokens,
+                    seed=seed,
+                    device=device,
+                    run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}",
+                )
+            )
     return summarize(specs, runs, budget)
 
 

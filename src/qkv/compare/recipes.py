@@ -29,10 +29,19 @@ def model_config(name: str, size: str = "small", *, max_len: int = 256, dropout:
     """The :class:`ModelConfig` of architecture ``name`` at a named size."""
     width, layers, rnn_layers = SIZES[size]
     if name in TRANSFORMER_NAMES:
-        return ModelConfig(name=name, d_model=width, n_heads=4, d_ff=4 * width, n_encoder_layers=layers,
-                           n_decoder_layers=layers, max_len=max_len, dropout=dropout)
-    return ModelConfig(name=name, d_model=width, hidden_size=width, n_rnn_layers=rnn_layers, max_len=max_len,
-                       dropout=dropout)
+        return ModelConfig(
+            name=name,
+            d_model=width,
+            n_heads=4,
+            d_ff=4 * width,
+            n_encoder_layers=layers,
+            n_decoder_layers=layers,
+            max_len=max_len,
+            dropout=dropout,
+        )
+    return ModelConfig(
+        name=name, d_model=width, hidden_size=width, n_rnn_layers=rnn_layers, max_len=max_len, dropout=dropout
+    )
 
 
 def optim_recipe(name: str, *, quick: bool = False) -> tuple[OptimConfig, ScheduleConfig]:
@@ -40,10 +49,12 @@ def optim_recipe(name: str, *, quick: bool = False) -> tuple[OptimConfig, Schedu
     if name in TRANSFORMER_NAMES:
         warmup = 40 if quick else 60  # budgets of minutes on a CPU buy a few hundred steps
         # Peak 3e-3 beat 1e-3 and 5e-3 at the default 60 s budget (docs/compare.md, "tuned fairly?").
-        return OptimConfig(lr=3e-3, betas=[0.9, 0.98], label_smoothing=0.1, clip_norm=1.0), \
-            ScheduleConfig(kind="noam", warmup_steps=warmup)
-    return OptimConfig(lr=3e-3, betas=[0.9, 0.999], eps=1e-8, label_smoothing=0.1, clip_norm=1.0), \
-        ScheduleConfig(kind="constant", warmup_steps=20)
+        return OptimConfig(lr=3e-3, betas=[0.9, 0.98], label_smoothing=0.1, clip_norm=1.0), ScheduleConfig(
+            kind="noam", warmup_steps=warmup
+        )
+    return OptimConfig(lr=3e-3, betas=[0.9, 0.999], eps=1e-8, label_smoothing=0.1, clip_norm=1.0), ScheduleConfig(
+        kind="constant", warmup_steps=20
+    )
 
 
 def param_count(config: ModelConfig, src_vocab: int, tgt_vocab: int) -> int:
@@ -51,19 +62,30 @@ def param_count(config: ModelConfig, src_vocab: int, tgt_vocab: int) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-def sized_config(name: str, target_params: int, src_vocab: int, tgt_vocab: int, *, max_len: int = 256,
-                 dropout: float = 0.0) -> ModelConfig:
+def sized_config(
+    name: str, target_params: int, src_vocab: int, tgt_vocab: int, *, max_len: int = 256, dropout: float = 0.0
+) -> ModelConfig:
     """Architecture ``name`` with its width chosen so the parameter count is closest to ``target_params``.
 
     Transformers: 2 + 2 layers, 4 heads, ``d_ff = 2 * d_model``, width a multiple of 8; recurrent models:
     one layer, embedding size = hidden size, a multiple of 4.
     """
+
     def make(width: int) -> ModelConfig:
         if name in TRANSFORMER_NAMES:
-            return ModelConfig(name=name, d_model=width, n_heads=4, d_ff=2 * width, n_encoder_layers=2,
-                               n_decoder_layers=2, max_len=max_len, dropout=dropout)
-        return ModelConfig(name=name, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len,
-                           dropout=dropout)
+            return ModelConfig(
+                name=name,
+                d_model=width,
+                n_heads=4,
+                d_ff=2 * width,
+                n_encoder_layers=2,
+                n_decoder_layers=2,
+                max_len=max_len,
+                dropout=dropout,
+            )
+        return ModelConfig(
+            name=name, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len, dropout=dropout
+        )
 
     step = 8 if name in TRANSFORMER_NAMES else 4
     lo, hi = 1, 512 // step  # search over width = k * step (parameter count grows with the width)

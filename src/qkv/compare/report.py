@@ -97,26 +97,33 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     arrow = "↑" if task.get("higher_is_better") else "↓"
     second = task.get("secondary_metric")
     n_beam = task.get("beam_examples", "?")
-    header = ["model", "params", f"{metric} greedy {arrow} [95% CI]", f"{metric} greedy, first {n_beam} {arrow}",
-              f"{metric} beam, first {n_beam} {arrow}"]
+    header = [
+        "model",
+        "params",
+        f"{metric} greedy {arrow} [95% CI]",
+        f"{metric} greedy, first {n_beam} {arrow}",
+        f"{metric} beam, first {n_beam} {arrow}",
+    ]
     header += [f"{second} greedy {arrow}"] if second else []
     header += ["train steps", "train tok/s", "latency ms/seq", "infer tok/s", "peak train MiB"]
     rows = []
     for name, m in (results.get("models") or {}).items():
         test = m.get("test") or {}
-        rows.append([
-            name,
-            fmt(m.get("params")),
-            fmt((test.get("greedy") or {}).get(metric)) + _ci_text(test, metric),
-            fmt((test.get("greedy_on_beam_examples") or {}).get(metric)),
-            fmt((test.get("beam") or {}).get(metric)),
-            *([fmt((test.get("greedy") or {}).get(second))] if second else []),
-            fmt((m.get("train") or {}).get("steps")),
-            fmt((m.get("train") or {}).get("tokens_per_s")),
-            fmt((m.get("inference") or {}).get("latency_ms")),
-            fmt((m.get("inference") or {}).get("tokens_per_s")),
-            fmt((m.get("memory") or {}).get("train_peak_mib")),
-        ])
+        rows.append(
+            [
+                name,
+                fmt(m.get("params")),
+                fmt((test.get("greedy") or {}).get(metric)) + _ci_text(test, metric),
+                fmt((test.get("greedy_on_beam_examples") or {}).get(metric)),
+                fmt((test.get("beam") or {}).get(metric)),
+                *([fmt((test.get("greedy") or {}).get(second))] if second else []),
+                fmt((m.get("train") or {}).get("steps")),
+                fmt((m.get("train") or {}).get("tokens_per_s")),
+                fmt((m.get("inference") or {}).get("latency_ms")),
+                fmt((m.get("inference") or {}).get("tokens_per_s")),
+                fmt((m.get("memory") or {}).get("train_peak_mib")),
+            ]
+        )
     return header, rows
 
 
@@ -132,8 +139,10 @@ def significance_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     header = ["A", "B"] + [f"{m}: A − B [95% CI], p" for m in metrics] + ["significant (p < 0.05)"]
     rows = []
     for pair in sig.get("pairs", []):
-        cells = [f"{fmt(pair[m]['delta'])} [{fmt(pair[m]['low'])}, {fmt(pair[m]['high'])}], "
-                 f"p = {pair[m]['p_value']:.3f}" for m in metrics]
+        cells = [
+            f"{fmt(pair[m]['delta'])} [{fmt(pair[m]['low'])}, {fmt(pair[m]['high'])}], p = {pair[m]['p_value']:.3f}"
+            for m in metrics
+        ]
         marks = [m for m in metrics if pair[m]["significant"]]
         rows.append([pair["a"], pair["b"], *cells, ", ".join(marks) or "no"])
     return header, rows
@@ -155,8 +164,9 @@ def text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
@@ -186,9 +196,9 @@ def make_figures(results: dict) -> dict[str, Any]:
     models = results.get("models") or {}
     curves = {n: m.get("curves") or {} for n, m in models.items() if m.get("curves")}
     if curves:
-        out["training_curves"] = figures.training_curves(curves, task.get("metric", "loss"),
-                                                         bool(task.get("higher_is_better")),
-                                                         task.get("secondary_metric"))
+        out["training_curves"] = figures.training_curves(
+            curves, task.get("metric", "loss"), bool(task.get("higher_is_better")), task.get("secondary_metric")
+        )
     ladder = results.get("ladder") or {}
     if len(ladder.get("rungs") or []) >= 2:
         out["budget_ladder"] = figures.budget_ladder(ladder)
@@ -204,8 +214,13 @@ def make_figures(results: dict) -> dict[str, Any]:
 
 
 def _section_figures(section: str) -> list[str]:
-    return {"quality": ["training_curves", "budget_ladder"], "cost": ["cost"], "scaling": ["scaling"],
-            "probes": ["probes"], "attention": ["attention"]}.get(section, [])
+    return {
+        "quality": ["training_curves", "budget_ladder"],
+        "cost": ["cost"],
+        "scaling": ["scaling"],
+        "probes": ["probes"],
+        "attention": ["attention"],
+    }.get(section, [])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,39 +239,51 @@ def _quality(results: dict) -> tuple[str, str]:
     metric_names: list[str] = []
     for m in (results.get("models") or {}).values():
         for decoding in ("greedy", "beam"):
-            for k in ((m.get("test") or {}).get(decoding) or {}):
+            for k in (m.get("test") or {}).get(decoding) or {}:
                 if k not in metric_names:
                     metric_names.append(k)
     metrics_rows = []
     n_all, n_beam = task.get("test_examples", "?"), task.get("beam_examples", "?")
-    labels = {"greedy": f"greedy (all {n_all})", "greedy_on_beam_examples": f"greedy (first {n_beam})",
-              "beam": f"beam (first {n_beam})"}
+    labels = {
+        "greedy": f"greedy (all {n_all})",
+        "greedy_on_beam_examples": f"greedy (first {n_beam})",
+        "beam": f"beam (first {n_beam})",
+    }
     for name, m in (results.get("models") or {}).items():
         for decoding, label in labels.items():
             values = (m.get("test") or {}).get(decoding)
             if values:
                 metrics_rows.append([name, label] + [fmt(values.get(k)) for k in metric_names])
-    intro = (f"Task **{task.get('name', '?')}** ({task.get('description', '')}); every model trained with "
-             f"the same data, tokenizer and {budget}. Test set: {n_all} examples; beam search on the first "
-             f"{n_beam}, compared with greedy on the same {n_beam}.")
+    intro = (
+        f"Task **{task.get('name', '?')}** ({task.get('description', '')}); every model trained with "
+        f"the same data, tokenizer and {budget}. Test set: {n_all} examples; beam search on the first "
+        f"{n_beam}, compared with greedy on the same {n_beam}."
+    )
     md = intro + "\n\n" + md_table(metrics_header + metric_names, metrics_rows)
     h = f"<p>{_md_inline(intro)}</p>" + html_table(metrics_header + metric_names, metrics_rows)
     ladder_header, ladder_rows = ladder_rows_of(results)
     if ladder_rows:
-        note = ("Budget ladder: each model trained once to the full budget and scored (greedy, test, best "
-                "checkpoint so far by validation) at every rung; steps in brackets.")
+        note = (
+            "Budget ladder: each model trained once to the full budget and scored (greedy, test, best "
+            "checkpoint so far by validation) at every rung; steps in brackets."
+        )
         md += "\n\n" + note + "\n\n" + md_table(ladder_header, ladder_rows)
         h += f"<p>{html.escape(note)}</p>" + html_table(ladder_header, ladder_rows)
-    seed_rows = [[n, ", ".join(fmt(v) for v in m["seeds"]["values"]), fmt(m["seeds"]["mean"]), fmt(m["seeds"]["std"])]
-                 for n, m in (results.get("models") or {}).items() if m.get("seeds")]
+    seed_rows = [
+        [n, ", ".join(fmt(v) for v in m["seeds"]["values"]), fmt(m["seeds"]["mean"]), fmt(m["seeds"]["std"])]
+        for n, m in (results.get("models") or {}).items()
+        if m.get("seeds")
+    ]
     if seed_rows:
         seed_header = ["model", f"{task.get('metric', '')} per seed", "mean", "std (n-1)"]
         md += "\n\n" + md_table(seed_header, seed_rows)
         h += html_table(seed_header, seed_rows)
     sig_header, sig_rows = significance_rows(results)
     if sig_rows:
-        note = (f"Differences between models on the same {n_all} test examples: "
-                f"{(results.get('significance') or {}).get('method', '')}.")
+        note = (
+            f"Differences between models on the same {n_all} test examples: "
+            f"{(results.get('significance') or {}).get('method', '')}."
+        )
         md += "\n\n" + note + "\n\n" + md_table(sig_header, sig_rows)
         h += f"<p>{html.escape(note)}</p>" + html_table(sig_header, sig_rows)
     return md, h
@@ -266,50 +293,92 @@ def _examples(results: dict) -> tuple[str, str]:
     examples = results.get("examples") or []
     models = list(results.get("models") or {})
     header = ["input", "reference"] + models
-    rows = [[e.get("src", ""), e.get("ref", "")] + [e.get("outputs", {}).get(m, "–") or "(empty)" for m in models]
-            for e in examples]
+    rows = [
+        [e.get("src", ""), e.get("ref", "")] + [e.get("outputs", {}).get(m, "–") or "(empty)" for m in models]
+        for e in examples
+    ]
     return md_table(header, rows), html_table(header, rows, "text")
 
 
 def _cost(results: dict) -> tuple[str, str]:
-    header = ["model", "params", "train tok/s", "train steps", "train s", "latency ms/seq", "infer tok/s",
-              "peak train MiB", "peak infer MiB"]
+    header = [
+        "model",
+        "params",
+        "train tok/s",
+        "train steps",
+        "train s",
+        "latency ms/seq",
+        "infer tok/s",
+        "peak train MiB",
+        "peak infer MiB",
+    ]
     rows = []
     for name, m in (results.get("models") or {}).items():
         tr, inf, mem = m.get("train") or {}, m.get("inference") or {}, m.get("memory") or {}
-        rows.append([name, fmt(m.get("params")), fmt(tr.get("tokens_per_s")), fmt(tr.get("steps")),
-                     fmt(tr.get("seconds")), fmt(inf.get("latency_ms")), fmt(inf.get("tokens_per_s")),
-                     fmt(mem.get("train_peak_mib")), fmt(mem.get("infer_peak_mib"))])
-    method = next((m.get("memory", {}).get("method") for m in (results.get("models") or {}).values()
-                   if m.get("memory")), "")
-    note = (f"Latency: greedy decoding of one sequence at a time (batch 1), mean over the first test examples; "
-            f"inference tokens/s: batched greedy decoding of the test set. Memory: {method}.")
+        rows.append(
+            [
+                name,
+                fmt(m.get("params")),
+                fmt(tr.get("tokens_per_s")),
+                fmt(tr.get("steps")),
+                fmt(tr.get("seconds")),
+                fmt(inf.get("latency_ms")),
+                fmt(inf.get("tokens_per_s")),
+                fmt(mem.get("train_peak_mib")),
+                fmt(mem.get("infer_peak_mib")),
+            ]
+        )
+    method = next(
+        (m.get("memory", {}).get("method") for m in (results.get("models") or {}).values() if m.get("memory")), ""
+    )
+    note = (
+        f"Latency: greedy decoding of one sequence at a time (batch 1), mean over the first test examples; "
+        f"inference tokens/s: batched greedy decoding of the test set. Memory: {method}."
+    )
     return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
 
 
 def _scaling(results: dict) -> tuple[str, str]:
     scaling = results.get("scaling") or {}
     setup = scaling.get("setup") or {}
-    header = ["architecture", "params", "time slope (fit, R²)", "time bends at T", "memory slope (fit, R²)",
-              "memory bends at T", "sequential steps at T=min..max", "longest T measured"]
+    header = [
+        "architecture",
+        "params",
+        "time slope (fit, R²)",
+        "time bends at T",
+        "memory slope (fit, R²)",
+        "memory bends at T",
+        "sequential steps at T=min..max",
+        "longest T measured",
+    ]
     rows = []
     for c in scaling.get("curves", []):
         seq = c.get("sequential_steps") or []
         measured = [t for t, v in zip(c.get("lengths", []), c.get("step_ms", []), strict=False) if v is not None]
-        rows.append([c["label"], fmt(c.get("params")), _fit_text(c.get("bend")),
-                     fmt((c.get("bend") or {}).get("bend_at")), _fit_text(c.get("memory_bend")),
-                     fmt((c.get("memory_bend") or {}).get("bend_at")),
-                     f"{fmt(seq[0])} … {fmt(seq[-1])}" if seq else "–", fmt(max(measured) if measured else None)])
+        rows.append(
+            [
+                c["label"],
+                fmt(c.get("params")),
+                _fit_text(c.get("bend")),
+                fmt((c.get("bend") or {}).get("bend_at")),
+                _fit_text(c.get("memory_bend")),
+                fmt((c.get("memory_bend") or {}).get("bend_at")),
+                f"{fmt(seq[0])} … {fmt(seq[-1])}" if seq else "–",
+                fmt(max(measured) if measured else None),
+            ]
+        )
     what = setup.get("what", "")
-    note = (f"{what[:1].upper() + what[1:]}; batch {setup.get('batch_size', '?')}, width {setup.get('d_model', '?')}, "
-            f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T), a "
-            "least-squares fit over the longest four lengths (1 = linear, 2 = quadratic), with its R². "
-            "Recurrent models need O(T) sequential steps; attention needs O(1) in T, paying O(T²) work and memory "
-            "for the scores. On a CPU nothing runs in parallel across time steps either way, so time mostly "
-            "follows the FLOPs: the LSTM/GRU without attention do the least work per token (one small matrix "
-            "product per step) and are the fastest; GRU + attention is the slowest at long T because every "
-            "decoder step attends over all T encoder states (T² work, like self-attention) on top of its "
-            "sequential recurrence, one small un-batched step at a time.")
+    note = (
+        f"{what[:1].upper() + what[1:]}; batch {setup.get('batch_size', '?')}, width {setup.get('d_model', '?')}, "
+        f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T), a "
+        "least-squares fit over the longest four lengths (1 = linear, 2 = quadratic), with its R². "
+        "Recurrent models need O(T) sequential steps; attention needs O(1) in T, paying O(T²) work and memory "
+        "for the scores. On a CPU nothing runs in parallel across time steps either way, so time mostly "
+        "follows the FLOPs: the LSTM/GRU without attention do the least work per token (one small matrix "
+        "product per step) and are the fastest; GRU + attention is the slowest at long T because every "
+        "decoder step attends over all T encoder states (T² work, like self-attention) on top of its "
+        "sequential recurrence, one small un-batched step at a time."
+    )
     return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
 
 
@@ -319,8 +388,10 @@ def _probes(results: dict) -> tuple[str, str]:
         if not isinstance(probe, dict) or not probe.get("accuracy"):
             continue
         header = ["model", "params"] + [f"d={d}" for d in probe["distances"]]
-        rows = [[m, fmt((probe.get("params") or {}).get(m))] + [fmt(a, 2) for a in acc]
-                for m, acc in probe["accuracy"].items()]
+        rows = [
+            [m, fmt((probe.get("params") or {}).get(m))] + [fmt(a, 2) for a in acc]
+            for m, acc in probe["accuracy"].items()
+        ]
         note = f"**{task}**: {probe.get('description', '')}"
         md_parts.append(note + "\n\n" + md_table(header, rows))
         html_parts.append(f"<p>{_md_inline(note)}</p>" + html_table(header, rows))
@@ -331,11 +402,14 @@ def _attention(results: dict) -> tuple[str, str]:
     maps = results.get("attention") or {}
     with_maps = [m for m, v in maps.items() if v]
     without = [m for m in (results.get("models") or {}) if m not in with_maps]
-    note = f"Cross-attention of {', '.join(with_maps) or 'no model'} on test examples (rows: output tokens; " \
-           "columns: input tokens; Transformer maps are the mean over the heads of the last decoder layer)."
+    note = (
+        f"Cross-attention of {', '.join(with_maps) or 'no model'} on test examples (rows: output tokens; "
+        "columns: input tokens; Transformer maps are the mean over the heads of the last decoder layer)."
+    )
     if without:
-        note += (f" No map for {', '.join(without)}: no attention "
-                 "(a single fixed-size vector links encoder and decoder).")
+        note += (
+            f" No map for {', '.join(without)}: no attention (a single fixed-size vector links encoder and decoder)."
+        )
     return note, f"<p>{html.escape(note)}</p>"
 
 
@@ -346,8 +420,14 @@ def _fit_text(bend: dict | None) -> str:
     return fmt((bend or {}).get("final_slope"))
 
 
-_BODIES = {"quality": _quality, "examples": _examples, "cost": _cost, "scaling": _scaling, "probes": _probes,
-           "attention": _attention}
+_BODIES = {
+    "quality": _quality,
+    "examples": _examples,
+    "cost": _cost,
+    "scaling": _scaling,
+    "probes": _probes,
+    "attention": _attention,
+}
 
 
 def _md_inline(text: str) -> str:
@@ -382,11 +462,14 @@ def _headline(results: dict) -> str:
     cfg, machine = results.get("config") or {}, results.get("machine") or {}
     status = results.get("status", "?")
     took = results.get("wall_seconds")
-    return (f"Status: {status}" + (f" after {took:.0f} s" if isinstance(took, (int, float)) else "") +
-            f". Models: {', '.join(cfg.get('models', []))}. Budget: {cfg.get('budget_text', '?')}. "
-            f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
-            f"torch {machine.get('torch', '?')} ({machine.get('threads', '?')} threads), "
-            f"device {machine.get('device', '?')}.")
+    return (
+        f"Status: {status}"
+        + (f" after {took:.0f} s" if isinstance(took, (int, float)) else "")
+        + f". Models: {', '.join(cfg.get('models', []))}. Budget: {cfg.get('budget_text', '?')}. "
+        f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"torch {machine.get('torch', '?')} ({machine.get('threads', '?')} threads), "
+        f"device {machine.get('device', '?')}."
+    )
 
 
 def _md_anchor(key: str) -> str:
@@ -413,8 +496,14 @@ def render_markdown(results: dict) -> str:
         for fig in _section_figures(key):
             if fig in (results.get("figures") or {}):
                 out += [f"![{fig}]({results['figures'][fig]})", ""]
-    out += ["## Setup", "", "```json", json.dumps({"config": results.get("config"), "machine": results.get("machine")},
-                                                 indent=1, default=str), "```", ""]
+    out += [
+        "## Setup",
+        "",
+        "```json",
+        json.dumps({"config": results.get("config"), "machine": results.get("machine")}, indent=1, default=str),
+        "```",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -440,18 +529,24 @@ def render_html(results: dict, pngs: dict[str, bytes] | None = None) -> str:
     task = (results.get("task") or {}).get("name", "?")
     header, rows = summary_rows(results)
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>qkv compare: {html.escape(task)}</title><style>{_CSS}</style></head><body>",
         f"<h1>qkv compare: {html.escape(task)}</h1>",
         f"<p>{html.escape(_headline(results))}</p>",
-        "<nav>" + "".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t in SECTIONS)
+        "<nav>"
+        + "".join(f'<a href="#{k}">{html.escape(t)}</a>' for k, t in SECTIONS)
         + '<a href="#setup">Setup</a></nav>',
         '<section id="conclusion"><h2>Conclusion</h2><ul>',
-        *[f'<li>{_md_inline(c.text)} <a href="#{c.anchor}">({html.escape(c.anchor)})</a></li>'
-          for c in conclusion(results)],
+        *[
+            f'<li>{_md_inline(c.text)} <a href="#{c.anchor}">({html.escape(c.anchor)})</a></li>'
+            for c in conclusion(results)
+        ],
         "</ul></section>",
-        '<section id="summary"><h2>Summary</h2>', html_table(header, rows), "</section>",
+        '<section id="summary"><h2>Summary</h2>',
+        html_table(header, rows),
+        "</section>",
     ]
     for key, title in SECTIONS:
         status = _status(results, key)
@@ -464,7 +559,10 @@ def render_html(results: dict, pngs: dict[str, bytes] | None = None) -> str:
                 data = base64.b64encode(pngs[fig]).decode("ascii")
                 parts.append(f'<img alt="{html.escape(fig)}" src="data:image/png;base64,{data}">')
         parts.append("</section>")
-    setup = json.dumps({"config": results.get("config"), "machine": results.get("machine"),
-                        "sections": results.get("sections")}, indent=1, default=str)
+    setup = json.dumps(
+        {"config": results.get("config"), "machine": results.get("machine"), "sections": results.get("sections")},
+        indent=1,
+        default=str,
+    )
     parts += ['<section id="setup"><h2>Setup</h2>', f"<pre>{html.escape(setup)}</pre></section>", "</body></html>"]
     return "\n".join(parts)

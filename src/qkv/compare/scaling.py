@@ -66,8 +66,13 @@ def arch_config(arch: Arch, plan: ScalingPlan) -> ModelConfig:
     if arch.recurrent:
         return ModelConfig(**common, d_model=plan.d_model, hidden_size=plan.d_model, n_rnn_layers=plan.layers)
     return ModelConfig(
-        **common, d_model=plan.d_model, n_heads=4, d_ff=4 * plan.d_model, n_encoder_layers=plan.layers,
-        n_decoder_layers=plan.layers, attention_backend=arch.backend,
+        **common,
+        d_model=plan.d_model,
+        n_heads=4,
+        d_ff=4 * plan.d_model,
+        n_encoder_layers=plan.layers,
+        n_decoder_layers=plan.layers,
+        attention_backend=arch.backend,
     )
 
 
@@ -105,7 +110,10 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_arch(
-    arch: Arch, plan: ScalingPlan, device: torch.device, generator: torch.Generator,
+    arch: Arch,
+    plan: ScalingPlan,
+    device: torch.device,
+    generator: torch.Generator,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Step time (ms, median of ``plan.repeats``) and peak memory (MiB) at each length for one architecture.
@@ -117,10 +125,17 @@ def measure_arch(
     config = arch_config(arch, plan)
     model = build_model(config, VOCAB, VOCAB).to(device).train()
     out = {
-        "label": arch.label, "model": arch.name, "backend": arch.backend,
+        "label": arch.label,
+        "model": arch.name,
+        "backend": arch.backend,
         "params": sum(p.numel() for p in model.parameters()),
-        "lengths": list(plan.lengths), "step_ms": [], "peak_mib": [], "sequential_steps": [],
-        "attention_scores": [], "memory_method": None, "skipped_from": None,
+        "lengths": list(plan.lengths),
+        "step_ms": [],
+        "peak_mib": [],
+        "sequential_steps": [],
+        "attention_scores": [],
+        "memory_method": None,
+        "skipped_from": None,
     }
     too_slow = False
     for length in plan.lengths:
@@ -200,13 +215,22 @@ def loglog_fit(points: list[tuple[int, float]]) -> dict | None:
     slope, intercept = np.polyfit(x, y, 1)
     residual = float(((y - (slope * x + intercept)) ** 2).sum())
     total = float(((y - y.mean()) ** 2).sum())
-    return {"slope": round(float(slope), 3), "r2": round(1 - residual / total, 4) if total > 0 else 1.0,
-            "from": points[0][0], "to": points[-1][0], "points": len(points)}
+    return {
+        "slope": round(float(slope), 3),
+        "r2": round(1 - residual / total, 4) if total > 0 else 1.0,
+        "from": points[0][0],
+        "to": points[-1][0],
+        "points": len(points),
+    }
 
 
 def measure_scaling(
-    models: list[str], plan: ScalingPlan, device: torch.device | str = "cpu", seed: int = 0,
-    progress: Callable[[str], None] = lambda label: None, should_stop: Callable[[], bool] = lambda: False,
+    models: list[str],
+    plan: ScalingPlan,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: Callable[[str], None] = lambda label: None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict:
     """The whole scaling study: one entry per :func:`scaling_archs` curve, plus the setup it ran with."""
     device = torch.device(device)
@@ -220,10 +244,14 @@ def measure_scaling(
         curves.append(measure_arch(arch, plan, device, generator, should_stop))
     return {
         "setup": {
-            "batch_size": plan.batch_size, "d_model": plan.d_model, "layers": plan.layers,
-            "repeats": plan.repeats, "vocab": VOCAB, "device": str(device),
+            "batch_size": plan.batch_size,
+            "d_model": plan.d_model,
+            "layers": plan.layers,
+            "repeats": plan.repeats,
+            "vocab": VOCAB,
+            "device": str(device),
             "what": "one training step (forward + backward, no optimizer update) on random tokens, "
-                    "source length = target length = T",
+            "source length = target length = T",
         },
         "lengths": list(plan.lengths),
         "curves": curves,

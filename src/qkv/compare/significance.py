@@ -62,8 +62,13 @@ class PairedTest:
         return self.p_value < alpha
 
     def to_dict(self) -> dict[str, float | bool]:
-        return {"delta": self.delta, "p_value": self.p_value, "low": self.low, "high": self.high,
-                "significant": self.significant()}
+        return {
+            "delta": self.delta,
+            "p_value": self.p_value,
+            "low": self.low,
+            "high": self.high,
+            "significant": self.significant(),
+        }
 
 
 def resample_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int = 12345) -> np.ndarray:

@@ -45,16 +45,37 @@ ATTENTION_MODELS = ("transformer", "gru-attention", "lstm-attention", "gru-luong
 
 # Per task: options for qkv.data.get_task, the longest decoded output, the model's max_len, a description.
 TASKS: dict[str, dict[str, Any]] = {
-    "g2p": {"options": {}, "decode_len": 32, "max_len": 64, "src_len": None, "secondary": "per",
-            "description": "grapheme-to-phoneme on the CMU Pronouncing Dictionary: a word's letters in, "
-                           "its ARPAbet phonemes out"},
-    "translation": {"options": {"tokenizer": "bpe", "vocab_size": 4000}, "decode_len": 64, "max_len": 128,
-                    "src_len": 64, "secondary": "chrf",
-                    "description": "German to English translation on Multi30k (image captions)"},
-    "summarization": {"options": {"dataset": "aeslc", "tokenizer": "bpe", "vocab_size": 4000,
-                                  "max_src_chars": 1500, "truncate": True},
-                      "decode_len": 24, "max_len": 384, "src_len": 320, "secondary": "rouge1",
-                      "description": "email body to subject line (AESLC)"},
+    "g2p": {
+        "options": {},
+        "decode_len": 32,
+        "max_len": 64,
+        "src_len": None,
+        "secondary": "per",
+        "description": "grapheme-to-phoneme on the CMU Pronouncing Dictionary: a word's letters in, "
+        "its ARPAbet phonemes out",
+    },
+    "translation": {
+        "options": {"tokenizer": "bpe", "vocab_size": 4000},
+        "decode_len": 64,
+        "max_len": 128,
+        "src_len": 64,
+        "secondary": "chrf",
+        "description": "German to English translation on Multi30k (image captions)",
+    },
+    "summarization": {
+        "options": {
+            "dataset": "aeslc",
+            "tokenizer": "bpe",
+            "vocab_size": 4000,
+            "max_src_chars": 1500,
+            "truncate": True,
+        },
+        "decode_len": 24,
+        "max_len": 384,
+        "src_len": 320,
+        "secondary": "rouge1",
+        "description": "email body to subject line (AESLC)",
+    },
 }
 
 
@@ -80,8 +101,10 @@ class StudyOptions:
             raise UserError(f"--task {self.task!r}: qkv compare runs on {', '.join(TASKS)}")
         bad = [m for m in self.models if m not in SEQ2SEQ_MODELS]
         if bad or not self.models:
-            raise UserError(f"--models: unknown or non-seq2seq model(s) {', '.join(bad) or '(none)'}; "
-                            f"choose from {', '.join(SEQ2SEQ_MODELS)}")
+            raise UserError(
+                f"--models: unknown or non-seq2seq model(s) {', '.join(bad) or '(none)'}; "
+                f"choose from {', '.join(SEQ2SEQ_MODELS)}"
+            )
         if len(set(self.models)) != len(self.models):
             raise UserError(f"--models: each model once, got {','.join(self.models)}")
         if self.seeds < 1:
@@ -100,8 +123,15 @@ def machine_info(device: torch.device) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "device": str(device)}
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+    }
     if hasattr(os, "getloadavg"):
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]  # other jobs on the machine
     if device.type == "cuda":
@@ -135,15 +165,25 @@ class Study:
             "qkv_compare": 1,
             "status": "running",
             "config": {
-                "task": options.task, "models": list(options.models), "quick": options.quick, "seed": options.seed,
+                "task": options.task,
+                "models": list(options.models),
+                "quick": options.quick,
+                "seed": options.seed,
                 "budget": {"kind": self.plan.train.kind, "amount": self.plan.train.amount},
-                "budget_text": self.plan.train.describe(), "plan": dataclasses.asdict(self.plan),
+                "budget_text": self.plan.train.describe(),
+                "plan": dataclasses.asdict(self.plan),
             },
             "machine": machine_info(self.device),
             "warnings": list(options.warnings),
             "sections": {name: {"status": "not run"} for name in self.SECTIONS},
-            "task": {}, "models": {name: {} for name in options.models}, "examples": [], "attention": {},
-            "probes": {}, "scaling": {}, "significance": {}, "ladder": {},
+            "task": {},
+            "models": {name: {} for name in options.models},
+            "examples": [],
+            "attention": {},
+            "probes": {},
+            "scaling": {},
+            "significance": {},
+            "ladder": {},
         }
 
     # ---- bookkeeping ---------------------------------------------------------------------------------
@@ -202,8 +242,11 @@ class Study:
                 self._derived_status(name)
             self.log("interrupted: writing a partial report with what has been measured")
         finally:
-            self.results["status"] = "partial" if interrupted or any(
-                s["status"] not in ("done", "skipped") for s in self.results["sections"].values()) else "complete"
+            self.results["status"] = (
+                "partial"
+                if interrupted or any(s["status"] not in ("done", "skipped") for s in self.results["sections"].values())
+                else "complete"
+            )
             self.results["interrupted"] = interrupted
             self.results["wall_seconds"] = round(self.clock.elapsed(), 1)
             report.write_report(self.results, self.out)
@@ -224,20 +267,28 @@ class Study:
         if self.options.task == "g2p":
             options["max_eval_examples"] = self.plan.max_test_examples
             options["seed"] = self.options.seed
-        return TaskConfig(name=self.options.task, data_dir=self.options.data_dir, options=options,
-                          max_eval_examples=self.plan.max_test_examples,
-                          max_src_len=self.spec["src_len"], max_tgt_len=self.spec["src_len"])
+        return TaskConfig(
+            name=self.options.task,
+            data_dir=self.options.data_dir,
+            options=options,
+            max_eval_examples=self.plan.max_test_examples,
+            max_src_len=self.spec["src_len"],
+            max_tgt_len=self.spec["src_len"],
+        )
 
     def run_config(self, name: str) -> Config:
         optim, schedule = optim_recipe(name, quick=self.options.quick)
         return Config(
             task=self.task_config(),
             model=model_config(name, self.plan.model_size, max_len=self.spec["max_len"]),
-            optim=optim, schedule=schedule,
-            training=TrainingConfig(seed=self.options.seed, max_tokens=self.plan.max_tokens, log_every=5,
-                                    device=self.device.type),
-            eval=EvalConfig(max_examples=self.plan.max_eval_examples, beam=1, max_len=self.spec["decode_len"],
-                            samples=0),
+            optim=optim,
+            schedule=schedule,
+            training=TrainingConfig(
+                seed=self.options.seed, max_tokens=self.plan.max_tokens, log_every=5, device=self.device.type
+            ),
+            eval=EvalConfig(
+                max_examples=self.plan.max_eval_examples, beam=1, max_len=self.spec["decode_len"], samples=0
+            ),
         )
 
     def quality(self) -> None:
@@ -246,9 +297,13 @@ class Study:
 
         task = open_task(self.task_config())
         split_data(task, "train", 1)  # reads the data now: a missing file is one clear error, before any training
-        self.results["task"] = {"name": self.options.task, "description": self.spec["description"],
-                                "metric": task.primary_metric, "higher_is_better": task.higher_is_better,
-                                "secondary_metric": self.spec["secondary"]}
+        self.results["task"] = {
+            "name": self.options.task,
+            "description": self.spec["description"],
+            "metric": task.primary_metric,
+            "higher_is_better": task.higher_is_better,
+            "secondary_metric": self.spec["secondary"],
+        }
         self.save()
         failed = []
         for name in self.options.models:
@@ -276,21 +331,31 @@ class Study:
         from qkv.compare.significance import SUPPORTED, bootstrap_interval, paired_test, task_example_stats
 
         metrics = [m for m in (task.primary_metric, self.spec["secondary"]) if m in SUPPORTED]
-        stats = {name: {m: task_example_stats(task, m, hyps, examples) for m in metrics}
-                 for name, (hyps, examples) in self._greedy.items()}
+        stats = {
+            name: {m: task_example_stats(task, m, hyps, examples) for m in metrics}
+            for name, (hyps, examples) in self._greedy.items()
+        }
         for name, by_metric in stats.items():
             self.results["models"][name]["test"]["interval"] = {
-                m: bootstrap_interval(s, seed=self.options.seed).to_dict() for m, s in by_metric.items()}
+                m: bootstrap_interval(s, seed=self.options.seed).to_dict() for m, s in by_metric.items()
+            }
         names = list(stats)
         pairs = []
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                pairs.append({"a": a, "b": b, **{m: paired_test(stats[a][m], stats[b][m], seed=self.options.seed)
-                                                 .to_dict() for m in metrics}})
-        self.results["significance"] = {"method": "paired bootstrap over test examples (Koehn 2004), "
-                                                  "1000 resamples; 95% percentile intervals",
-                                        "metrics": metrics, "examples": len(next(iter(self._greedy.values()))[1])
-                                        if self._greedy else 0, "pairs": pairs}
+            for b in names[i + 1 :]:
+                pairs.append(
+                    {
+                        "a": a,
+                        "b": b,
+                        **{m: paired_test(stats[a][m], stats[b][m], seed=self.options.seed).to_dict() for m in metrics},
+                    }
+                )
+        self.results["significance"] = {
+            "method": "paired bootstrap over test examples (Koehn 2004), 1000 resamples; 95% percentile intervals",
+            "metrics": metrics,
+            "examples": len(next(iter(self._greedy.values()))[1]) if self._greedy else 0,
+            "pairs": pairs,
+        }
 
     def _model_failed(self, name: str, err: Exception, failed: list[str]) -> None:
         self.results["models"][name]["error"] = f"{type(err).__name__}: {err}"
@@ -304,8 +369,9 @@ class Study:
         bar = _bar(self.plan.train, name, self.options.progress)
 
         def on_chunk(info: dict) -> None:
-            entry["train"] = {k: info[k] for k in ("steps", "tokens", "seconds", "tokens_per_s", "steps_per_s",
-                                                   "chunks")}
+            entry["train"] = {
+                k: info[k] for k in ("steps", "tokens", "seconds", "tokens_per_s", "steps_per_s", "chunks")
+            }
             entry["curves"] = info["curves"]
             bar.n = round(info["fraction"] * bar.total, 1)
             bar.set_postfix(step=info["steps"], tok_s=f"{info['tokens_per_s'] or 0:,.0f}")
@@ -315,9 +381,15 @@ class Study:
         run_dir = self.out / "runs" / name
         entry["ladder"] = []
         try:
-            train_with_budget(config, run_dir, self.plan.train, eval_every_seconds=self.plan.eval_every_seconds,
-                              on_chunk=on_chunk, rungs=self.plan.ladder,
-                              on_rung=lambda amount, info: self._score_rung(name, run_dir, amount, info))
+            train_with_budget(
+                config,
+                run_dir,
+                self.plan.train,
+                eval_every_seconds=self.plan.eval_every_seconds,
+                on_chunk=on_chunk,
+                rungs=self.plan.ladder,
+                on_rung=lambda amount, info: self._score_rung(name, run_dir, amount, info),
+            )
         finally:
             bar.close()
 
@@ -328,17 +400,24 @@ class Study:
 
         run = load_run(run_dir, checkpoint, device=self.device)
         test = split_data(run.task, "test", self.plan.max_test_examples)
-        ids, _ = cost.timed_translate(run.model, run.src_tok.encode_batch([e.src for e in test]),
-                                      max_len=self.spec["decode_len"])
+        ids, _ = cost.timed_translate(
+            run.model, run.src_tok.encode_batch([e.src for e in test]), max_len=self.spec["decode_len"]
+        )
         scores = run.task.score([run.tgt_tok.decode(h) for h in ids], test)
         return float(scores[run.task.primary_metric])
 
     def _score_rung(self, name: str, run_dir: Path, amount: float, info: dict) -> None:
         rung = Budget(self.plan.train.kind, amount)
-        self.results["models"][name]["ladder"].append({
-            "amount": amount, "budget_text": rung.describe().replace(" of training per model", "")
-            .replace(" per model", ""), "seconds": info["seconds"], "steps": info["steps"],
-            "value": self._test_metric(run_dir, "best"), "checkpoint": "best so far"})
+        self.results["models"][name]["ladder"].append(
+            {
+                "amount": amount,
+                "budget_text": rung.describe().replace(" of training per model", "").replace(" per model", ""),
+                "seconds": info["seconds"],
+                "steps": info["steps"],
+                "value": self._test_metric(run_dir, "best"),
+                "checkpoint": "best so far",
+            }
+        )
         self.save()
 
     def extra_seeds(self, name: str) -> None:
@@ -355,8 +434,12 @@ class Study:
         if len(values) > 1:
             mean = sum(values) / len(values)
             spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-            entry["seeds"] = {"seeds": list(range(self.options.seed, self.options.seed + len(values))),
-                              "values": values, "mean": mean, "std": spread}
+            entry["seeds"] = {
+                "seeds": list(range(self.options.seed, self.options.seed + len(values))),
+                "values": values,
+                "mean": mean,
+                "std": spread,
+            }
 
     def summarise_ladder(self) -> None:
         """Per rung: each model's test metric and the leader (the final rung is the full evaluation)."""
@@ -365,14 +448,22 @@ class Study:
         for name, entry in self.results["models"].items():
             points = list(entry.get("ladder") or [])
             if entry.get("test"):
-                points.append({"amount": self.plan.train.amount, "budget_text": self.plan.train.describe()
-                               .replace(" of training per model", "").replace(" per model", ""),
-                               "seconds": (entry.get("train") or {}).get("seconds"),
-                               "steps": (entry.get("train") or {}).get("steps"),
-                               "value": entry["test"]["greedy"][metric], "checkpoint": "best"})
+                points.append(
+                    {
+                        "amount": self.plan.train.amount,
+                        "budget_text": self.plan.train.describe()
+                        .replace(" of training per model", "")
+                        .replace(" per model", ""),
+                        "seconds": (entry.get("train") or {}).get("seconds"),
+                        "steps": (entry.get("train") or {}).get("steps"),
+                        "value": entry["test"]["greedy"][metric],
+                        "checkpoint": "best",
+                    }
+                )
             for p in points:
-                rung = rungs.setdefault(p["amount"], {"amount": p["amount"], "budget_text": p["budget_text"],
-                                                      "values": {}, "steps": {}})
+                rung = rungs.setdefault(
+                    p["amount"], {"amount": p["amount"], "budget_text": p["budget_text"], "values": {}, "steps": {}}
+                )
                 rung["values"][name], rung["steps"][name] = p["value"], p["steps"]
         ordered = [rungs[a] for a in sorted(rungs)]
         for rung in ordered:
@@ -400,20 +491,32 @@ class Study:
         beam_hyps = [run.tgt_tok.decode(h) for h in beam_ids]
         beam = {k: float(v) for k, v in run.task.score(beam_hyps, test[:n_beam]).items()}
         greedy_on_beam_set = {k: float(v) for k, v in run.task.score(hyps[:n_beam], test[:n_beam]).items()}
-        entry["test"] = {"greedy": greedy, "beam": beam, "greedy_on_beam_examples": greedy_on_beam_set,
-                         "beam_size": plan.beam}
+        entry["test"] = {
+            "greedy": greedy,
+            "beam": beam,
+            "greedy_on_beam_examples": greedy_on_beam_set,
+            "beam_size": plan.beam,
+        }
         self._greedy[name] = (hyps, test)
         self._add_examples(name, test, hyps)
 
         generated = sum(len(h) + 1 for h in ids)
-        entry["inference"] = {"tokens_per_s": generated / seconds, "batched_seconds": seconds,
-                              **cost.latency(model, src_ids[: plan.latency_examples], max_len)}
+        entry["inference"] = {
+            "tokens_per_s": generated / seconds,
+            "batched_seconds": seconds,
+            **cost.latency(model, src_ids[: plan.latency_examples], max_len),
+        }
         # a full training batch of plan.max_tokens tokens, drawn from test pairs (the same length distribution)
         tgt_ids = run.tgt_tok.encode_batch([e.tgt for e in test])
         train_mib, method = cost.train_step_memory(model, src_ids, tgt_ids, plan.max_tokens)
         infer_mib = cost.decode_memory(model, src_ids[:64], max_len)
-        entry["memory"] = {"train_peak_mib": train_mib, "infer_peak_mib": infer_mib, "method": method,
-                           "train_batch_tokens": plan.max_tokens, "infer_batch": min(64, len(src_ids))}
+        entry["memory"] = {
+            "train_peak_mib": train_mib,
+            "infer_peak_mib": infer_mib,
+            "method": method,
+            "train_batch_tokens": plan.max_tokens,
+            "infer_batch": min(64, len(src_ids)),
+        }
         entry["attention_done"] = True
         if name in ATTENTION_MODELS:
             self.results["attention"][name] = self._attention_maps(run, test, ids, src_ids)
@@ -434,16 +537,19 @@ class Study:
         for i in order[: self.plan.n_attention_maps]:
             src = run.src_tok.encode(test[i].src) + [EOS_ID]
             tgt_in = [BOS_ID] + ids[i]
-            out = run.model(torch.tensor([src], device=self.device), torch.tensor([tgt_in], device=self.device),
-                            need_weights=True)
+            out = run.model(
+                torch.tensor([src], device=self.device), torch.tensor([tgt_in], device=self.device), need_weights=True
+            )
             weights = out.attentions["cross"][-1][0].float().mean(0)  # (T_t, T_s): mean over heads, last layer
-            maps.append({
-                "title": test[i].src[:30],
-                "src_tokens": [run.src_tok.token(t) for t in src],
-                "tgt_tokens": [run.tgt_tok.token(t) for t in ids[i]] + ["<eos>"],
-                "weights": [[round(float(w), 4) for w in row] for row in weights.cpu()],
-                "heads": int(out.attentions["cross"][-1].shape[1]),
-            })
+            maps.append(
+                {
+                    "title": test[i].src[:30],
+                    "src_tokens": [run.src_tok.token(t) for t in src],
+                    "tgt_tokens": [run.tgt_tok.token(t) for t in ids[i]] + ["<eos>"],
+                    "weights": [[round(float(w), 4) for w in row] for row in weights.cpu()],
+                    "heads": int(out.attentions["cross"][-1].shape[1]),
+                }
+            )
         return maps
 
     # ---- probes and scaling --------------------------------------------------------------------------
@@ -455,21 +561,34 @@ class Study:
             self.log(f"   {note}")
             self.results["config"]["adjustments"] = [note]
         for probe, lengths in (("assoc-recall", [p.assoc_length]), ("copy", list(p.copy_lengths))):
-            self.log(f"-- probe {probe} (length {', '.join(map(str, lengths))}; {p.budget.describe()}; "
-                     f"~{p.target_params:,} parameters each)")
+            self.log(
+                f"-- probe {probe} (length {', '.join(map(str, lengths))}; {p.budget.describe()}; "
+                f"~{p.target_params:,} parameters each)"
+            )
             specs = probe_specs(probe, lengths, p.n_train, p.n_test, seed=self.options.seed)
             self.results["probes"][probe] = run_probe(
-                specs, self.options.models, target_params=p.target_params, budget=p.budget,
-                out_dir=self.out / "runs" / "probes", max_tokens=p.max_tokens, seed=self.options.seed,
-                device=self.device.type, progress=lambda what: self.log(f"   {what}"))
+                specs,
+                self.options.models,
+                target_params=p.target_params,
+                budget=p.budget,
+                out_dir=self.out / "runs" / "probes",
+                max_tokens=p.max_tokens,
+                seed=self.options.seed,
+                device=self.device.type,
+                progress=lambda what: self.log(f"   {what}"),
+            )
             self.save()
 
     def scaling(self) -> None:
         from qkv.compare.scaling import measure_scaling
 
         self.results["scaling"] = measure_scaling(
-            self.options.models, self.plan.scaling, self.device, seed=self.options.seed,
-            progress=lambda label: self.log(f"   {label}"))
+            self.options.models,
+            self.plan.scaling,
+            self.device,
+            seed=self.options.seed,
+            progress=lambda label: self.log(f"   {label}"),
+        )
 
 
 def reference_results(task: str) -> list[dict]:
@@ -481,9 +600,18 @@ def reference_results(task: str) -> list[dict]:
     if not root.is_dir():
         return []
     keep = ("bleu", "bleu_lowercase", "chrf", "wer", "per", "rouge1", "rouge2", "rougeL")
-    return [{"recipe": r.recipe, "model": r.model, "split": r.split, "command": r.command,
-             "train_seconds": r.train_seconds, "metrics": {k: v for k, v in r.metrics.items() if k in keep}}
-            for r in load_results(root) if r.task == task]
+    return [
+        {
+            "recipe": r.recipe,
+            "model": r.model,
+            "split": r.split,
+            "command": r.command,
+            "train_seconds": r.train_seconds,
+            "metrics": {k: v for k, v in r.metrics.items() if k in keep},
+        }
+        for r in load_results(root)
+        if r.task == task
+    ]
 
 
 def _bar(budget: Budget, name: str, enabled: bool):
@@ -491,8 +619,14 @@ def _bar(budget: Budget, name: str, enabled: bool):
 
     total = budget.amount if budget.kind == "seconds" else 100.0
     unit = "s" if budget.kind == "seconds" else "%"
-    return tqdm(total=total, desc=f"{name:>16}", unit=unit, disable=not enabled, dynamic_ncols=True,
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}" + unit + " [{elapsed}]{postfix}")
+    return tqdm(
+        total=total,
+        desc=f"{name:>16}",
+        unit=unit,
+        disable=not enabled,
+        dynamic_ncols=True,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}" + unit + " [{elapsed}]{postfix}",
+    )
 
 
 def run_study(options: StudyOptions, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -35,11 +35,55 @@ from collections.abc import Callable
 from typing import Any
 
 # words that end in a period without ending a sentence (compared lowercased, without the final period)
-ABBREVIATIONS = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "inc", "corp", "co", "ltd", "no", "nos",
-    "fig", "dept", "est", "approx", "e.g", "i.e", "a.m", "p.m", "u.s", "u.k", "jan", "feb", "mar", "apr",
-    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed", "thu", "fri", "sat", "sun",
-})
+ABBREVIATIONS = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "sr",
+        "jr",
+        "st",
+        "vs",
+        "etc",
+        "inc",
+        "corp",
+        "co",
+        "ltd",
+        "no",
+        "nos",
+        "fig",
+        "dept",
+        "est",
+        "approx",
+        "e.g",
+        "i.e",
+        "a.m",
+        "p.m",
+        "u.s",
+        "u.k",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    }
+)
 _END = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")  # a sentence end, then the next one's start
 _GREETING_WORD = r"(?i:hi|hello|hey|dear|greetings|good\s+(?:morning|afternoon|evening))\b"
 _ONLY_GREETING = re.compile(rf"^{_GREETING_WORD}[^.!?]{{0,30}}[,:;.!]*$")  # "Hi John," "Hello all!"
@@ -111,8 +155,9 @@ def default_n(dataset: str) -> int:
     return 1 if dataset == "aeslc" else 3
 
 
-def summarize(source: str, dataset: str, method: str = "lead", n: int | None = None, *,
-              skip_greeting: bool = True) -> str:
+def summarize(
+    source: str, dataset: str, method: str = "lead", n: int | None = None, *, skip_greeting: bool = True
+) -> str:
     """The baseline summary of one ``source`` (an AESLC email body or a SAMSum dialogue)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -124,8 +169,9 @@ def summarize(source: str, dataset: str, method: str = "lead", n: int | None = N
     return pick(units, n)
 
 
-def run_baseline(task: Any, split: str, method: str = "lead", n: int | None = None, *,
-                 skip_greeting: bool = True) -> tuple[dict[str, float], list[str]]:
+def run_baseline(
+    task: Any, split: str, method: str = "lead", n: int | None = None, *, skip_greeting: bool = True
+) -> tuple[dict[str, float], list[str]]:
     """Summarize every example of ``task``'s ``split`` and score it with ``task.score``:
     ``(metrics, hypotheses)``. ``task`` is a :class:`~qkv.data.summarization.SummarizationTask`."""
     examples = task.examples(split)

@@ -96,8 +96,12 @@ class TokenBudgetBatcher:
         }
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        for key, mine in (("seed", self.seed), ("max_tokens", self.max_tokens),
-                          ("num_examples", len(self.lengths)), ("shuffle", int(self.shuffle))):
+        for key, mine in (
+            ("seed", self.seed),
+            ("max_tokens", self.max_tokens),
+            ("num_examples", len(self.lengths)),
+            ("shuffle", int(self.shuffle)),
+        ):
             if state.get(key) != mine:
                 raise UserError(f"batcher state has {key}={state.get(key)}, but this run has {key}={mine}")
         self.epoch = int(state["epoch"])

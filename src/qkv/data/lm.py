@@ -50,19 +50,29 @@ def _count_tinyshakespeare(folder: Path) -> dict[str, int]:
 
 def _count_ptb(folder: Path) -> dict[str, int]:
     """Tokens = words + one end-of-sentence per line (Mikolov's convention)."""
-    return {s: sum(len(line.split()) + 1 for line in split_lines(_read_text(folder / f)))
-            for s, f in PTB_FILES.items()}
+    return {s: sum(len(line.split()) + 1 for line in split_lines(_read_text(folder / f))) for s, f in PTB_FILES.items()}
 
 
 DATASETS = [
     paths.DatasetInfo(
-        name="tinyshakespeare", task="lm", folder="tinyshakespeare", files=("input.txt",),
-        source=TINYSHAKESPEARE_URL, licence="public domain", count=_count_tinyshakespeare, unit="characters",
+        name="tinyshakespeare",
+        task="lm",
+        folder="tinyshakespeare",
+        files=("input.txt",),
+        source=TINYSHAKESPEARE_URL,
+        licence="public domain",
+        count=_count_tinyshakespeare,
+        unit="characters",
     ),
     paths.DatasetInfo(
-        name="ptb", task="lm", folder="ptb", files=tuple(PTB_FILES.values()),
+        name="ptb",
+        task="lm",
+        folder="ptb",
+        files=tuple(PTB_FILES.values()),
         source="Mikolov's simple-examples (ptb.*.txt); mirror " + PTB_URL.format(name=""),
-        licence="research use", count=_count_ptb, unit="tokens",
+        licence="research use",
+        count=_count_ptb,
+        unit="tokens",
     ),
 ]
 
@@ -103,12 +113,18 @@ class LMTask:
             return self._cache[split]
         if self.dataset == "ptb":
             name = PTB_FILES[split]
-            text = _read_text(paths.locate("ptb", name, self.data_dir, url=PTB_URL.format(name=name),
-                                           sha256=PTB_SHA256[name]))
+            text = _read_text(
+                paths.locate("ptb", name, self.data_dir, url=PTB_URL.format(name=name), sha256=PTB_SHA256[name])
+            )
         else:
             if self.dataset == "tinyshakespeare":
-                path = paths.locate("tinyshakespeare", "input.txt", self.data_dir, url=TINYSHAKESPEARE_URL,
-                                    sha256=TINYSHAKESPEARE_SHA256)
+                path = paths.locate(
+                    "tinyshakespeare",
+                    "input.txt",
+                    self.data_dir,
+                    url=TINYSHAKESPEARE_URL,
+                    sha256=TINYSHAKESPEARE_SHA256,
+                )
             else:
                 path = Path(self.dataset)
             full = _read_text(path, self.encoding)

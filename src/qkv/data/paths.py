@@ -128,8 +128,10 @@ def locate(
     elif why == "cache" and url:
         fetch_note = f"; download it from {url}"
     forms = " / ".join((name, *also))
-    raise UserError(f"missing data file {dataset}/{forms} in {folder} ({why}){_holds(folder)}{fetch_note}",
-                    hint=_missing_hint(why, folder, name))
+    raise UserError(
+        f"missing data file {dataset}/{forms} in {folder} ({why}){_holds(folder)}{fetch_note}",
+        hint=_missing_hint(why, folder, name),
+    )
 
 
 def _holds(folder: Path, limit: int = 8) -> str:
@@ -145,11 +147,15 @@ def _holds(folder: Path, limit: int = 8) -> str:
 
 def _missing_hint(why: str, folder: Path, name: str) -> str:
     if why == "data_dir":
-        return (f"with data_dir every file of a dataset is read from {folder} and nowhere else: "
-                f"put {name} there too, or leave data_dir unset to use $QKV_DATA or the cache")
+        return (
+            f"with data_dir every file of a dataset is read from {folder} and nowhere else: "
+            f"put {name} there too, or leave data_dir unset to use $QKV_DATA or the cache"
+        )
     if why == "$QKV_DATA":
-        return (f"put {name} in {folder} (the first folder holding {folder.name}/ is the only one read), "
-                f"or move {folder} away to use the cache")
+        return (
+            f"put {name} in {folder} (the first folder holding {folder.name}/ is the only one read), "
+            f"or move {folder} away to use the cache"
+        )
     return f"put the file at $QKV_DATA/{folder.name}/{name}, or pass --data-dir DIR holding {folder.name}/{name}"
 
 

@@ -67,8 +67,13 @@ def _read_aeslc(path: Path, *_stamp: int) -> dict[str, list[tuple[str, str, list
         with tarfile.open(path, "r:gz") as tar:
             for member in tar:
                 parts = member.name.split("/")
-                if member.isfile() and member.name.endswith(".subject") and len(parts) >= 3 \
-                        and parts[-3] == "enron_subject_line" and parts[-2] in out:
+                if (
+                    member.isfile()
+                    and member.name.endswith(".subject")
+                    and len(parts) >= 3
+                    and parts[-3] == "enron_subject_line"
+                    and parts[-2] in out
+                ):
                     where = f"{path}:{member.name}"
                     data = tar.extractfile(member).read()  # type: ignore[union-attr]
                     out[parts[-2]].append((where, *parse_aeslc(decode(data, where), where)))
@@ -89,8 +94,9 @@ def _aeslc_source(data_dir: str | None) -> Path:
 def samsum_file(split: str, data_dir: str | None) -> Path:
     """``samsum/NAME.csv`` or ``NAME.csv.gz`` (both present is an error: they could differ)."""
     name = SAMSUM_FILES[split]
-    return paths.locate("samsum", f"{name}.csv", data_dir, url=SAMSUM_URL.format(name=f"{name}.csv"),
-                        also=(f"{name}.csv.gz",))
+    return paths.locate(
+        "samsum", f"{name}.csv", data_dir, url=SAMSUM_URL.format(name=f"{name}.csv"), also=(f"{name}.csv.gz",)
+    )
 
 
 def _count_aeslc(folder: Path) -> dict[str, int]:
@@ -109,13 +115,22 @@ def _count_samsum(folder: Path) -> dict[str, int]:
 
 DATASETS = [
     paths.DatasetInfo(
-        name="aeslc", task="summarization", folder="aeslc", files=("aeslc.tar.gz",),
-        source="github.com/ryanzhumich/AESLC", licence="CC BY-NC-SA 4.0", count=_count_aeslc,
+        name="aeslc",
+        task="summarization",
+        folder="aeslc",
+        files=("aeslc.tar.gz",),
+        source="github.com/ryanzhumich/AESLC",
+        licence="CC BY-NC-SA 4.0",
+        count=_count_aeslc,
     ),
     paths.DatasetInfo(
-        name="samsum", task="summarization", folder="samsum",
+        name="samsum",
+        task="summarization",
+        folder="samsum",
         files=tuple(f"{f}.csv.gz" for f in SAMSUM_FILES.values()),
-        source="huggingface.co/datasets/knkarthick/samsum", licence="CC BY-NC-ND 4.0", count=_count_samsum,
+        source="huggingface.co/datasets/knkarthick/samsum",
+        licence="CC BY-NC-ND 4.0",
+        count=_count_samsum,
     ),
 ]
 

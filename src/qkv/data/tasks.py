@@ -114,8 +114,9 @@ def _fits(tp: Any, value: Any) -> bool:
     if origin in (list, tuple, Sequence):
         return isinstance(value, (list, tuple)) and (not args or all(_fits(args[0], v) for v in value))
     if origin is dict:
-        return isinstance(value, dict) and (not args or all(_fits(args[0], k) and _fits(args[1], v)
-                                                            for k, v in value.items()))
+        return isinstance(value, dict) and (
+            not args or all(_fits(args[0], k) and _fits(args[1], v) for k, v in value.items())
+        )
     if tp is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is int:

@@ -64,8 +64,10 @@ def decode(data: bytes, path: str | os.PathLike, encoding: str = "utf-8") -> str
         raise UserError(f"{path}: unknown encoding {encoding!r}") from None
     text = text.removeprefix("\ufeff")
     if "\r" in text and "\n" not in text:
-        raise UserError(f"{path}: its lines end in CR alone (old Mac OS line ends), so it would read as one "
-                        f"line; convert them first, e.g. tr '\\r' '\\n' < {path} > converted.txt")
+        raise UserError(
+            f"{path}: its lines end in CR alone (old Mac OS line ends), so it would read as one "
+            f"line; convert them first, e.g. tr '\\r' '\\n' < {path} > converted.txt"
+        )
     return text
 
 

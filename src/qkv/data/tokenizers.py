@@ -184,9 +184,11 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
 
         longest = max(range(len(texts)), key=lambda i: len(texts[i]), default=None)
         if longest is not None and len(texts[longest]) > MAX_LINE_CHARS:  # (readers check first, naming the line)
-            raise UserError(f"BPE training text {longest + 1} has {len(texts[longest]):,} characters, more than "
-                            f"qkv's limit of {MAX_LINE_CHARS:,} for one example (BPE training time grows with the "
-                            "square of a text's longest word); shorten or drop it")
+            raise UserError(
+                f"BPE training text {longest + 1} has {len(texts[longest]):,} characters, more than "
+                f"qkv's limit of {MAX_LINE_CHARS:,} for one example (BPE training time grows with the "
+                "square of a text's longest word); shorten or drop it"
+            )
         return BPETokenizer.train(texts, vocab_size=vocab_size or 8000)
     raise UserError(f"unknown tokenizer {kind!r} (choose char, word or bpe)")
 

@@ -41,8 +41,9 @@ MULTI30K_SHA256 = {
 def multi30k_file(split: str, lang: str, data_dir: str | None = None) -> Path:
     """``multi30k/SPLIT.LANG.gz`` from the one Multi30k folder (:func:`qkv.data.paths.dataset_folder`)."""
     name = f"{MULTI30K_FILES[split]}.{lang}.gz"
-    return paths.locate("multi30k", name, data_dir, url=MULTI30K_URL.format(name=name),
-                        sha256=MULTI30K_SHA256.get(name))
+    return paths.locate(
+        "multi30k", name, data_dir, url=MULTI30K_URL.format(name=name), sha256=MULTI30K_SHA256.get(name)
+    )
 
 
 def line_split(i: int) -> str:
@@ -53,15 +54,20 @@ def line_split(i: int) -> str:
 def _count_multi30k(folder: Path) -> dict[str, int]:
     from qkv.data.textio import decode, read_bytes
 
-    return {s: len(split_lines(decode(read_bytes(p), p))) for s, p in
-            ((s, folder / f"{f}.en.gz") for s, f in MULTI30K_FILES.items())}
+    return {
+        s: len(split_lines(decode(read_bytes(p), p)))
+        for s, p in ((s, folder / f"{f}.en.gz") for s, f in MULTI30K_FILES.items())
+    }
 
 
 DATASETS = [
     paths.DatasetInfo(
-        name="multi30k", task="translation", folder="multi30k",
+        name="multi30k",
+        task="translation",
+        folder="multi30k",
         files=tuple(f"{f}.{lang}.gz" for f in MULTI30K_FILES.values() for lang in ("en", "de")),
-        source="github.com/multi30k/dataset data/task1/raw/", licence="research use (Flickr30k captions)",
+        source="github.com/multi30k/dataset data/task1/raw/",
+        licence="research use (Flickr30k captions)",
         count=_count_multi30k,
     )
 ]

@@ -79,8 +79,10 @@ def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> Recur
     """Zaremba et al. 2014: embeddings (``d_model``), ``n_rnn_layers`` LSTM/GRU layers (``hidden_size``) with
     ``dropout`` between them, on the embeddings and before the output layer; then the output layer."""
     if config.tie_embeddings and config.d_model != config.hidden_size:
-        raise ValueError(f"model.tie_embeddings needs model.d_model == model.hidden_size for {config.name}, got "
-                         f"{config.d_model} and {config.hidden_size}")
+        raise ValueError(
+            f"model.tie_embeddings needs model.d_model == model.hidden_size for {config.name}, got "
+            f"{config.d_model} and {config.hidden_size}"
+        )
     # PyTorch's inits (embeddings N(0, 1), RNN U(+-1/sqrt(H))), as the recurrent encoder-decoders: Zaremba et al.'s
     # U(+-0.1) everywhere suits SGD at lr 1; under Adam it sat at the unigram loss far longer on a tiny text.
     tokens = nn.Embedding(vocab, config.d_model)

@@ -135,9 +135,7 @@ class ModelConfig:
                 raise ValueError(f"model.{key} must be a finite number > 0, got {value}")
         if self.family == "transformer":  # heads and positions mean nothing to the recurrent models
             if self.d_model % self.n_heads:
-                raise ValueError(
-                    f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
-                )
+                raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
             if self.n_kv_heads is not None and (self.n_kv_heads < 1 or self.n_heads % self.n_kv_heads):
                 raise ValueError(
                     f"model.n_kv_heads ({self.n_kv_heads}) must be >= 1 and divide model.n_heads ({self.n_heads})"
@@ -146,8 +144,11 @@ class ModelConfig:
                 raise ValueError(f"model.positions=rotary needs an even head dim, got {self.head_dim}")
             if self.positions == "sinusoidal" and self.d_model % 2:
                 raise ValueError(f"model.positions=sinusoidal needs an even d_model, got {self.d_model}")
-            needs = {"transformer": ("n_encoder_layers", "n_decoder_layers"), "gpt": ("n_decoder_layers",),
-                     "encoder": ("n_encoder_layers",)}[self.name]
+            needs = {
+                "transformer": ("n_encoder_layers", "n_decoder_layers"),
+                "gpt": ("n_decoder_layers",),
+                "encoder": ("n_encoder_layers",),
+            }[self.name]
             for key in needs:
                 if getattr(self, key) < 1:
                     raise ValueError(f"model.{key} must be >= 1 for model.name={self.name}")
@@ -157,9 +158,11 @@ class ModelConfig:
             if self.name in RECURRENT_LM_NAMES:
                 for key in ("attention", "bidirectional", "input_feeding"):
                     if getattr(self, key) not in ("none", False):
-                        raise ValueError(f"model.{key} does not apply to model.name={self.name} (a language "
-                                         f"model has no source to attend to and reads left to right): leave "
-                                         f"it unset; got {getattr(self, key)!r}")
+                        raise ValueError(
+                            f"model.{key} does not apply to model.name={self.name} (a language "
+                            f"model has no source to attend to and reads left to right): leave "
+                            f"it unset; got {getattr(self, key)!r}"
+                        )
         return self
 
     # -- (de)serialisation --

@@ -36,9 +36,7 @@ class EncoderOnly(nn.Module):
         self.encoder, self.head = encoder, head
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
 
-    def forward(
-        self, tokens: Tensor, *, need_weights: bool = False, token_types: Tensor | None = None
-    ) -> ModelOutput:
+    def forward(self, tokens: Tensor, *, need_weights: bool = False, token_types: Tensor | None = None) -> ModelOutput:
         """``tokens (B, T)`` (right-padded with ``pad_id``) -> ``(B, T, V)`` logits, or ``(B, T, E)`` states."""
         keep = tokens_mask(tokens, self.pad_id)  # (B, T)
         hidden, weights = self.encoder(tokens, keep, token_types=token_types, need_weights=need_weights)

@@ -61,15 +61,29 @@ class RecurrentSeq2Seq(nn.Module):
         self.cell = cell
         self.attention = attention
         self.encoder = RecurrentEncoder(
-            src_vocab, embed_dim, hidden_size, num_layers=num_layers, cell=cell,  # type: ignore[arg-type]
-            bidirectional=bidirectional, dropout=dropout, pad_id=pad_id,
+            src_vocab,
+            embed_dim,
+            hidden_size,
+            num_layers=num_layers,
+            cell=cell,  # type: ignore[arg-type]
+            bidirectional=bidirectional,
+            dropout=dropout,
+            pad_id=pad_id,
         )
         enc_size = self.encoder.output_size
         self.bridge = nn.Linear(enc_size, hidden_size) if bidirectional else None
         self.bridge_cell = nn.Linear(enc_size, hidden_size) if bidirectional and cell == "lstm" else None
         self.decoder = RecurrentDecoder(
-            tgt_vocab, embed_dim, hidden_size, enc_size, num_layers=num_layers, cell=cell,  # type: ignore[arg-type]
-            attention=attention, input_feeding=input_feeding, dropout=dropout, pad_id=pad_id,  # type: ignore[arg-type]
+            tgt_vocab,
+            embed_dim,
+            hidden_size,
+            enc_size,
+            num_layers=num_layers,
+            cell=cell,  # type: ignore[arg-type]
+            attention=attention,
+            input_feeding=input_feeding,
+            dropout=dropout,
+            pad_id=pad_id,  # type: ignore[arg-type]
         )
 
     # -- the decoding interface -----------------------------------------------------------------------

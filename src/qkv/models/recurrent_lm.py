@@ -105,8 +105,9 @@ class RecurrentLM(nn.Module):
     def init_state(self, encoded: None, batch_size: int) -> RecurrentState:
         """The zero state (Zaremba et al. start every sequence from it): ``(L, B, H)`` zeros."""
         weight = self.rnn.weight_hh_l0
-        zeros = torch.zeros(self.rnn.num_layers, batch_size, self.rnn.hidden_size, dtype=weight.dtype,
-                            device=weight.device)  # (L, B, H)
+        zeros = torch.zeros(
+            self.rnn.num_layers, batch_size, self.rnn.hidden_size, dtype=weight.dtype, device=weight.device
+        )  # (L, B, H)
         return RecurrentState(hidden=zeros, cell=zeros.clone() if self.cell == "lstm" else None)
 
     def decode_step(self, tokens: Tensor, encoded: None, state: RecurrentState) -> tuple[Tensor, RecurrentState]:

@@ -13,8 +13,21 @@ from typing import Any
 
 from torch import nn
 
-_KNOBS = ("d_model", "n_heads", "n_kv_heads", "n_encoder_layers", "n_decoder_layers", "d_ff", "positions",
-          "norm_first", "activation", "scale_embeddings", "tie_embeddings", "share_embeddings", "max_len")
+_KNOBS = (
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "n_encoder_layers",
+    "n_decoder_layers",
+    "d_ff",
+    "positions",
+    "norm_first",
+    "activation",
+    "scale_embeddings",
+    "tie_embeddings",
+    "share_embeddings",
+    "max_len",
+)
 _RNN_KNOBS = ("d_model", "rnn_cell", "hidden_size", "n_rnn_layers", "bidirectional", "attention", "input_feeding")
 
 
@@ -31,8 +44,8 @@ def summarize(model: nn.Module, *, max_depth: int = 3) -> dict[str, Any]:
             if name.startswith(prefix):
                 if owner[id(p)] == name:
                     own += p.numel()
-                elif "." not in name[len(prefix):]:  # noted where the module holds it directly
-                    shared.append(f"{name[len(prefix):]} = {owner[id(p)]}")
+                elif "." not in name[len(prefix) :]:  # noted where the module holds it directly
+                    shared.append(f"{name[len(prefix) :]} = {owner[id(p)]}")
         return own, shared
 
     rows: list[dict[str, Any]] = []
@@ -85,8 +98,9 @@ def _attention_shape(model: nn.Module) -> dict[str, Any]:
         if isinstance(module, MultiHeadAttention):
             stack = "encoder" if name.startswith("encoder") else "decoder"
             role = "cross" if name.endswith("cross_attn") else f"{stack}_self"
-            entry = roles.setdefault(role, {"layers": 0, "heads": module.n_heads, "kv_heads": module.n_kv_heads,
-                                            "head_dim": module.head_dim})
+            entry = roles.setdefault(
+                role, {"layers": 0, "heads": module.n_heads, "kv_heads": module.n_kv_heads, "head_dim": module.head_dim}
+            )
             entry["layers"] += 1
     return {"attention": roles} if roles else {}
 

@@ -83,7 +83,8 @@ class EncoderLayer(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """``x (B, T, E)``, ``mask`` broadcastable to ``(B, H, T, T)``; returns ``(x, weights (B, H, T, T) | None)``."""
         x, weights = residual(
-            x, self.self_attn_norm,
+            x,
+            self.self_attn_norm,
             lambda h: self.self_attn(h, mask=mask, need_weights=need_weights, rotary=rotary),
             **self._wrap,
         )
@@ -148,10 +149,9 @@ class DecoderLayer(nn.Module):
         Returns ``(x, self weights (B, H, T, T_k) | None, cross weights (B, H, T, T_s) | None)``.
         """
         x, self_weights = residual(
-            x, self.self_attn_norm,
-            lambda h: self.self_attn(
-                h, is_causal=True, cache=self_cache, rotary=rotary, need_weights=need_weights
-            ),
+            x,
+            self.self_attn_norm,
+            lambda h: self.self_attn(h, is_causal=True, cache=self_cache, rotary=rotary, need_weights=need_weights),
             **self._wrap,
         )
         cross_weights = None
@@ -159,10 +159,9 @@ class DecoderLayer(nn.Module):
             if memory is None and (cross_cache is None or not cross_cache.is_filled):
                 raise ValueError("this decoder layer has cross-attention: pass the encoder memory")
             x, cross_weights = residual(
-                x, self.cross_attn_norm,
-                lambda h: self.cross_attn(
-                    h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights
-                ),
+                x,
+                self.cross_attn_norm,
+                lambda h: self.cross_attn(h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights),
                 **self._wrap,
             )
         x, _ = residual(x, self.ff_norm, lambda h: (self.ff(h), None), **self._wrap)

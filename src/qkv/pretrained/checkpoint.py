@@ -72,7 +72,7 @@ def strip_prefix(weights: dict[str, Tensor], prefixes: tuple[str, ...]) -> dict[
     for name, tensor in weights.items():
         for prefix in prefixes:
             if name.startswith(prefix):
-                name = name[len(prefix):]
+                name = name[len(prefix) :]
                 break
         out[name] = tensor
     return out
@@ -104,8 +104,14 @@ def require(config: dict[str, Any], key: str, source: Path) -> Any:
     return config[key]
 
 
-HF_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                  "swish": "silu", "silu": "silu"}
+HF_ACTIVATIONS = {
+    "relu": "relu",
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "swish": "silu",
+    "silu": "silu",
+}
 
 
 def activation(config: dict[str, Any], key: str, source: Path) -> str:

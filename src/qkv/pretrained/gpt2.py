@@ -53,8 +53,13 @@ def model_config(hf: dict[str, Any], source: Path) -> tuple[ModelConfig, dict[st
     )
     vocab = require(hf, "vocab_size", source)
     eos = hf.get("eos_token_id", 50256)
-    ids = {"src_vocab": 0, "tgt_vocab": vocab, "bos_id": hf.get("bos_token_id", eos), "eos_id": eos,
-           "pad_id": eos if hf.get("pad_token_id") is None else hf["pad_token_id"]}
+    ids = {
+        "src_vocab": 0,
+        "tgt_vocab": vocab,
+        "bos_id": hf.get("bos_token_id", eos),
+        "eos_id": eos,
+        "pad_id": eos if hf.get("pad_token_id") is None else hf["pad_token_id"],
+    }
     return config, ids
 
 
@@ -64,9 +69,15 @@ def convert(weights: dict[str, Tensor], config: ModelConfig) -> dict[str, Tensor
         if IGNORED.match(name):
             continue
         if name in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"):
-            state[{"wte.weight": "decoder.embed.tokens.weight", "wpe.weight": "decoder.embed.positions.weight",
-                   "ln_f.weight": "decoder.norm.weight", "ln_f.bias": "decoder.norm.bias",
-                   "lm_head.weight": "lm_head.weight"}[name]] = tensor
+            state[
+                {
+                    "wte.weight": "decoder.embed.tokens.weight",
+                    "wpe.weight": "decoder.embed.positions.weight",
+                    "ln_f.weight": "decoder.norm.weight",
+                    "ln_f.bias": "decoder.norm.bias",
+                    "lm_head.weight": "lm_head.weight",
+                }[name]
+            ] = tensor
             continue
         match = re.fullmatch(r"h\.(\d+)\.(.+)\.(weight|bias)", name)
         if not match:

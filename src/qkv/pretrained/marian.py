@@ -65,8 +65,13 @@ def model_config(hf: dict[str, Any], source: Path) -> tuple[ModelConfig, dict[st
         output_bias=True,
     )
     pad = require(hf, "pad_token_id", source)
-    ids = {"src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "pad_id": pad, "eos_id": require(hf, "eos_token_id", source),
-           "bos_id": hf.get("decoder_start_token_id", pad)}
+    ids = {
+        "src_vocab": src_vocab,
+        "tgt_vocab": tgt_vocab,
+        "pad_id": pad,
+        "eos_id": require(hf, "eos_token_id", source),
+        "bos_id": hf.get("decoder_start_token_id", pad),
+    }
     return config, ids
 
 

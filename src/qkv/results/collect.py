@@ -92,8 +92,16 @@ def _translation_extras(hyps: list[str], examples: list) -> tuple[dict[str, floa
 
 
 def collect_run(
-    run_dir: str | Path, recipe: str, out_root: str | Path, *, command: str, threads: int, split: str = "test",
-    beams: tuple[int, ...] = (1, 5), checkpoint: str = "best", notes: str = "",
+    run_dir: str | Path,
+    recipe: str,
+    out_root: str | Path,
+    *,
+    command: str,
+    threads: int,
+    split: str = "test",
+    beams: tuple[int, ...] = (1, 5),
+    checkpoint: str = "best",
+    notes: str = "",
 ) -> ResultRecord:
     """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record."""
     from qkv.compare.cost import count_params
@@ -112,10 +120,21 @@ def collect_run(
     out = Path(out_root) / recipe
     out.mkdir(parents=True, exist_ok=True)
     record = ResultRecord(
-        recipe=recipe, task=task.name, model=config.model.name, split=name, decoding="greedy", metrics={},
-        train_seconds=round(seconds, 1), train_steps=steps, threads=threads,
-        machine=f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}", command=command,
-        commit=git_commit(Path(__file__).resolve().parents[3]), params=count_params(run.model), notes=notes)
+        recipe=recipe,
+        task=task.name,
+        model=config.model.name,
+        split=name,
+        decoding="greedy",
+        metrics={},
+        train_seconds=round(seconds, 1),
+        train_steps=steps,
+        threads=threads,
+        machine=f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}",
+        command=command,
+        commit=git_commit(Path(__file__).resolve().parents[3]),
+        params=count_params(run.model),
+        notes=notes,
+    )
     if task.kind == "lm":
         record.decoding = "teacher-forced"
         record.metrics = evaluate_lm(run.model, task, data, run.tgt_tok, config.training.context, len(data))
@@ -123,8 +142,9 @@ def collect_run(
     else:
         record.examples = len(data)
         for beam in beams:
-            metrics, hyps = evaluate_seq2seq(run.model, task, data, run.src_tok, run.tgt_tok, beam=beam,
-                                             max_len=config.eval.max_len)
+            metrics, hyps = evaluate_seq2seq(
+                run.model, task, data, run.src_tok, run.tgt_tok, beam=beam, max_len=config.eval.max_len
+            )
             if task.name == "translation":
                 extra, signatures = _translation_extras(hyps, data)
                 metrics.update(extra)
@@ -132,8 +152,11 @@ def collect_run(
             if beam == beams[0]:
                 record.decoding = "greedy" if beam == 1 else f"beam{beam}"
                 record.metrics = metrics
-                record.intervals = {m: bootstrap_interval(task_example_stats(task, m, hyps, data)).to_dict()
-                                    for m in metrics if m in SUPPORTED}
+                record.intervals = {
+                    m: bootstrap_interval(task_example_stats(task, m, hyps, data)).to_dict()
+                    for m in metrics
+                    if m in SUPPORTED
+                }
                 samples = _seq2seq_samples(data, hyps)
             else:
                 record.other_decodings[f"beam{beam}"] = metrics

@@ -45,25 +45,35 @@ def _metrics_text(metrics: dict[str, float]) -> str:
 
 
 def render(records: list[ResultRecord]) -> str:
-    lines = [HEADER, "## Against the published numbers", "",
-             "| recipe | task, split | model | params | metric (ours) | published | verdict | train time | decoding |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        HEADER,
+        "## Against the published numbers",
+        "",
+        "| recipe | task, split | model | params | metric (ours) | published | verdict | train time | decoding |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         for anchor in ANCHORS.get(r.recipe) or [None]:
             metric = anchor.metric if anchor else next(iter(r.metrics), "")
             published = f"{anchor.value:g} ({anchor.source})" if anchor else "–"
             verdict = _verdict(r, anchor) if anchor else "no published anchor"
-            lines.append(f"| [{r.recipe}](../results/{r.recipe}) | {r.task}, {r.split} | {r.model} | {r.params:,} | "
-                         f"{metric} {_value(r, metric)} | {published} | {verdict} | "
-                         f"{r.train_seconds / 60:.0f} min, {r.train_steps:,} steps, {r.threads} thread(s) | "
-                         f"{r.decoding} |")
+            lines.append(
+                f"| [{r.recipe}](../results/{r.recipe}) | {r.task}, {r.split} | {r.model} | {r.params:,} | "
+                f"{metric} {_value(r, metric)} | {published} | {verdict} | "
+                f"{r.train_seconds / 60:.0f} min, {r.train_steps:,} steps, {r.threads} thread(s) | "
+                f"{r.decoding} |"
+            )
     lines += ["", "## Every metric, every decoding", ""]
     for r in records:
-        lines += [f"### {r.recipe}", "",
-                  f"- command: `{r.command}`",
-                  f"- machine: {r.machine}; commit `{r.commit[:12]}`",
-                  f"- {r.decoding}" + (f" on {r.examples:,} {r.split} examples" if r.examples else f" ({r.split})")
-                  + f": {_metrics_text(r.metrics)}"]
+        lines += [
+            f"### {r.recipe}",
+            "",
+            f"- command: `{r.command}`",
+            f"- machine: {r.machine}; commit `{r.commit[:12]}`",
+            f"- {r.decoding}"
+            + (f" on {r.examples:,} {r.split} examples" if r.examples else f" ({r.split})")
+            + f": {_metrics_text(r.metrics)}",
+        ]
         lines += [f"- {name}: {_metrics_text(metrics)}" for name, metrics in r.other_decodings.items()]
         lines += [f"- signature {k}: `{v}`" for k, v in r.signatures.items()]
         if r.notes:

@@ -143,9 +143,11 @@ def _verify(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, st
     if stored is None:  # written before checkpoints carried a checksum: nothing to compare with
         return
     if checksum(tensors, metadata.get(_META_KEY)) != stored:
-        raise UserError(f"{path}: checksum mismatch: the checkpoint was damaged or changed after it was written "
-                        "(its tensors or training state differ from the sha256 in its header); load another "
-                        "checkpoint, or train again")
+        raise UserError(
+            f"{path}: checksum mismatch: the checkpoint was damaged or changed after it was written "
+            "(its tensors or training state differ from the sha256 in its header); load another "
+            "checkpoint, or train again"
+        )
 
 
 def remove_orphans(folder: str | Path) -> list[Path]:
@@ -210,8 +212,9 @@ def _state(path: str | Path, metadata: dict[str, str]) -> dict | None:
     return state
 
 
-def fit_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | Path,
-                config_path: str | Path) -> None:
+def fit_weights(
+    model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | Path, config_path: str | Path
+) -> None:
     """Load ``weights`` (read from checkpoint ``path``) into ``model`` (built from ``config_path``); a
     missing, extra or differently shaped tensor is an error naming the tensor and both files."""
     own = model.state_dict()
@@ -220,13 +223,15 @@ def fit_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: 
     unexpected = [k for k in weights if k not in own]
     if missing or unexpected:
         parts = ([f"lacks {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"] if missing else []) + (
-            [f"has unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}"]
-            if unexpected else [])
+            [f"has unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}"] if unexpected else []
+        )
         raise UserError(f"{path}: does not fit the model of {config_path}: it {' and '.join(parts)} ({why})")
     for key, value in weights.items():
         if value.shape != own[key].shape:
-            raise UserError(f"{path}: does not fit the model of {config_path}: {key} has shape "
-                            f"{tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} in the model ({why})")
+            raise UserError(
+                f"{path}: does not fit the model of {config_path}: {key} has shape "
+                f"{tuple(value.shape)} in the checkpoint, {tuple(own[key].shape)} in the model ({why})"
+            )
     model.load_state_dict(weights)
 
 
@@ -292,26 +297,34 @@ def optimizer_from_saveable(
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[int, dict[str, Any]], data: dict,
-                           path: str | Path) -> None:
+def _check_optimizer_state(
+    optimizer: torch.optim.Optimizer, state: dict[int, dict[str, Any]], data: dict, path: str | Path
+) -> None:
     """The saved AdamW state fits ``optimizer``: as many parameters per group, for each parameter with state
     the same moment tensors, each shaped like its parameter (else the failure would come mid-training)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     mine = [len(group["params"]) for group in optimizer.param_groups]
     saved = [len(group.get("params", [])) for group in data["param_groups"]]
     if saved != mine:
-        raise UserError(f"{path}: the optimizer state is for parameter groups of {saved} tensors, this model has "
-                        f"{mine} (a checkpoint of another model?)")
-    names = {"exp_avg", "exp_avg_sq"} | {n for per in state.values() for n, v in per.items()
-                                          if isinstance(v, torch.Tensor)}
+        raise UserError(
+            f"{path}: the optimizer state is for parameter groups of {saved} tensors, this model has "
+            f"{mine} (a checkpoint of another model?)"
+        )
+    names = {"exp_avg", "exp_avg_sq"} | {
+        n for per in state.values() for n, v in per.items() if isinstance(v, torch.Tensor)
+    }
     for idx in sorted(state):
         if idx >= len(params):
-            raise UserError(f"{path}: unexpected training tensor {TRAIN_PREFIX}optim.{idx}.* "
-                            f"(the model has {len(params)} parameters)")
+            raise UserError(
+                f"{path}: unexpected training tensor {TRAIN_PREFIX}optim.{idx}.* "
+                f"(the model has {len(params)} parameters)"
+            )
         lacking = sorted(n for n in names if n not in state[idx])
         if lacking:
             raise UserError(f"{path}: lacks training tensor {TRAIN_PREFIX}optim.{idx}.{lacking[0]}")
         for name in ("exp_avg", "exp_avg_sq"):
             if state[idx][name].shape != params[idx].shape:
-                raise UserError(f"{path}: training tensor {TRAIN_PREFIX}optim.{idx}.{name} has shape "
-                                f"{tuple(state[idx][name].shape)}, its parameter {tuple(params[idx].shape)}")
+                raise UserError(
+                    f"{path}: training tensor {TRAIN_PREFIX}optim.{idx}.{name} has shape "
+                    f"{tuple(state[idx][name].shape)}, its parameter {tuple(params[idx].shape)}"
+                )

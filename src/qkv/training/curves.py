@@ -8,8 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 
-def learning_curve(records: list[dict[str, Any]], metric: str, title: str = "", reference: float | None = None,
-                   reference_label: str = "published"):
+def learning_curve(
+    records: list[dict[str, Any]],
+    metric: str,
+    title: str = "",
+    reference: float | None = None,
+    reference_label: str = "published",
+):
     """Figure with the training loss (left axis) and validation ``metric`` (right axis) per step."""
     import matplotlib
 

@@ -27,9 +27,7 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def seq2seq_loss(
-    model: nn.Module, src_ids: list[list[int]], tgt_ids: list[list[int]], batch_size: int = 64
-) -> float:
+def seq2seq_loss(model: nn.Module, src_ids: list[list[int]], tgt_ids: list[list[int]], batch_size: int = 64) -> float:
     """Teacher-forced mean NLL per target token (targets include EOS)."""
     was_training = model.training
     model.eval()
@@ -40,8 +38,7 @@ def seq2seq_loss(
         batch = make_batch(index, src_ids, tgt_ids)
         src, tgt = batch.src.to(device), batch.tgt.to(device)
         logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID,
-                              reduction="sum")
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID, reduction="sum")
         total += nll.item()
         count += int((tgt[:, 1:] != PAD_ID).sum())
     model.train(was_training)

@@ -42,8 +42,9 @@ def generate_texts(
     return [run.tgt_tok.decode(ids) for ids in hyps.tokens]
 
 
-def _continue(run: Run, text: str, max_len: int, sample: bool, temperature: float, top_k, top_p, seed: int,
-              beam: int) -> str:
+def _continue(
+    run: Run, text: str, max_len: int, sample: bool, temperature: float, top_k, top_p, seed: int, beam: int
+) -> str:
     from qkv.decoding import beam_search, greedy
     from qkv.decoding import sample as draw
 
@@ -51,13 +52,21 @@ def _continue(run: Run, text: str, max_len: int, sample: bool, temperature: floa
     prompt = run.tgt_tok.encode(text) or run.tgt_tok.encode("\n")
     room = run.config.model.max_len - len(prompt) if run.config.model.positions == "learned" else max_len
     if room < 1:
-        prompt, room = prompt[-(run.config.model.max_len - 1):], 1
+        prompt, room = prompt[-(run.config.model.max_len - 1) :], 1
     max_len = min(max_len, room)
     if sample:
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
-        hyps = draw(model, None, max_len=max_len, temperature=temperature, top_k=top_k, top_p=top_p,
-                    generator=generator, prompt=[prompt])
+        hyps = draw(
+            model,
+            None,
+            max_len=max_len,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+            prompt=[prompt],
+        )
     elif beam > 1:
         hyps = beam_search(model, None, beam=beam, max_len=max_len, prompt=[prompt])
     else:

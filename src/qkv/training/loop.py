@@ -116,7 +116,9 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.optim.lr, betas=tuple(config.optim.betas), eps=config.optim.eps,
+        lr=config.optim.lr,
+        betas=tuple(config.optim.betas),
+        eps=config.optim.eps,
     )
     if dist.enabled:  # different dropout masks per process, identical initial weights (seeded above)
         torch.manual_seed(tc.seed + dist.rank)
@@ -154,8 +156,11 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
             return _replay_is_finite(path, model, train_model, micro, task.kind, config, dist, use_bf16)
 
         can_replay = micro is not None and not dist.enabled  # (one process: the others' batches are elsewhere)
-        kept = (_keep_good_checkpoint(checkpoints, finite_through, replay if can_replay else None)
-                if dist.is_main else "(see rank 0)")
+        kept = (
+            _keep_good_checkpoint(checkpoints, finite_through, replay if can_replay else None)
+            if dist.is_main
+            else "(see rank 0)"
+        )
         return _divergence_error(what, kept, out)
 
     with StopRequest() as stop_request:  # Ctrl-C / SIGTERM: finish this step, save, then stop
@@ -169,8 +174,11 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
             step_tokens = sum(m.global_tokens for m in micro)
             loss_value = _step_loss(train_model, micro, step_tokens, task.kind, config, dist, use_bf16)
             if not _finite_step(loss_value, model):  # computed from the weights of step - 1: suspect those too
-                bad = f"loss is {loss_value}" if not math.isfinite(loss_value) else \
-                    f"the gradients are not finite (loss {loss_value})"
+                bad = (
+                    f"loss is {loss_value}"
+                    if not math.isfinite(loss_value)
+                    else f"the gradients are not finite (loss {loss_value})"
+                )
                 raise diverged(f"{bad} at step {step}", step - 1, micro)
             grad_norm = None
             if config.optim.clip_norm is not None:
@@ -186,9 +194,19 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
                 now = time.perf_counter()
                 speed = window_tokens / max(now - window_start, 1e-9)
                 window_tokens, window_start = 0, now
-                log.write({"step": step, "split": "train", "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                           "tokens_per_s": speed, "tokens": state["tokens"], "epoch": stream.epoch,
-                           "time": now - started})
+                log.write(
+                    {
+                        "step": step,
+                        "split": "train",
+                        "loss": loss_value,
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "tokens_per_s": speed,
+                        "tokens": state["tokens"],
+                        "epoch": stream.epoch,
+                        "time": now - started,
+                    }
+                )
                 bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{speed:,.0f}", lr=f"{lr:.2e}")
             bar.update(1)
 
@@ -204,8 +222,9 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
             interrupted = dist.broadcast_flag(stop_request.requested)
             clock_due = dist.broadcast_flag(0 < tc.save_every_seconds <= time.monotonic() - saved_at)
             finished = "early_stop" if stop else "max_steps" if step == tc.max_steps else None
-            if dist.is_main and (evaluate_now or interrupted or clock_due or finished
-                                 or (tc.save_every and step % tc.save_every == 0)):
+            if dist.is_main and (
+                evaluate_now or interrupted or clock_due or finished or (tc.save_every and step % tc.save_every == 0)
+            ):
                 state.update(step=step, elapsed=time.perf_counter() - started, finished=finished)
                 _save(last_path, model, optimizer, stream, state, tc.average_last)
                 saved_at = time.monotonic()
@@ -213,8 +232,11 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
             if interrupted:
                 bar.close()
                 if dist.is_main:
-                    print(f"interrupted at step {step}: saved {last_path}; continue with "
-                          f"`qkv train {out} --out {out} --resume`", file=sys.stderr)
+                    print(
+                        f"interrupted at step {step}: saved {last_path}; continue with "
+                        f"`qkv train {out} --out {out} --resume`",
+                        file=sys.stderr,
+                    )
                 raise KeyboardInterrupt
             if stop:
                 bar.write(f"early stopping at step {step}: no improvement in {ec.patience} evaluations")
@@ -245,8 +267,11 @@ def _has_checkpoint_to_resume(out: Path, last_path: Path, resume: bool, dist: di
     if not (out / CONFIG_FILE).is_file():
         raise UserError(f"--resume: {last_path} does not exist and {out} holds no run (nothing to resume)")
     if dist.is_main:
-        print(f"--resume: {out} has no checkpoint yet (the run stopped before its first save); "
-              "starting it from the beginning", file=sys.stderr)
+        print(
+            f"--resume: {out} has no checkpoint yet (the run stopped before its first save); "
+            "starting it from the beginning",
+            file=sys.stderr,
+        )
         _clear_attempt(out)
     return False
 
@@ -295,15 +320,24 @@ def _complete(state: dict | None, config: Config) -> dict | None:
 # ---- pieces of a step ---------------------------------------------------------------------------------
 
 
-def _step_loss(train_model: nn.Module, micro: list[StepBatch], step_tokens: int, kind: str, config: Config,
-               dist: distributed.Dist, use_bf16: bool) -> float:
+def _step_loss(
+    train_model: nn.Module,
+    micro: list[StepBatch],
+    step_tokens: int,
+    kind: str,
+    config: Config,
+    dist: distributed.Dist,
+    use_bf16: bool,
+) -> float:
     """The loss of one optimizer step (mean over the target tokens of the global batch), from its
     micro-batches and all processes; their gradients accumulate in the parameters' ``.grad``."""
     loss_value = 0.0
     for i, mb in enumerate(micro):
         sync = i == len(micro) - 1 or not dist.enabled
-        with (contextlib.nullcontext() if sync else train_model.no_sync()), \
-                torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+        with (
+            contextlib.nullcontext() if sync else train_model.no_sync(),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16),
+        ):
             loss_sum = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
             loss = loss_sum * (dist.world * mb.weight / step_tokens)
         loss.backward()
@@ -331,8 +365,13 @@ def _loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, devi
         logits = model(tgt[:, :-1]).logits  # (B, T, V)
     else:
         logits = model(mb.src.to(device, non_blocking=True), tgt[:, :-1]).logits  # (B, T_t - 1, V)
-    return F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID,
-                           label_smoothing=smoothing, reduction="sum")
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        tgt[:, 1:].flatten(),
+        ignore_index=PAD_ID,
+        label_smoothing=smoothing,
+        reduction="sum",
+    )
 
 
 def _evaluate(model, task, valid_data, src_tok, tgt_tok, config: Config, out: Path, step: int) -> dict:
@@ -359,8 +398,16 @@ def _lm_samples(model: nn.Module, tok, n: int, context: int) -> list[str]:
     prompt_ids = tok.encode("\n") or [0]
     prompt = torch.tensor([prompt_ids] * n, device=next(model.parameters()).device)  # (n, P)
     generator = torch.Generator(device=prompt.device).manual_seed(0)
-    hyps = sample(model, None, max_len=min(context - len(prompt_ids), 100), temperature=1.0, top_k=None, top_p=None,
-                  generator=generator, prompt=prompt)
+    hyps = sample(
+        model,
+        None,
+        max_len=min(context - len(prompt_ids), 100),
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        generator=generator,
+        prompt=prompt,
+    )
     return [tok.decode(ids) for ids in hyps.tokens]
 
 
@@ -454,8 +501,16 @@ def _keep_good_checkpoint(checkpoints: Path, finite_through: int, replay) -> str
     return None
 
 
-def _replay_is_finite(path: Path, model: nn.Module, train_model: nn.Module, micro: list[StepBatch], kind: str,
-                      config: Config, dist: distributed.Dist, use_bf16: bool) -> bool:
+def _replay_is_finite(
+    path: Path,
+    model: nn.Module,
+    train_model: nn.Module,
+    micro: list[StepBatch],
+    kind: str,
+    config: Config,
+    dist: distributed.Dist,
+    use_bf16: bool,
+) -> bool:
     """Whether the step after checkpoint ``path`` has a finite loss and gradients when run from it: its
     weights and RNG state, and ``micro`` (the batches that step drew, the same a resumed run draws)."""
     weights, tensors, full = ckpt.load_checkpoint(path)
@@ -469,12 +524,16 @@ def _replay_is_finite(path: Path, model: nn.Module, train_model: nn.Module, micr
 def _divergence_error(what: str, kept: str | None, out: Path) -> TrainingDiverged:
     again = f"qkv train {out} --out {out} --resume --set optim.lr=LOWER"
     if kept is None:
-        return TrainingDiverged(f"{what}; training stopped. No good checkpoint yet",
-                                hint=f"`{again}` starts again from the beginning with a lower learning rate "
-                                     "(or raise schedule.warmup_steps, or set optim.clip_norm)")
-    return TrainingDiverged(f"{what}; training stopped. Last good checkpoint: {kept}",
-                            hint=f"resume from it with a lower learning rate: `{again}` "
-                                 "(or raise schedule.warmup_steps, or set optim.clip_norm)")
+        return TrainingDiverged(
+            f"{what}; training stopped. No good checkpoint yet",
+            hint=f"`{again}` starts again from the beginning with a lower learning rate "
+            "(or raise schedule.warmup_steps, or set optim.clip_norm)",
+        )
+    return TrainingDiverged(
+        f"{what}; training stopped. Last good checkpoint: {kept}",
+        hint=f"resume from it with a lower learning rate: `{again}` "
+        "(or raise schedule.warmup_steps, or set optim.clip_norm)",
+    )
 
 
 # ---- setup helpers ------------------------------------------------------------------------------------

@@ -38,8 +38,15 @@ def validation_score(inspector: Inspector, n: int):
     return score
 
 
-def write_report(inspector: Inspector, text: str, out: Path, *, searches=("greedy", "beam"),
-                 formats=("png", "svg"), importance: int = 0) -> dict:
+def write_report(
+    inspector: Inspector,
+    text: str,
+    out: Path,
+    *,
+    searches=("greedy", "beam"),
+    formats=("png", "svg"),
+    importance: int = 0,
+) -> dict:
     """Write ``out/<search>/*.{png,svg}``, ``out/heads.json``, ``out/heads.png`` and ``out/attention.html``."""
     out.mkdir(parents=True, exist_ok=True)
     if inspector.kind != "seq2seq":
@@ -62,8 +69,10 @@ def write_report(inspector: Inspector, text: str, out: Path, *, searches=("greed
                 if search == searches[0]:
                     all_stats += head_stats(weights, kind, layer)
     rows = [[s.kind, s.layer, s.head, s.entropy, s.distance, s.previous, s.same, s.first] for s in all_stats]
-    body.append("<h2>What the heads do</h2><p>Entropy (nats) of each query's attention, mean distance |i − j| "
-                "to the attended keys, and the share of attention on the previous, same and first token.</p>")
+    body.append(
+        "<h2>What the heads do</h2><p>Entropy (nats) of each query's attention, mean distance |i − j| "
+        "to the attended keys, and the share of attention on the previous, same and first token.</p>"
+    )
     body.append(table(["kind", "layer", "head", "entropy", "distance", "previous", "same", "first"], rows))
     stats_png = out / "heads.png"
     if all_stats:
@@ -78,21 +87,39 @@ def write_report(inspector: Inspector, text: str, out: Path, *, searches=("greed
         rows = head_importance(modules, validation_score(inspector, importance))
         report["importance"] = rows
         ranked = sorted(rows, key=lambda r: -r["drop"])
-        body.append(f"<h2>Head importance (ablation on {importance} validation examples)</h2>"
-                    "<p>Each head masked out in turn; the score is minus the loss per token, the drop is how much "
-                    "worse the model gets without the head.</p>")
-        fig = bar_chart([r["drop"] for r in ranked], [f"{r['module']} h{r['head']}" for r in ranked],
-                        title="loss increase when the head is masked", xlabel="Δ loss (nats/token)")
+        body.append(
+            f"<h2>Head importance (ablation on {importance} validation examples)</h2>"
+            "<p>Each head masked out in turn; the score is minus the loss per token, the drop is how much "
+            "worse the model gets without the head.</p>"
+        )
+        fig = bar_chart(
+            [r["drop"] for r in ranked],
+            [f"{r['module']} h{r['head']}" for r in ranked],
+            title="loss increase when the head is masked",
+            xlabel="Δ loss (nats/token)",
+        )
         fig.savefig(out / "importance.png", dpi=100)
         body.append(img(fig, alt="head importance"))
-        body.append(table(["module", "head", "loss without it", "increase"],
-                          [[r["module"], r["head"], -r["score"], r["drop"]] for r in ranked], tok_cols=(0,)))
-        print(f"head importance: baseline loss {-rows[0]['base']:.4f}; most important "
-              f"{ranked[0]['module']} head {ranked[0]['head']} (+{ranked[0]['drop']:.4f})")
+        body.append(
+            table(
+                ["module", "head", "loss without it", "increase"],
+                [[r["module"], r["head"], -r["score"], r["drop"]] for r in ranked],
+                tok_cols=(0,),
+            )
+        )
+        print(
+            f"head importance: baseline loss {-rows[0]['base']:.4f}; most important "
+            f"{ranked[0]['module']} head {ranked[0]['head']} (+{ranked[0]['drop']:.4f})"
+        )
     (out / "heads.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(format_stats(all_stats))
     html_path = out / "attention.html"
     html_path.write_text(page(f"Attention: {text[:60]}", "\n".join(body)), encoding="utf-8")
-    summary.update(n_images=n_images, html=str(html_path), heads_json=str(out / "heads.json"),
-                   n_heads=len(all_stats), stats_png=str(stats_png))
+    summary.update(
+        n_images=n_images,
+        html=str(html_path),
+        heads_json=str(out / "heads.json"),
+        n_heads=len(all_stats),
+        stats_png=str(stats_png),
+    )
     return summary

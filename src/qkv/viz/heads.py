@@ -130,6 +130,8 @@ def format_stats(stats: list[HeadStats]) -> str:
     """A plain-text table of head statistics."""
     lines = [f"{'kind':<13}{'layer':>6}{'head':>6}{'entropy':>9}{'distance':>10}{'prev':>7}{'same':>7}{'first':>7}"]
     for s in stats:
-        lines.append(f"{s.kind:<13}{s.layer:>6}{s.head:>6}{s.entropy:>9.3f}{s.distance:>10.2f}"
-                     f"{s.previous:>7.2f}{s.same:>7.2f}{s.first:>7.2f}")
+        lines.append(
+            f"{s.kind:<13}{s.layer:>6}{s.head:>6}{s.entropy:>9.3f}{s.distance:>10.2f}"
+            f"{s.previous:>7.2f}{s.same:>7.2f}{s.first:>7.2f}"
+        )
     return "\n".join(lines)

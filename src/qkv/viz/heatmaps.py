@@ -37,8 +37,9 @@ def _ticks(ax, labels: Sequence[str], axis: str, max_labels: int) -> None:
 
 
 def _draw(ax, weights: np.ndarray, q_labels: Sequence[str], k_labels: Sequence[str], max_labels: int):
-    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(weights.max())), aspect="auto",
-                      interpolation="nearest")
+    image = ax.imshow(
+        weights, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(weights.max())), aspect="auto", interpolation="nearest"
+    )
     _ticks(ax, k_labels, "x", max_labels)
     _ticks(ax, q_labels, "y", max_labels)
     return image

