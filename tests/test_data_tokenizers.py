@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +12,7 @@ from hypothesis import strategies as st
 from qkv.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
+    PretrainedTokenizer,
     WordTokenizer,
     coverage,
     describe,
@@ -94,3 +98,24 @@ def test_coverage_and_train_tokenizer():
 def test_describe_reports_kind_size_and_coverage():
     tok = train_tokenizer("char", ["abc"])
     assert describe(tok, ["abcd"]) == {"kind": "char", "vocab_size": 7, "coverage": 0.75}
+
+
+def test_token_outside_the_vocabulary_raises_index_error_for_every_kind(tmp_path, bpe):
+    bpe.save(tmp_path)
+    pretrained = PretrainedTokenizer.from_file(tmp_path / "tokenizer.json")  # the same file, read as a checkpoint's
+    for tok in (CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), bpe, pretrained):
+        last = tok.vocab_size - 1
+        expected = tok.hf.id_to_token(last) if hasattr(tok, "hf") else tok.tokens[last]
+        assert tok.token(last) == expected
+        for bad in (tok.vocab_size, -1):
+            with pytest.raises(IndexError, match=rf"token id {bad} is outside the vocabulary \(ids 0 to {last}\)"):
+                tok.token(bad)
+
+
+def test_reading_a_tokenizer_does_not_import_the_checkpoint_loaders():
+    code = (
+        "import sys, qkv.data.tokenizers, qkv.data.hf_tokenizers; "
+        "print(sorted(m for m in sys.modules if m == 'qkv.pretrained' or m.startswith('qkv.pretrained.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -3,11 +3,11 @@ Translation of Rare Words with Subword Units"; byte-level as in GPT-2), all shar
 of :mod:`qkv.special` (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3).
 
 Protocol (every tokenizer): ``encode(text) -> list[int]`` (no specials added), ``encode_batch(texts)``,
-``decode(ids) -> str`` (skips pad/bos/eos; an unknown symbol decodes as ``<unk>``), ``token(i) -> str``,
-``vocab_size``, ``kind`` and ``save(dir)``; :func:`load_tokenizer` reads any of them back.
+``decode(ids) -> str`` (skips pad/bos/eos; an unknown symbol decodes as ``<unk>``), ``token(i) -> str``
+(an id outside ``0 .. vocab_size - 1`` raises ``IndexError`` naming it), ``vocab_size``, ``kind`` and
+``save(dir)``; :func:`load_tokenizer` reads any of them back, a checkpoint's own tokenizer included.
 Tokenizers are trained on the training split only (:func:`train_tokenizer`).
-BPE uses Hugging Face ``tokenizers``; the literal strings ``<pad>``/``<bos>``/``<eos>``/``<unk>`` in input
-text are read as the special tokens.
+BPE and a checkpoint's tokenizer wrap Hugging Face ``tokenizers``: :mod:`qkv.data.hf_tokenizers`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,29 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from qkv.data.hf_tokenizers import META_FILE, BPETokenizer, PretrainedTokenizer, check_token_id
 from qkv.errors import UserError
 from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
-META_FILE = "qkv_tokenizer.json"
+__all__ = [
+    "META_FILE",
+    "BPETokenizer",
+    "CharTokenizer",
+    "PretrainedTokenizer",
+    "Tokenizer",
+    "WordTokenizer",
+    "coverage",
+    "describe",
+    "load_tokenizer",
+    "train_tokenizer",
+]
 _SKIP = {PAD_ID, BOS_ID, EOS_ID}
 _WORD_RE = re.compile(r"\n|[^\s]+")
 
 
 class Tokenizer(Protocol):
+    """What every tokenizer offers (module docstring); ``token(i)`` raises ``IndexError`` outside the vocabulary."""
+
     kind: str
 
     @property
@@ -57,6 +71,7 @@ class _VocabTokenizer:
         return len(self.tokens)
 
     def token(self, i: int) -> str:
+        check_token_id(i, len(self.tokens))  # (a negative id would otherwise index from the end)
         return self.tokens[i]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
@@ -121,58 +136,6 @@ class WordTokenizer(_VocabTokenizer):
         return "".join(out)
 
 
-class BPETokenizer:
-    """Byte-level BPE from Hugging Face ``tokenizers``: any text round-trips, no ``<unk>`` needed."""
-
-    kind = "bpe"
-
-    def __init__(self, hf_tokenizer) -> None:  # a tokenizers.Tokenizer
-        self.hf = hf_tokenizer
-        for i, tok in enumerate(SPECIAL_TOKENS):
-            if self.hf.token_to_id(tok) != i:
-                raise ValueError(f"BPE vocabulary must give {tok} id {i}")
-
-    @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> BPETokenizer:
-        from tokenizers import Tokenizer as HFTokenizer
-        from tokenizers import decoders, models, pre_tokenizers, trainers
-
-        hf = HFTokenizer(models.BPE())
-        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            special_tokens=SPECIAL_TOKENS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        hf.train_from_iterator(texts, trainer=trainer)
-        return cls(hf)
-
-    @property
-    def vocab_size(self) -> int:
-        return self.hf.get_vocab_size()
-
-    def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text, add_special_tokens=False).ids
-
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self.hf.encode_batch(list(texts), add_special_tokens=False)]
-
-    def decode(self, ids: Iterable[int]) -> str:
-        return self.hf.decode([i for i in ids if i not in _SKIP], skip_special_tokens=False)
-
-    def token(self, i: int) -> str:
-        return self.hf.id_to_token(i)
-
-    def save(self, directory: str | os.PathLike) -> None:
-        path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        self.hf.save(str(path / "tokenizer.json"))
-        (path / META_FILE).write_text(json.dumps({"kind": self.kind}))
-
-
 def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = None) -> Tokenizer:
     """Train a ``char``, ``word`` or ``bpe`` tokenizer on ``texts`` (the training split only)."""
     if kind == "char":
@@ -215,20 +178,8 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         except ValueError as err:
             raise UserError(f"{meta_path}: {err}") from None
     if kind == "bpe":
-        from tokenizers import Tokenizer as HFTokenizer
-
-        hf_path = path / "tokenizer.json"
-        try:
-            hf = HFTokenizer.from_file(str(hf_path))
-        except Exception as err:  # tokenizers raises a bare Exception for unreadable files
-            raise UserError(f"{hf_path}: not a readable Hugging Face tokenizer file ({err})") from None
-        try:
-            return BPETokenizer(hf)
-        except ValueError as err:
-            raise UserError(f"{hf_path}: {err}") from None
+        return BPETokenizer.from_file(path / "tokenizer.json")
     if kind == "pretrained":  # a checkpoint's own tokenizer, saved with a run that starts from it
-        from qkv.pretrained.tokenizer import PretrainedTokenizer
-
         return PretrainedTokenizer.from_file(path / "tokenizer.json")
     raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r} (expected char, word, bpe or pretrained)")
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from torch import nn
 
+from qkv.data.hf_tokenizers import PretrainedTokenizer
 from qkv.errors import UserError
 from qkv.models.builder import build_model
 from qkv.pretrained import bert, gpt2, marian
 from qkv.pretrained.checkpoint import load_into, read_config, read_weights, strip_prefix
-from qkv.pretrained.tokenizer import PretrainedTokenizer
 
 ARCHITECTURES = {"bert": bert, "gpt2": gpt2, "marian": marian}
 

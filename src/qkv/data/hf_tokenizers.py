@@ -1,0 +1,150 @@
+"""Hugging Face ``tokenizers`` behind qkv's tokenizer protocol -- the one home of that wrapper.
+
+Two kinds share it:
+
+- :class:`BPETokenizer` (``kind = "bpe"``): byte-level BPE (Sennrich et al. 2016, "Neural Machine Translation
+  of Rare Words with Subword Units"; byte-level as in GPT-2) trained by qkv on a task's training split, with
+  qkv's special ids (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3); any text round-trips.
+- :class:`PretrainedTokenizer` (``kind = "pretrained"``): a checkpoint's own ``tokenizer.json``. It keeps the
+  checkpoint's special ids (BERT's ``[PAD]`` is 0 and ``[CLS]`` 101; GPT-2's ``<|endoftext|>`` is 50256): the
+  model's ``pad_id``/``bos_id``/``eos_id`` say which they are; ``encode_for_model`` adds the specials the
+  checkpoint expects (BERT: ``[CLS] ... [SEP]``).
+
+Both: ``encode`` (no specials), ``encode_batch``, ``decode`` (skips specials), ``token(i)`` (an id outside
+``0 .. vocab_size - 1`` raises ``IndexError`` naming it, as for every qkv tokenizer), ``token_id``,
+``vocab_size``, ``kind``, ``save(dir)`` (``tokenizer.json`` + qkv's small meta file) and ``from_file``.
+
+This module imports nothing of qkv above :mod:`qkv.data` (a test checks that reading a tokenizer does not
+import :mod:`qkv.pretrained` and its checkpoint converters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from qkv.errors import UserError
+from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer as HFTokenizer
+
+META_FILE = "qkv_tokenizer.json"
+"""The small JSON file (``{"kind": ...}``) that every saved qkv tokenizer directory holds."""
+
+_QKV_SPECIAL_IDS = {PAD_ID, BOS_ID, EOS_ID}
+_T = TypeVar("_T", bound="_HFTokenizer")
+
+
+def check_token_id(i: int, vocab_size: int) -> None:
+    """Raise ``IndexError`` naming ``i`` unless ``0 <= i < vocab_size`` (shared by every tokenizer's ``token``)."""
+    if not 0 <= i < vocab_size:
+        raise IndexError(f"token id {i} is outside the vocabulary (ids 0 to {vocab_size - 1})")
+
+
+class _HFTokenizer:
+    """What both kinds share: a ``tokenizers.Tokenizer`` in ``self.hf``; subclasses set ``kind`` and ``decode``."""
+
+    kind = ""
+
+    def __init__(self, hf: HFTokenizer) -> None:
+        self.hf = hf
+
+    @classmethod
+    def from_file(cls: type[_T], path: str | os.PathLike) -> _T:
+        """Read ``tokenizer.json`` at ``path``; a damaged file or a wrong vocabulary is a UserError naming it."""
+        from tokenizers import Tokenizer
+
+        try:
+            hf = Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises a bare Exception for unreadable files
+            raise UserError(f"{path}: not a readable Hugging Face tokenizer file ({err})") from None
+        try:
+            return cls(hf)
+        except ValueError as err:
+            raise UserError(f"{path}: {err}") from None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self.hf.encode_batch(list(texts), add_special_tokens=False)]
+
+    def token(self, i: int) -> str:
+        check_token_id(i, self.vocab_size)
+        token = self.hf.id_to_token(i)
+        if token is None:  # an id inside the range with no entry: a gap in tokenizer.json
+            raise IndexError(f"token id {i} has no token in this vocabulary (a gap in tokenizer.json)")
+        return token
+
+    def token_id(self, token: str) -> int | None:
+        """The id of ``token`` (e.g. ``"[CLS]"``), ``None`` when the vocabulary has no such token."""
+        return self.hf.token_to_id(token)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.hf.save(str(path / "tokenizer.json"))
+        (path / META_FILE).write_text(json.dumps({"kind": self.kind}))
+
+
+class BPETokenizer(_HFTokenizer):
+    """Byte-level BPE trained by qkv: qkv's special ids, any text round-trips, no ``<unk>`` needed.
+
+    The literal strings ``<pad>``/``<bos>``/``<eos>``/``<unk>`` in input text are read as the special tokens.
+    """
+
+    kind = "bpe"
+
+    def __init__(self, hf: HFTokenizer) -> None:
+        super().__init__(hf)
+        for i, tok in enumerate(SPECIAL_TOKENS):
+            if self.hf.token_to_id(tok) != i:
+                raise ValueError(f"BPE vocabulary must give {tok} id {i}")
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> BPETokenizer:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        hf = Tokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # type: ignore[assignment]
+        hf.decoder = decoders.ByteLevel()  # type: ignore[assignment]
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        hf.train_from_iterator(texts, trainer=trainer)
+        return cls(hf)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Skips ``<pad>``/``<bos>``/``<eos>``; ``<unk>`` stays visible."""
+        return self.hf.decode([i for i in ids if i not in _QKV_SPECIAL_IDS], skip_special_tokens=False)
+
+
+class PretrainedTokenizer(_HFTokenizer):
+    """A checkpoint's own tokenizer: its special ids, its post-processor (``encode_for_model``)."""
+
+    kind = "pretrained"
+
+    def __init__(self, hf: HFTokenizer) -> None:
+        super().__init__(hf)
+        self.hf.no_padding()  # some checkpoints ship fixed-length padding/truncation for batch inference
+        self.hf.no_truncation()
+
+    def encode_for_model(self, text: str) -> list[int]:
+        """Token ids with the checkpoint's own special tokens added (its post-processor template)."""
+        return self.hf.encode(text).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Skips every special token of the checkpoint."""
+        return self.hf.decode(list(ids), skip_special_tokens=True)
