@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+DEFAULT_MODELS, DEFAULT_STEPS = "gpt,transformer,gru-attention", 60
 CASES = {
     "gpt": "tinyshakespeare-gpt.yaml",
     "transformer": "multi30k-transformer.yaml",
@@ -35,13 +36,38 @@ CASES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", default="gpt,transformer,gru-attention", help=f"any of {', '.join(CASES)}")
-    parser.add_argument("--steps", type=int, default=60, help="training steps per case (first window skipped)")
+    parser.add_argument("--models", default=DEFAULT_MODELS, help=f"any of {', '.join(CASES)}")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=DEFAULT_STEPS,
+        help="training steps per case (first window skipped); "
+        "with --peers: timed steps per side and round (default 10)",
+    )
     parser.add_argument(
         "--configs", default=str(Path(__file__).resolve().parents[3] / "configs"), help="directory holding the recipes"
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", default="runs/bench", help="writes OUT/train.json")
+    parser.add_argument("--out", default="runs/bench", help="writes OUT/train.json (OUT/train-peers.json with --peers)")
+    peers = parser.add_argument_group("side by side with peers (--peers)")
+    peers.add_argument(
+        "--peers",
+        nargs="?",
+        const="all",
+        help="train qkv and its peers (all, or a comma list: hf-gpt2, torch-transformer, hf-marian, torch-gru) "
+        "on the same batches in one process, alternating; cases: gpt, transformer, gru",
+    )
+    peers.add_argument("--rounds", type=int, default=5, help="alternating rounds (with --peers)")
+    peers.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the rounds")
+    peers.add_argument("--batches", type=int, default=50, help="distinct batches drawn (cycled)")
+    peers.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME:KEY=VALUE[:...]",
+        help="an extra qkv side: the recipe with overrides (e.g. compiled:training.compile=true; adamw=fused)",
+    )
+    peers.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the recipe on every side")
+    peers.add_argument("--note", help="free text saved with the result (e.g. what else the machine was running)")
 
 
 def measure_peak_flops(sizes: tuple[int, ...] = (512, 1024, 2048), repeats: int = 5) -> float:
@@ -61,13 +87,13 @@ def flops_per_token(config, stream, model, kind: str, samples: int = 3) -> tuple
     """Counted forward+backward FLOPs per (target) token, and source tokens per target token."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from qkv.training.loop import _loss_sum
+    from qkv.training.loop import loss_sum
 
     total_flops, total_tokens, src_tokens = 0, 0, 0
     for _ in range(samples):
         mb = stream.next()
         with FlopCounterMode(display=False) as counter:
-            _loss_sum(model, mb, kind, 0.0, torch.device("cpu")).backward()
+            loss_sum(model, mb, kind, 0.0, torch.device("cpu")).backward()
         model.zero_grad(set_to_none=True)
         total_flops += counter.get_total_flops()
         total_tokens += mb.global_tokens
@@ -80,7 +106,7 @@ def bench_case(name: str, recipe: Path, steps: int, peak: float) -> dict:
     from qkv.models.builder import build_model
     from qkv.training.batches import LMStream, Seq2SeqStream
     from qkv.training.config import load_config
-    from qkv.training.loop import _encode_pairs, train
+    from qkv.training.loop import encode_pairs, train
     from qkv.training.metrics_log import read_metrics
     from qkv.training.run import open_task, split_data
 
@@ -114,7 +140,7 @@ def bench_case(name: str, recipe: Path, steps: int, peak: float) -> dict:
         ids = torch.tensor(tgt_tok.encode(train_data))
         stream = LMStream(ids, config.training.batch_size, config.training.context, 0)
     else:
-        stream = Seq2SeqStream(*_encode_pairs(train_data, src_tok, tgt_tok, config), config.training.max_tokens, 0)
+        stream = Seq2SeqStream(*encode_pairs(train_data, src_tok, tgt_tok, config), config.training.max_tokens, 0)
     per_token, src_ratio = flops_per_token(config, stream, model, task.kind)
     result = {
         "case": name,
@@ -143,6 +169,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.peers:
+        from qkv.bench import side_by_side
+
+        if args.models == DEFAULT_MODELS:
+            args.models = ",".join(side_by_side.PEER_CASES)
+        if args.steps == DEFAULT_STEPS:
+            args.steps = 10
+        return side_by_side.run(args)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in CASES]
     if unknown:

@@ -105,21 +105,14 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
             train_ids, tc.batch_size, tc.context, tc.seed, dist.rank, dist.world
         )
     else:
-        src_ids, tgt_ids = _encode_pairs(train_data, src_tok, tgt_tok, config)
+        src_ids, tgt_ids = encode_pairs(train_data, src_tok, tgt_tok, config)
         stream = Seq2SeqStream(src_ids, tgt_ids, tc.max_tokens, tc.seed, dist.rank, dist.world)
 
     # ---- model and optimizer ------------------------------------------------------------------------
     from qkv.models.builder import build_model
 
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dist.device)
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.optim.lr,
-        betas=tuple(config.optim.betas),
-        eps=config.optim.eps,
-    )
+    optimizer = build_optimizer(model, config)
     if dist.enabled:  # different dropout masks per process, identical initial weights (seeded above)
         torch.manual_seed(tc.seed + dist.rank)
 
@@ -172,21 +165,12 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
 
             micro = [stream.next() for _ in range(tc.grad_accum)]
             step_tokens = sum(m.global_tokens for m in micro)
-            loss_value = _step_loss(train_model, micro, step_tokens, task.kind, config, dist, use_bf16)
-            if not _finite_step(loss_value, model):  # computed from the weights of step - 1: suspect those too
-                bad = (
-                    f"loss is {loss_value}"
-                    if not math.isfinite(loss_value)
-                    else f"the gradients are not finite (loss {loss_value})"
+            try:
+                loss_value, grad_norm = train_step(
+                    train_model, model, optimizer, micro, task.kind, config, dist, use_bf16, step=step
                 )
-                raise diverged(f"{bad} at step {step}", step - 1, micro)
-            grad_norm = None
-            if config.optim.clip_norm is not None:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.clip_norm))
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if not _finite(model.parameters()):  # too large a step from good weights: never save these
-                raise diverged(f"the update of step {step} made the weights non-finite (loss {loss_value})", step)
+            except NotFinite as err:  # err.replay: a bad loss or gradient, so the weights of step - 1 are suspect
+                raise diverged(str(err), step - 1 if err.replay else step, micro if err.replay else None) from None
 
             state["tokens"] += step_tokens
             window_tokens += step_tokens
@@ -317,7 +301,62 @@ def _complete(state: dict | None, config: Config) -> dict | None:
     return {"step": step, "best": state.get("best"), "why": why}
 
 
-# ---- pieces of a step ---------------------------------------------------------------------------------
+# ---- one optimizer step --------------------------------------------------------------------------------
+
+
+def build_optimizer(model: nn.Module, config: Config, *, fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW with weight decay on the matrices only (biases, norms and 1-d parameters are not decayed);
+    ``fused``: PyTorch's fused kernel (True), its multi-tensor ``foreach`` one (False), or its default (None)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.optim.lr,
+        betas=tuple(config.optim.betas),
+        eps=config.optim.eps,
+        fused=fused,
+    )
+
+
+class NotFinite(Exception):
+    """A step's loss, gradients or updated weights were not finite. ``replay``: the weights the step
+    started from are suspect too (loss or gradients), so the step may be run again from a checkpoint."""
+
+    def __init__(self, what: str, replay: bool) -> None:
+        super().__init__(what)
+        self.replay = replay
+
+
+def train_step(
+    train_model: nn.Module,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro: list[StepBatch],
+    kind: str,
+    config: Config,
+    dist: distributed.Dist,
+    use_bf16: bool = False,
+    *,
+    step: int = 0,
+) -> tuple[float, float | None]:
+    """One optimizer step over the micro-batches ``micro`` (the learning rate is already set): forward and
+    backward of each, check loss and gradients are finite, clip, AdamW, check the new weights are finite.
+    Returns ``(loss, grad_norm | None)``; raises :class:`NotFinite` (the loop keeps a good checkpoint)."""
+    step_tokens = sum(m.global_tokens for m in micro)
+    loss_value = _step_loss(train_model, micro, step_tokens, kind, config, dist, use_bf16)
+    if not _finite_step(loss_value, model):  # computed from the weights of step - 1: suspect those too
+        bad = f"loss is {loss_value}" if not math.isfinite(loss_value) else "the gradients are not finite"
+        if math.isfinite(loss_value):
+            bad += f" (loss {loss_value})"
+        raise NotFinite(f"{bad} at step {step}", replay=True)
+    grad_norm = None
+    if config.optim.clip_norm is not None:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.clip_norm))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if not _finite(model.parameters()):  # too large a step from good weights: never save these
+        raise NotFinite(f"the update of step {step} made the weights non-finite (loss {loss_value})", replay=False)
+    return loss_value, grad_norm
 
 
 def _step_loss(
@@ -338,8 +377,8 @@ def _step_loss(
             contextlib.nullcontext() if sync else train_model.no_sync(),
             torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16),
         ):
-            loss_sum = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
-            loss = loss_sum * (dist.world * mb.weight / step_tokens)
+            summed = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
+            loss = summed * (dist.world * mb.weight / step_tokens)
         loss.backward()
         loss_value += loss.item() / dist.world
     return dist.sum(loss_value)
@@ -358,7 +397,7 @@ def _finite(tensors) -> bool:
     return not sums or math.isfinite(float(torch.stack(sums).double().sum()))
 
 
-def _loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, device: torch.device) -> torch.Tensor:
+def loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, device: torch.device) -> torch.Tensor:
     """Summed (label-smoothed) cross-entropy over the target tokens of one micro-batch."""
     tgt = mb.tgt.to(device, non_blocking=True)
     if kind == "lm":
@@ -372,6 +411,9 @@ def _loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, devi
         label_smoothing=smoothing,
         reduction="sum",
     )
+
+
+_loss_sum = loss_sum  # the name the step calls (the fault-injection tests replace it)
 
 
 def _evaluate(model, task, valid_data, src_tok, tgt_tok, config: Config, out: Path, step: int) -> dict:
@@ -547,7 +589,7 @@ def _tokenizers(task, train_data, out: Path, resume: bool):
     return task.build_tokenizers(train_data)
 
 
-def _encode_pairs(examples, src_tok, tgt_tok, config: Config) -> tuple[list[list[int]], list[list[int]]]:
+def encode_pairs(examples, src_tok, tgt_tok, config: Config) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids of the training pairs, dropping pairs too long for the model or the batch budget."""
     src_ids = src_tok.encode_batch([e.src for e in examples])
     tgt_ids = tgt_tok.encode_batch([e.tgt for e in examples])
