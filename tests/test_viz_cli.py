@@ -72,8 +72,10 @@ def test_user_errors_exit_2(run_dir, tmp_path, capsys):
     assert "layer 5 is out of range" in capsys.readouterr().err
     assert main(["attention", str(tmp_path / "nope"), "1 2"]) == 2
     assert "no such directory" in capsys.readouterr().err
-    assert main(["serve"]) == 2
-    assert "either a RUN" in capsys.readouterr().err
+    assert main(["serve", "--pretrained"]) == 2
+    assert "needs a checkpoint directory" in capsys.readouterr().err
+    assert main(["serve", run_dir, "--pretrained", run_dir]) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 def test_serve_export_writes_a_static_page(run_dir, tmp_path):

@@ -1,5 +1,6 @@
-"""`qkv explain RUN TEXT --token I`: the Q/K/V computation for one token and head, with the model's real
-numbers, checked against its forward pass -- in the terminal and as a self-contained HTML page."""
+"""`qkv explain [RUN] [TEXT] --token I`: the Q/K/V computation for one token and head, with the model's real
+numbers, checked against its forward pass -- in the terminal and as a self-contained HTML page. With no
+RUN it opens the Multi30k translator that qkv ships; with no TEXT, an example the model understands."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ HELP = "the Query/Key/Value walkthrough for one token, layer and head, with the 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run directory (qkv train --out) or a pretrained checkpoint directory")
-    p.add_argument("text", metavar="TEXT", help="the input text")
-    p.add_argument("--token", type=int, required=True, help="query position (0-based, as in `qkv attention` plots)")
-    p.add_argument("--layer", type=int, default=0)
-    p.add_argument("--head", type=int, default=0)
+    p.add_argument(
+        "inputs",
+        metavar="[RUN] [TEXT]",
+        nargs="*",
+        help="run directory (qkv train --out), a pretrained checkpoint directory or a shipped model name "
+        "(default: multi30k-de-en, shipped with qkv), then the input text (default: the model's example)",
+    )
+    p.add_argument(
+        "--token", type=int, default=0, help="query position (0-based, as in `qkv attention` plots; default 0)"
+    )
+    p.add_argument("--layer", type=int, default=0, help="layer (0-based; default 0)")
+    p.add_argument("--head", type=int, default=0, help="head (0-based; default 0)")
     p.add_argument(
         "--kind",
         default=None,
@@ -25,22 +33,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--search", default="greedy", choices=["greedy", "beam"], help="decoding of the output")
     p.add_argument("--html", default="explain.html", help="also write the walkthrough here ('' to skip)")
-    p.add_argument("--pretrained", action="store_true", help="RUN is a Hugging Face checkpoint directory")
-    p.add_argument("--checkpoint", default="best")
+    p.add_argument(
+        "--pretrained",
+        metavar="PATH",
+        nargs="?",
+        const=True,
+        help="a Hugging Face checkpoint directory (PATH, or RUN when PATH is left out)",
+    )
+    p.add_argument("--checkpoint", default="best", help="best | last | averaged | a .safetensors file")
 
 
 def run(args: argparse.Namespace) -> int:
     from qkv.viz.html import page, walkthrough_html
-    from qkv.viz.inspector import open_inspector
+    from qkv.viz.inspector import open_inspector, run_and_text
     from qkv.viz.walkthrough import WalkthroughMismatch, to_text
 
     if args.html:  # a page that cannot be written is found out before the work, not after it
         _check_writable(Path(args.html))
-    inspector = open_inspector(args.run, pretrained=args.pretrained or None, checkpoint=args.checkpoint)
-    analysis = inspector.analyze(args.text, args.search)
+    run_dir, text = run_and_text(args.inputs, args.pretrained)
+    inspector = open_inspector(run_dir, pretrained=bool(args.pretrained) or None, checkpoint=args.checkpoint)
+    text = inspector.example if text is None else text
+    print(f"model: {inspector.name}")
+    analysis = inspector.analyze(text, args.search)
     kind = args.kind or next(iter(analysis.attentions), None)
     if kind is None:
-        raise UserError(f"{args.run}: the model returned no attention weights")
+        raise UserError(f"{inspector.name}: the model has no attention to explain (it returned no attention weights)")
     q_labels, _ = analysis.labels.get(kind, ([], []))
     if q_labels:
         print("query tokens: " + "  ".join(f"{i}:{t}" for i, t in enumerate(q_labels)))
@@ -55,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html:
         try:
             Path(args.html).write_text(
-                page(f"Q/K/V walkthrough: {args.text[:60]}", walkthrough_html(walk)), encoding="utf-8"
+                page(f"Q/K/V walkthrough: {text[:60]}", walkthrough_html(walk)), encoding="utf-8"
             )
         except OSError as err:
             raise UserError(f"--html {args.html}: cannot write ({err.strerror})") from None

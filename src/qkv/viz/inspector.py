@@ -81,6 +81,7 @@ class Inspector:
         self.eos_id = getattr(model, "eos_id", EOS_ID)
         self.pad_id = getattr(model, "pad_id", PAD_ID)
         self.task: Any = None  # the run's task (for head importance on validation data), when known
+        self.shipped = False  # one of the models qkv ships (qkv.assets)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best") -> Inspector:
@@ -90,6 +91,25 @@ class Inspector:
         inspector = cls(run.model, run.src_tok, run.tgt_tok, name=Path(run_dir).name or str(run_dir))
         inspector.task = run.task
         return inspector
+
+    @classmethod
+    def from_shipped(cls, name: str | None = None) -> Inspector:
+        """A model that qkv trained and ships (:mod:`qkv.assets`; default: the Multi30k translator)."""
+        from qkv.assets import load_shipped
+
+        run = load_shipped(name)
+        inspector = cls(run.model, run.src_tok, run.tgt_tok, name=f"{run.directory.name} (shipped with qkv)")
+        inspector.task, inspector.shipped = run.task, True
+        return inspector
+
+    @property
+    def example(self) -> str:
+        """An input this model understands (the explorer's default text)."""
+        from qkv.viz.inputs import FALLBACK, example_text
+
+        if self.kind == "encoder":
+            return "The cat sat on the mat because it was warm."
+        return example_text(self.task) if self.task is not None else FALLBACK
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> Inspector:
@@ -116,8 +136,11 @@ class Inspector:
     def analyze(self, text: str, search: str = "greedy") -> Analysis:
         """Run ``text`` through the model (decoding with ``search`` for seq2seq/lm) with attention weights."""
         from qkv.decoding import beam_search, greedy
+        from qkv.viz.inputs import prepare
 
         model = self.model
+        if text.strip():
+            text = prepare(text, self.task, self.src_tok)  # G2P: one lowercased word
         if self.kind == "seq2seq":
             src_ids = self._ids(self.src_tok, text) + [self.eos_id]
             src = torch.tensor([src_ids])  # (1, T_s)
@@ -193,15 +216,54 @@ class Inspector:
         )
 
     def describe(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "task": getattr(self.task, "name", None),
+            "example": self.example,
+            "max_chars": MAX_CHARS,
+            "max_tokens": MAX_TOKENS,
+        }
 
 
-def open_inspector(path: str | Path, *, pretrained: bool | None = None, checkpoint: str = "best") -> Inspector:
+def open_inspector(
+    path: str | Path | None = None, *, pretrained: bool | None = None, checkpoint: str = "best"
+) -> Inspector:
     """A run directory (``config.yaml``) or, with ``pretrained`` (or a ``config.json`` found), a Hugging Face
-    checkpoint directory."""
+    checkpoint directory; no path, or the name of a shipped model (``g2p-cmudict``), opens a shipped model."""
+    from qkv.assets import is_shipped
+
+    if is_shipped(path) and not pretrained:
+        return Inspector.from_shipped(None if path is None else str(path))
+    if path is None:
+        raise UserError("--pretrained needs a checkpoint directory")
     p = Path(path)
     if not p.is_dir():
         raise UserError(f"{path}: no such directory (expected a run directory or a pretrained checkpoint)")
     if pretrained is None:
         pretrained = not (p / "config.yaml").is_file() and (p / "config.json").is_file()
     return Inspector.from_pretrained(p) if pretrained else Inspector.from_run(p, checkpoint)
+
+
+def run_and_text(positionals: list[str], pretrained: str | bool | None) -> tuple[str | None, str | None]:
+    """``[RUN] [TEXT]`` of ``qkv explain`` / ``qkv attention``: two values are RUN and TEXT; one value is RUN
+    when it names a directory or a shipped model, else TEXT (for the shipped model); with ``--pretrained
+    PATH`` every value is TEXT. A missing TEXT is None (the model's example is used)."""
+    from qkv.assets import SHIPPED
+
+    if isinstance(pretrained, str):
+        if len(positionals) > 1:
+            raise UserError("with --pretrained PATH give at most one TEXT")
+        return pretrained, positionals[0] if positionals else None
+    if len(positionals) > 2:
+        raise UserError(f"expected [RUN] [TEXT], got {len(positionals)} values (quote a TEXT with spaces)")
+    if len(positionals) == 2:
+        return positionals[0], positionals[1]
+    if len(positionals) == 1:
+        value = positionals[0]
+        if Path(value).is_dir() or value in SHIPPED or pretrained:
+            return value, None
+        if ("/" in value or value.startswith(".")) and " " not in value:
+            raise UserError(f"{value}: no such directory (expected a run directory or a pretrained checkpoint)")
+        return None, value
+    return None, None
