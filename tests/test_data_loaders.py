@@ -113,8 +113,10 @@ def test_translation_user_files(tmp_path):
         get_task("translation", src_file=str(src), tgt_file=str(tgt)).examples("train")
     files = {"train": [str(src), str(src)]}
     assert get_task("translation", files=files).splits() == ("train",)
-    with pytest.raises(UserError, match="unknown split 'test'"):
+    with pytest.raises(UserError, match=r"^this task has no 'test' split \(it has: train\)$"):
         get_task("translation", files=files).examples("test")
+    with pytest.raises(UserError, match=r"^unknown split 'tset' \(use train, dev or test; this task has: train\)$"):
+        get_task("translation", files=files).examples("tset")
 
 
 # --- lm -----------------------------------------------------------------------------------------

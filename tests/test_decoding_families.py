@@ -129,3 +129,19 @@ def test_lm_prompt_as_a_tensor_equals_lists():
         greedy(model, None, max_len=4, prompt=torch.tensor(prompts)).tokens
         == greedy(model, None, max_len=4, prompt=prompts).tokens
     )
+
+
+@pytest.mark.parametrize("name", [*SEQ2SEQ, "gpt", "gru", "lstm"])
+def test_every_family_implements_the_decoding_protocol(name):
+    from qkv.decoding import DecodingModel, as_decoding_model
+
+    model = tiny(name)
+    assert isinstance(model, DecodingModel) and as_decoding_model(model) is model
+
+
+def test_an_encoder_only_model_is_not_a_decoding_model():
+    from qkv.decoding import as_decoding_model
+
+    encoder = build_model(ModelConfig(name="encoder", d_model=16, n_heads=2, d_ff=32, n_encoder_layers=1), 10, 0)
+    with pytest.raises(TypeError, match=r"^EncoderOnly does not implement the decoding interface \(missing: "):
+        as_decoding_model(encoder)

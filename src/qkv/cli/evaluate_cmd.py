@@ -23,33 +23,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qkv.data.tasks import is_lm, is_seq2seq
     from qkv.errors import UserError
     from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
-    from qkv.training.run import load_run, split_data, split_name
+    from qkv.training.run import load_run, split_examples, split_name, split_text
 
     if args.beam < 1:
         raise UserError(f"--beam must be >= 1, got {args.beam}")
     loaded = load_run(args.run, args.checkpoint, args.device)
     task, config = loaded.task, loaded.config
-    split = split_name(task, args.split)
-    data = split_data(task, split, args.max_examples)
+    split = split_name(task, args.split)  # a split the task lacks is an error (exit 2), never a substitute
     tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}"
     out_dir = loaded.directory / "eval"
     out_dir.mkdir(exist_ok=True)
-    if task.kind == "lm":
-        metrics = evaluate_lm(loaded.model, task, data, loaded.tgt_tok, config.training.context, len(data))
-    else:
+    examples: int | None = None
+    if is_lm(task):
+        text = split_text(task, split, args.max_examples)
+        metrics = evaluate_lm(loaded.model, task, text, loaded.tgt_tok, config.training.context, len(text))
+    elif is_seq2seq(task):
+        data = split_examples(task, split, args.max_examples)
         max_len = args.max_len or config.eval.max_len
         metrics, hyps = evaluate_seq2seq(
             loaded.model, task, data, loaded.src_tok, loaded.tgt_tok, beam=args.beam, max_len=max_len
         )
         (out_dir / f"{tag}.hyp.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+        examples = len(data)
+    else:
+        raise UserError(f"task {task.name!r} has kind {task.kind!r}: nothing to evaluate")
     result = {
         "run": str(loaded.directory),
         "split": split,
         "checkpoint": loaded.checkpoint.name,
         "beam": args.beam,
-        "examples": len(data) if task.kind != "lm" else None,
+        "examples": examples,
         **metrics,
     }
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

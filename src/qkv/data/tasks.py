@@ -17,9 +17,12 @@ import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from qkv.errors import UserError
+
+if TYPE_CHECKING:
+    from qkv.data.tokenizers import Tokenizer
 
 SPLITS = ("train", "dev", "test")
 _ALIASES = {"val": "dev", "valid": "dev", "validation": "dev"}
@@ -53,20 +56,49 @@ class Example:
 
 
 class Task(Protocol):
-    name: str
-    kind: str
-    primary_metric: str
-    higher_is_better: bool
+    """What every task offers (read-only properties, so plain fields and computed properties both fit)."""
 
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...  # "seq2seq" | "lm"
+    @property
+    def primary_metric(self) -> str: ...
+    @property
+    def higher_is_better(self) -> bool: ...
     def splits(self) -> tuple[str, ...]: ...
-    def build_tokenizers(self, train: Any) -> tuple[Any, Any]: ...
+    def build_tokenizers(self, train: Any) -> tuple[Tokenizer, Tokenizer]: ...  # train: examples or text
+
+
+class Seq2SeqTask(Task, Protocol):
+    """A task whose splits are examples (source, target, references), scored on decoded text."""
+
+    def examples(self, split: str) -> list[Example]: ...
+    def score(self, hyps: list[str], examples: list[Example]) -> dict[str, float]: ...
+
+
+class LanguageModelingTask(Task, Protocol):
+    """A task whose splits are running text, scored by likelihood."""
+
+    def text(self, split: str) -> str: ...
+    def score_nll(self, nll_nats: float, num_tokens: int, text: str | None = None) -> dict[str, float]: ...
+
+
+def is_lm(task: Task) -> TypeGuard[LanguageModelingTask]:
+    """Whether ``task`` is a language-modeling task (``kind == "lm"``)."""
+    return task.kind == "lm"
+
+
+def is_seq2seq(task: Task) -> TypeGuard[Seq2SeqTask]:
+    """Whether ``task`` is a sequence-to-sequence task (``kind == "seq2seq"``)."""
+    return task.kind == "seq2seq"
 
 
 def list_tasks() -> list[str]:
     return list(_REGISTRY)
 
 
-def get_task(name: str, **options: Any) -> Any:
+def get_task(name: str, **options: Any) -> Task:
     """Build task ``name`` with ``options``; an unknown task or option, or an option of the wrong type, is
     a UserError naming it."""
     problems = check_options(name, options)
@@ -78,7 +110,8 @@ def get_task(name: str, **options: Any) -> Any:
         key, message = problems[0]
         raise UserError(message if key == "name" else f"task option {key.removeprefix('options.')}: {message}")
     module, cls_name, fixed = _REGISTRY[name]
-    return getattr(importlib.import_module(module), cls_name)(**fixed, **options)
+    task: Task = getattr(importlib.import_module(module), cls_name)(**fixed, **options)
+    return task
 
 
 def check_options(name: str, options: dict[str, Any]) -> list[tuple[str, str]]:
@@ -138,11 +171,19 @@ def _type_name(tp: Any) -> str:
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
-def canonical_split(split: str, available: Sequence[str] = SPLITS) -> str:
-    s = _ALIASES.get(split, split)
-    if s not in available:
-        raise UserError(f"unknown split {split!r} (this task has: {', '.join(available)})")
-    return s
+def canonical_split(split: str, available: Sequence[str] = SPLITS, task: str | None = None) -> str:
+    """The one place split names are resolved: ``split``'s canonical name (``train``, ``dev``, ``test``; ``val``,
+    ``valid`` and ``validation`` mean ``dev``), checked against the task's ``available`` splits.
+
+    A split the task does not have is a UserError naming what it has -- never a silent substitute (validating
+    on ``test`` because there is no ``dev`` would choose checkpoints on the test set)."""
+    name = _ALIASES.get(split, split)
+    if name not in available:
+        whose = f"task {task!r}" if task else "this task"
+        if name not in SPLITS:
+            raise UserError(f"unknown split {split!r} (use train, dev or test; {whose} has: {', '.join(available)})")
+        raise UserError(f"{whose} has no {name!r} split (it has: {', '.join(available)})")
+    return name
 
 
 def cap(items: list, n: int | None, seed: int) -> list:
@@ -157,7 +198,7 @@ def cap(items: list, n: int | None, seed: int) -> list:
 
 def seq2seq_tokenizers(
     train: Sequence[Example], src_kind: str, tgt_kind: str, src_vocab: int | None, tgt_vocab: int | None
-) -> tuple[Any, Any]:
+) -> tuple[Tokenizer, Tokenizer]:
     """Train separate source and target tokenizers on the training examples."""
     from qkv.data.tokenizers import train_tokenizer
 
@@ -167,3 +208,16 @@ def seq2seq_tokenizers(
         train_tokenizer(src_kind, [e.src for e in train], src_vocab),
         train_tokenizer(tgt_kind, [e.tgt for e in train], tgt_vocab),
     )
+
+
+if TYPE_CHECKING:  # the type checker proves that every registered task implements its protocol
+    from qkv.data.g2p import G2PTask
+    from qkv.data.lm import LMTask
+    from qkv.data.probes import ProbeTask
+    from qkv.data.summarization import SummarizationTask
+    from qkv.data.translation import TranslationTask
+
+    def _every_task_conforms(
+        a: G2PTask, b: TranslationTask, c: SummarizationTask, d: ProbeTask, e: LMTask
+    ) -> tuple[list[Seq2SeqTask], LanguageModelingTask]:
+        return [a, b, c, d], e

@@ -5,11 +5,15 @@ penalty and early stopping, and sampling with temperature, top-k and top-p. See 
 from qkv.decoding.beam import beam_search, length_penalty_factor
 from qkv.decoding.greedy import greedy
 from qkv.decoding.hypotheses import Hypotheses
+from qkv.decoding.interface import DecodingModel, Prompt, as_decoding_model
 from qkv.decoding.sampling import sample, sampling_distribution, top_k_filter, top_p_filter
 from qkv.decoding.scoring import sequence_log_probs
 
 __all__ = [
+    "DecodingModel",
     "Hypotheses",
+    "Prompt",
+    "as_decoding_model",
     "beam_search",
     "greedy",
     "length_penalty_factor",

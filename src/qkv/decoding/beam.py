@@ -20,12 +20,11 @@ Rows that reach ``max_len`` add their live beams as unfinished hypotheses.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
+from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.start import start
 
 
@@ -46,14 +45,14 @@ def _best_possible(raw: float, generated: int, max_len: int, alpha: float) -> fl
 
 @torch.no_grad()
 def beam_search(
-    model: Any,
+    model: DecodingModel,
     src: Tensor | None = None,
     beam: int = 4,
     max_len: int = 100,
     *,
     length_penalty: float = 1.0,
     early_stopping: bool = True,
-    prompt: Any = None,
+    prompt: Prompt = None,
 ) -> Hypotheses:
     """Beam search for every row of ``src (B, T_s)`` (seq2seq) or every ``prompt`` (LM; ``src=None``).
 
@@ -86,11 +85,15 @@ def beam_search(
                 log_probs[i] = float("-inf")
                 log_probs[i, :, forced[row][0]] = 0.0
         candidates = (beam_scores[:, :, None] + log_probs).view(n_active, beam * vocab)  # (A, beam * V)
-        top_scores, top_index = candidates.topk(2 * beam, dim=-1)  # (A, 2 * beam)
-        top_beam, top_token = (top_index // vocab).tolist(), (top_index % vocab).tolist()  # (A, 2 * beam)
-        top_scores = top_scores.tolist()
+        top_values, top_index = candidates.topk(2 * beam, dim=-1)  # (A, 2 * beam)
+        top_beam: list[list[int]] = (top_index // vocab).tolist()  # (A, 2 * beam)
+        top_token: list[list[int]] = (top_index % vocab).tolist()  # (A, 2 * beam)
+        top_scores: list[list[float]] = top_values.tolist()  # (A, 2 * beam)
 
-        keep_rows, next_tokens, next_scores, still_active = [], [], [], []
+        keep_rows: list[int] = []
+        next_tokens: list[int] = []
+        next_scores: list[list[float]] = []
+        still_active: list[int] = []
         for i, row in enumerate(active):
             was_forced = bool(forced[row])
             if was_forced:

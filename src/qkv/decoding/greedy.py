@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
+from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.loop import generate
 
 
-def greedy(model: Any, src: Tensor | None = None, max_len: int = 100, *, prompt: Any = None) -> Hypotheses:
+def greedy(model: DecodingModel, src: Tensor | None = None, max_len: int = 100, *, prompt: Prompt = None) -> Hypotheses:
     """Greedy search for every row of ``src (B, T_s)`` (seq2seq) or every ``prompt`` (LM; ``src=None``).
 
     ``max_len`` bounds the generated tokens (EOS included); ``prompt`` is a list of token-id lists (or a

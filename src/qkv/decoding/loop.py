@@ -9,18 +9,18 @@ them from the encoder output and the decoder state, so the remaining rows run on
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
+from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.start import start
 
 
 @torch.no_grad()
 def generate(
-    model: Any, src: Tensor | None, max_len: int, pick: Callable[[Tensor], Tensor], prompt: Any = None
+    model: DecodingModel, src: Tensor | None, max_len: int, pick: Callable[[Tensor], Tensor], prompt: Prompt = None
 ) -> Hypotheses:
     """Generate up to ``max_len`` tokens per row; ``pick(logits (A, V)) -> tokens (A,)`` chooses each one."""
     if max_len < 1:

@@ -12,12 +12,11 @@ softmax, and draw with ``torch.multinomial`` from an explicit ``torch.Generator`
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
+from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.loop import generate
 
 
@@ -63,7 +62,7 @@ def sampling_distribution(
 
 
 def sample(
-    model: Any,
+    model: DecodingModel,
     src: Tensor | None = None,
     max_len: int = 100,
     *,
@@ -71,7 +70,7 @@ def sample(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
-    prompt: Any = None,
+    prompt: Prompt = None,
 ) -> Hypotheses:
     """Sample one continuation per row of ``src`` (seq2seq) or per ``prompt`` (LM; ``src=None``).
 

@@ -7,21 +7,21 @@ finds a less probable output than greedy this way) and to rescore candidates.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.start import start
 
 
 @torch.no_grad()
 def sequence_log_probs(
-    model: Any,
+    model: DecodingModel,
     src: Tensor | None,
     sequences: Sequence[Sequence[int]],
     *,
-    prompt: Any = None,
+    prompt: Prompt = None,
     add_eos: bool | Sequence[bool] = True,
 ) -> list[float]:
     """Summed log-probability of each row's ``sequences[b]`` (followed by EOS where ``add_eos``).

@@ -17,29 +17,31 @@ next prompt token instead of choosing one, at no cost to their score, and it is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
+
+from qkv.decoding.interface import DecodingModel, Prompt, State
+from qkv.models.output import Encoded
 
 
 @dataclass
 class Start:
     """The search's state right after the prompt: the next-token logits of every row and what is forced."""
 
-    encoded: Any  # the model's Encoded (None for decoder-only LMs)
-    state: Any  # the model's decoder state
+    encoded: Encoded | None  # None for decoder-only LMs
+    state: State  # the model's decoder state
     logits: Tensor  # (B, V): next-token logits after each row's fed prefix
     forced: list[list[int]]  # per row, prompt tokens still to be taken before choosing starts
     device: torch.device
 
 
-def _model_device(model: Any) -> torch.device:
+def _model_device(model: DecodingModel) -> torch.device:
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
-def _prompt_lists(prompt: Any, batch: int | None) -> list[list[int]] | None:
+def _prompt_lists(prompt: Prompt, batch: int | None) -> list[list[int]] | None:
     if prompt is None:
         return None
     if isinstance(prompt, Tensor):
@@ -54,7 +56,7 @@ def _prompt_lists(prompt: Any, batch: int | None) -> list[list[int]] | None:
 
 
 @torch.no_grad()
-def start(model: Any, src: Tensor | None, prompt: Any = None) -> Start:
+def start(model: DecodingModel, src: Tensor | None, prompt: Prompt = None) -> Start:
     """Encode ``src (B, T_s)`` (or nothing, for an LM), feed each row's prefix, return the :class:`Start`."""
     device = _model_device(model)
     if model.kind == "seq2seq":
@@ -68,10 +70,10 @@ def start(model: Any, src: Tensor | None, prompt: Any = None) -> Start:
     elif model.kind == "lm":
         if src is not None:
             raise ValueError("a decoder-only LM takes no src; pass prompt=[[token ids], ...] instead")
-        prompts = _prompt_lists(prompt, None)
-        if not prompts:
+        lm_prompts = _prompt_lists(prompt, None)
+        if not lm_prompts:
             raise ValueError("a decoder-only LM needs prompt=[[token ids], ...] (one list per row; [] = just BOS)")
-        prefixes = [p if p else [model.bos_id] for p in prompts]
+        prefixes = [p if p else [model.bos_id] for p in lm_prompts]
         batch = len(prefixes)
         encoded = model.encode(None)
     else:

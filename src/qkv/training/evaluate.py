@@ -12,7 +12,7 @@ change what training does next (exact resumption relies on that).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,10 @@ from torch import nn
 
 from qkv.data.batching import collate, lm_windows, make_batch
 from qkv.special import EOS_ID, PAD_ID
+
+if TYPE_CHECKING:
+    from qkv.data.tasks import Example, LanguageModelingTask, Seq2SeqTask, Task
+    from qkv.data.tokenizers import Tokenizer
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -63,7 +67,9 @@ def lm_nll(model: nn.Module, ids: list[int], context: int, max_tokens: int, batc
     return total, count
 
 
-def evaluate_lm(model: nn.Module, task: Any, text: str, tok: Any, context: int, max_tokens: int) -> dict[str, float]:
+def evaluate_lm(
+    model: nn.Module, task: LanguageModelingTask, text: str, tok: Tokenizer, context: int, max_tokens: int
+) -> dict[str, float]:
     """``loss``, ``ppl``, ``bits_per_token`` (and ``bpc`` for character-level tasks) on ``text``."""
     nll, count = lm_nll(model, tok.encode(text), context, max_tokens)
     # character-level: one token per character, so the scored text is its first `count + 1` characters
@@ -79,8 +85,9 @@ def translate(
 
     Sources are decoded in batches of similar length; the result is in the input order.
     """
-    from qkv.decoding import beam_search, greedy
+    from qkv.decoding import as_decoding_model, beam_search, greedy
 
+    decoder = as_decoding_model(model)
     was_training = model.training
     model.eval()
     device = _device(model)
@@ -89,7 +96,10 @@ def translate(
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         src = collate([list(src_ids[i]) + [EOS_ID] for i in index], PAD_ID).to(device)  # (B, T_s)
-        hyps = beam_search(model, src, beam=beam, max_len=max_len) if beam > 1 else greedy(model, src, max_len=max_len)
+        if beam > 1:
+            hyps = beam_search(decoder, src, beam=beam, max_len=max_len)
+        else:
+            hyps = greedy(decoder, src, max_len=max_len)
         for i, tokens in zip(index, hyps.tokens, strict=True):
             out[i] = [int(t) for t in tokens]
     model.train(was_training)
@@ -97,7 +107,14 @@ def translate(
 
 
 def evaluate_seq2seq(
-    model: nn.Module, task: Any, examples: list, src_tok: Any, tgt_tok: Any, *, beam: int = 1, max_len: int = 128
+    model: nn.Module,
+    task: Seq2SeqTask,
+    examples: list[Example],
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    *,
+    beam: int = 1,
+    max_len: int = 128,
 ) -> tuple[dict[str, float], list[str]]:
     """Decode ``examples`` and score them: ``(metrics, hypotheses)``; metrics include ``loss``."""
     src_ids = src_tok.encode_batch([e.src for e in examples])
@@ -108,9 +125,9 @@ def evaluate_seq2seq(
     return metrics, hyps
 
 
-def primary(task: Any, metrics: dict[str, float]) -> tuple[str, float, bool]:
+def primary(task: Task, metrics: dict[str, float]) -> tuple[str, float, bool]:
     """``(name, value, higher_is_better)`` of the metric that picks the best checkpoint."""
-    name = getattr(task, "primary_metric", "loss")
+    name = task.primary_metric
     if name not in metrics:
         return "loss", metrics["loss"], False
-    return name, metrics[name], bool(getattr(task, "higher_is_better", False))
+    return name, metrics[name], task.higher_is_better

@@ -25,8 +25,10 @@ def generate_texts(
     seed: int = 0,
 ) -> list[str]:
     """One output string per input. For language models the output is the continuation of the prompt."""
+    from qkv.decoding import as_decoding_model
+
     model = run.model
-    if model.kind == "lm":
+    if as_decoding_model(model).kind == "lm":
         return [_continue(run, t, max_len, sample, temperature, top_k, top_p, seed, beam) for t in texts]
     src_ids = run.src_tok.encode_batch(texts)
     if not sample:
@@ -38,17 +40,25 @@ def generate_texts(
     device = next(model.parameters()).device
     src = collate([ids + [EOS_ID] for ids in src_ids], PAD_ID).to(device)  # (B, T_s)
     generator = torch.Generator(device=device).manual_seed(seed)
-    hyps = draw(model, src, max_len=max_len, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+    hyps = draw(
+        as_decoding_model(model),
+        src,
+        max_len=max_len,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=generator,
+    )
     return [run.tgt_tok.decode(ids) for ids in hyps.tokens]
 
 
 def _continue(
     run: Run, text: str, max_len: int, sample: bool, temperature: float, top_k, top_p, seed: int, beam: int
 ) -> str:
-    from qkv.decoding import beam_search, greedy
+    from qkv.decoding import as_decoding_model, beam_search, greedy
     from qkv.decoding import sample as draw
 
-    model = run.model
+    model = as_decoding_model(run.model)
     prompt = run.tgt_tok.encode(text) or run.tgt_tok.encode("\n")
     room = run.config.model.max_len - len(prompt) if run.config.model.positions == "learned" else max_len
     if room < 1:

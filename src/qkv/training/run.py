@@ -14,14 +14,14 @@ Layout (written by ``qkv train --out RUN``)::
     RUN/samples.txt                     a few decoded examples at each evaluation
 
 This module also holds the small helpers that turn the ``task`` section into data: opening the task,
-naming its splits, and capping their size.
+naming its splits (a split the task lacks is an error, never a substitute), and capping their size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +29,10 @@ from torch import nn
 from qkv.errors import UserError
 from qkv.training.checkpoint import fit_weights, load_weights
 from qkv.training.config import Config, TaskConfig, load_config
+
+if TYPE_CHECKING:
+    from qkv.data.tasks import Example, LanguageModelingTask, Seq2SeqTask, Task
+    from qkv.data.tokenizers import Tokenizer
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_NAMES = ("best", "last", "averaged")
@@ -40,14 +44,14 @@ class Run:
 
     model: nn.Module
     config: Config
-    src_tok: Any
-    tgt_tok: Any
-    task: Any
+    src_tok: Tokenizer
+    tgt_tok: Tokenizer
+    task: Task
     directory: Path
     checkpoint: Path
 
 
-def open_task(cfg: TaskConfig) -> Any:
+def open_task(cfg: TaskConfig) -> Task:
     """``qkv.data.get_task`` with the recipe's options (and ``data_dir`` when set)."""
     from qkv.data.tasks import get_task
 
@@ -57,36 +61,39 @@ def open_task(cfg: TaskConfig) -> Any:
     return get_task(cfg.name, **options)
 
 
-def split_name(task: Any, which: str) -> str:
-    """The task's own name for ``which`` in ``train | valid | test`` (e.g. ``val``, ``dev``, ``validation``)."""
-    names = list(task.splits())
-    candidates = {
-        "train": ("train",),
-        "valid": ("valid", "val", "validation", "dev"),
-        "test": ("test", "test_2016_flickr", "test2016"),
-    }.get(which, (which,))
-    for name in candidates:
-        if name in names:
-            return name
-    if which in ("valid", "test") and names:
-        fallback = [n for n in names if n != "train"]
-        if fallback:
-            return fallback[0] if which == "valid" else fallback[-1]
-    raise UserError(f"task {task.name!r} has no {which!r} split (it has: {', '.join(names)})")
+def split_name(task: Task, which: str) -> str:
+    """The canonical name (``train``, ``dev``, ``test``) of ``which`` for ``task``; ``valid``/``val``/``validation``
+    mean ``dev`` (:func:`qkv.data.tasks.canonical_split`, the one place aliases live). A split the task lacks is
+    a UserError naming the splits it has: a recipe without ``dev`` does not validate on ``test``, and
+    ``evaluate --split test`` on a task without ``test`` does not score ``dev`` instead."""
+    from qkv.data.tasks import canonical_split
+
+    return canonical_split(which, task.splits(), task=task.name)
 
 
-def split_data(task: Any, which: str, cap: int | None) -> Any:
-    """A split's examples (seq2seq) or text (lm), cut to ``cap`` examples / characters.
+def split_data(task: Task, which: str, cap: int | None) -> list[Example] | str:
+    """A split's examples (seq2seq: :func:`split_examples`) or text (lm: :func:`split_text`)."""
+    from qkv.data.tasks import is_lm, is_seq2seq
 
-    Examples are capped to a seeded random subset kept in file order (files are often sorted, so the
-    first N would be a biased sample); text is cut to its first ``cap`` characters."""
+    if is_lm(task):
+        return split_text(task, which, cap)
+    if is_seq2seq(task):
+        return split_examples(task, which, cap)
+    raise ValueError(f"task {task.name!r} has kind {task.kind!r} (expected 'seq2seq' or 'lm')")
+
+
+def split_examples(task: Seq2SeqTask, which: str, cap: int | None) -> list[Example]:
+    """A split's examples, capped to a seeded random subset of ``cap`` kept in file order (files are often
+    sorted, so the first N would be a biased sample)."""
     from qkv.data.tasks import cap as random_subset
 
-    name = split_name(task, which)
-    if task.kind == "lm":
-        text = task.text(name)
-        return text[:cap] if cap else text
-    return random_subset(list(task.examples(name)), cap, seed=0)
+    return random_subset(list(task.examples(split_name(task, which))), cap, seed=0)
+
+
+def split_text(task: LanguageModelingTask, which: str, cap: int | None) -> str:
+    """A split's text, cut to its first ``cap`` characters."""
+    text = task.text(split_name(task, which))
+    return text[:cap] if cap else text
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
