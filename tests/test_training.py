@@ -170,3 +170,17 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, mo
     assert json.loads((tmp_path / "run" / "checkpoints" / "last.json").read_text())["step"] == 3
     weights, _, state = ckpt.load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
     assert state["step"] == 3 and all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_training_train_is_the_loop_function_imported_lazily() -> None:
+    import inspect
+    import subprocess
+    import sys
+
+    import qkv.training
+    import qkv.training.loop
+
+    assert qkv.training.train is qkv.training.loop.train
+    assert list(inspect.signature(qkv.training.train).parameters) == ["config", "out", "resume", "progress"]
+    code = "import sys, qkv.training; print('qkv.training.loop' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
