@@ -1,17 +1,18 @@
-"""`qkv bench attention|train|generate`: performance measurements, printed and saved as JSON."""
+"""`qkv bench attention|train|generate|decode|quality`: performance measurements, printed and saved as JSON."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-HELP = "performance measurements (attention, train, generate), printed and saved as JSON"
+HELP = "performance measurements (attention, train, generate, decode, quality), printed and saved as JSON"
 
 # name -> module exposing add_arguments(parser) and run(args)
 BENCHMARKS = {
     "attention": ("qkv.bench.attention", "time and peak memory of reference vs fused attention over lengths"),
     "train": ("qkv.bench.train", "training throughput (tokens/s) and model FLOPs utilisation"),
     "generate": ("qkv.bench.generate", "decoding latency and tokens/s, cached vs uncached"),
+    "decode": ("qkv.bench.decode", "greedy and beam decoding tokens/s against Hugging Face generate, same weights"),
 }
 
 
