@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from qkv.models import ModelConfig, build_model
+from qkv.models import Attentions, ModelConfig, build_model
 from qkv.models.positions import RotaryEmbedding, sinusoidal_table
 from qkv.models.transformer_layers import DecoderLayer, EncoderLayer
 from qkv.special import BOS_ID, PAD_ID
@@ -168,6 +168,19 @@ def test_every_layer_and_head_is_returned():
         assert w[0, :, :, 4:].abs().max() == 0
     for w in att["encoder_self"] + att["decoder_self"] + att["cross"]:
         torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:-1]), atol=1e-5, rtol=0)
+
+
+def test_attentions_are_a_typed_value_readable_as_a_mapping():
+    with torch.no_grad():
+        both = tiny("transformer")(random_tokens(1, 4, seed=1), random_tokens(1, 3, seed=2), need_weights=True)
+        lm = tiny("gpt")(random_tokens(1, 4, seed=3), need_weights=True)
+    att = both.attentions
+    assert isinstance(att, Attentions) and list(att) == ["encoder_self", "decoder_self", "cross"]
+    assert att["cross"] is att.cross and dict(att.items())["encoder_self"] is att.encoder_self
+    assert list(lm.attentions) == ["decoder_self"] and lm.attentions.cross is None and len(lm.attentions) == 1
+    assert "cross" not in lm.attentions and lm.attentions.get("cross") is None
+    with pytest.raises(KeyError):
+        lm.attentions["cross"]
 
 
 def test_first_layer_weights_match_a_hand_computation():

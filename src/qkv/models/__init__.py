@@ -9,11 +9,12 @@ from qkv.models.config import MODEL_NAMES, ModelConfig
 from qkv.models.decoder_only import DecoderOnlyLM
 from qkv.models.encoder_decoder import Transformer
 from qkv.models.encoder_only import EncoderOnly
-from qkv.models.output import Encoded, ModelOutput
+from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.transformer_stacks import DecoderState
 
 __all__ = [
     "MODEL_NAMES",
+    "Attentions",
     "DecoderOnlyLM",
     "DecoderState",
     "Encoded",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from qkv.models.output import ModelOutput
+from qkv.models.output import Attentions, ModelOutput
 from qkv.models.transformer_stacks import DecoderState, TransformerDecoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
 
@@ -39,7 +39,7 @@ class DecoderOnlyLM(nn.Module):
     def forward(self, tokens: Tensor, *, need_weights: bool = False) -> ModelOutput:
         """``tokens (B, T)`` (right-padded) -> next-token logits ``(B, T, V)``."""
         hidden, self_weights, _ = self.decoder(tokens, need_weights=need_weights)  # (B, T, E)
-        attentions = {"decoder_self": self_weights} if need_weights else None
+        attentions = Attentions(decoder_self=self_weights) if need_weights else None
         return ModelOutput(self.lm_head(hidden), attentions, hidden)
 
     # -- the decoding interface --

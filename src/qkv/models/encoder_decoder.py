@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from qkv.attention.masks import tokens_mask
-from qkv.models.output import Encoded, ModelOutput
+from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.transformer_stacks import DecoderState, TransformerDecoder, TransformerEncoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
 
@@ -55,7 +55,7 @@ class Transformer(nn.Module):
         )  # (B, T_t, E)
         attentions = None
         if need_weights:
-            attentions = {"encoder_self": enc_weights, "decoder_self": self_weights, "cross": cross_weights}
+            attentions = Attentions(encoder_self=enc_weights, decoder_self=self_weights, cross=cross_weights)
         return ModelOutput(self.lm_head(hidden), attentions, hidden)
 
     # -- the decoding interface --

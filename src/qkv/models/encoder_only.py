@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from qkv.attention.masks import tokens_mask
-from qkv.models.output import ModelOutput
+from qkv.models.output import Attentions, ModelOutput
 from qkv.models.transformer_stacks import TransformerEncoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
 
@@ -41,4 +41,4 @@ class EncoderOnly(nn.Module):
         keep = tokens_mask(tokens, self.pad_id)  # (B, T)
         hidden, weights = self.encoder(tokens, keep, token_types=token_types, need_weights=need_weights)
         logits = hidden if self.head is None else self.head(hidden)
-        return ModelOutput(logits, {"encoder_self": weights} if need_weights else None, hidden)
+        return ModelOutput(logits, Attentions(encoder_self=weights) if need_weights else None, hidden)

@@ -6,7 +6,8 @@ with ``need_weights=True`` returns every layer and every head, as in Vaswani et 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from torch import Tensor
@@ -14,19 +15,48 @@ from torch import Tensor
 ATTENTION_KINDS = ("encoder_self", "decoder_self", "cross")
 
 
+@dataclass(frozen=True)
+class Attentions(Mapping[str, list[Tensor]]):
+    """Every layer's and every head's attention weights from one forward pass, by kind.
+
+    Each field is ``None`` when the model has no attention of that kind, else a list over layers of
+    ``(B, H, T_q, T_k)`` weights -- the very tensors the layers' ``MultiHeadAttention`` returned (the viz hooks
+    rely on that): ``encoder_self``, ``decoder_self`` (causal) and ``cross`` (decoder queries, encoder keys; an
+    RNN's alignments: one layer, one head). Read a field (``out.attentions.cross``) or, as a read-only mapping
+    over the kinds present, ``out.attentions["cross"]``, ``list(out.attentions)``, ``.items()``.
+    """
+
+    encoder_self: list[Tensor] | None = None
+    decoder_self: list[Tensor] | None = None
+    cross: list[Tensor] | None = None
+
+    def __getitem__(self, kind: str) -> list[Tensor]:
+        layers = getattr(self, kind, None) if kind in ATTENTION_KINDS else None
+        if layers is None:
+            raise KeyError(kind)
+        return layers
+
+    def __iter__(self) -> Iterator[str]:  # the kinds present, in ATTENTION_KINDS order
+        return (f.name for f in fields(self) if getattr(self, f.name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass
 class ModelOutput:
     """Result of ``model(...)``.
 
     - ``logits``: ``(B, T, V)``; for an encoder without an output head, the final hidden states ``(B, T, E)``.
-    - ``attentions``: ``None`` unless asked for; else a dict with keys among :data:`ATTENTION_KINDS`, each a
-      list over layers of ``(B, H, T_q, T_k)`` weights (rows sum to 1 over allowed keys). Recurrent
-      alignments are ``"cross"``: one layer, one head.
+    - ``attentions``: ``None`` unless asked for; else :class:`Attentions` (fields ``encoder_self``,
+      ``decoder_self``, ``cross``, each a list over layers of ``(B, H, T_q, T_k)`` weights, rows summing to 1
+      over allowed keys; also readable as a mapping, ``attentions["cross"]``). Recurrent alignments are
+      ``cross``: one layer, one head.
     - ``hidden``: the final hidden states ``(B, T, E)`` (before the output projection), when the model has them.
     """
 
     logits: Tensor
-    attentions: dict[str, list[Tensor]] | None = None
+    attentions: Attentions | None = None
     hidden: Tensor | None = None
 
 

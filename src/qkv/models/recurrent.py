@@ -28,7 +28,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from qkv.models.output import Encoded, ModelOutput
+from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.recurrent_decoder import RecurrentDecoder, RecurrentState, SourceState
 from qkv.models.recurrent_encoder import RecurrentEncoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
@@ -131,7 +131,7 @@ class RecurrentSeq2Seq(nn.Module):
         logits, _, weights = self.decoder(tgt_in, encoded, self.init_state(encoded))
         attentions = None
         if need_weights and weights is not None:
-            attentions = {"cross": [weights.unsqueeze(1)]}  # (B, 1, T_t, T_s): one layer, one head
+            attentions = Attentions(cross=[weights.unsqueeze(1)])  # (B, 1, T_t, T_s): one layer, one head
         return ModelOutput(logits=logits, attentions=attentions)
 
 
