@@ -18,12 +18,12 @@ import gzip
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from qkv.atomic import atomic_open
 from qkv.errors import UserError
 
 
@@ -86,19 +86,14 @@ def content_sha256(path: Path) -> str:
 
 def download(url: str, dest: Path, sha256: str | None = None, timeout: float = 30.0) -> Path:
     """Fetch ``url`` into ``dest`` (atomically) and verify its content checksum when one is known."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, suffix=".part" + dest.suffix)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, out)
-        if sha256 is not None and (got := content_sha256(tmp)) != sha256:
-            raise UserError(f"checksum mismatch for {url}: expected content sha256 {sha256}, got {got}")
-        os.replace(tmp, dest)
+    try:  # the suffix keeps ".gz" last, so content_sha256 reads a gzip download decompressed
+        with atomic_open(dest, suffix=".part" + dest.suffix) as out, urllib.request.urlopen(url, timeout=timeout) as r:
+            shutil.copyfileobj(r, out)
+            out.flush()
+            if sha256 is not None and (got := content_sha256(Path(out.name))) != sha256:
+                raise UserError(f"checksum mismatch for {url}: expected content sha256 {sha256}, got {got}")
     except OSError as err:
         raise UserError(f"could not download {url} to {dest}: {err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

@@ -14,9 +14,10 @@ tensors or state changed after it was written (flipped bytes, a truncated copy t
 edit), naming the file. Checkpoints written before the checksum existed load as before, unchecked.
 
 Next to it, ``last.json`` is a human-readable copy of that JSON (written after the checkpoint; the
-loader never needs it: :func:`load_state` reads the JSON from the checkpoint's own header). Writing goes
-to a temporary file in the same directory, which is flushed and fsync'ed, then ``os.replace``-d over the
-old file, so a ``kill -9`` at any moment leaves either the old or the new checkpoint, never half of one.
+loader never needs it: :func:`load_state` reads the JSON from the checkpoint's own header). Writing
+(:func:`qkv.atomic.atomic_write`) goes to a temporary file in the same directory, which is flushed and
+fsync'ed, then ``os.replace``-d over the old file, so a ``kill -9`` at any moment leaves either the old or
+the new checkpoint, never half of one.
 A file is never changed in place, so :func:`copy_checkpoint` may keep a copy as a hard link. Loading uses
 ``safetensors`` and ``json`` only -- nothing is ever unpickled.
 
@@ -30,7 +31,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,35 +38,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from qkv.atomic import atomic_write
 from qkv.errors import UserError
 
 TRAIN_PREFIX = "_train."
 _META_KEY = "qkv_train_state"
 _SUM_KEY = "qkv_sha256"
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def save_checkpoint(
