@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from qkv.compare.budget import parse_budget
     from qkv.compare.probes import probe_specs, run_probe
     from qkv.compare.report import fmt, text_table, write_json_atomic
-    from qkv.compare.study import SEQ2SEQ_MODELS, machine_info, resolve_device
+    from qkv.compare.study import SEQ2SEQ_MODELS, resolve_device
+    from qkv.machine import machine_info
 
     _set_threads(args.threads)
     lengths = _lengths(args.lengths)

@@ -106,7 +106,7 @@ def collect_run(
     """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record."""
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
-    from qkv.compare.study import machine_info
+    from qkv.machine import machine_info
     from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
     from qkv.training.run import load_run, split_data, split_name
 
