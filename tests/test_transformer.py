@@ -350,3 +350,15 @@ def test_dropout_acts_in_training_only():
         torch.testing.assert_close(model(tokens).logits, model(tokens).logits)
         model.train()
         assert (model(tokens).logits - model(tokens).logits).abs().max() > 1e-3
+
+
+def test_attention_backend_names_come_from_one_list():
+    from qkv.attention import BACKENDS
+
+    assert BACKENDS == ("auto", "reference", "fused")
+    for backend in BACKENDS:
+        assert ModelConfig(attention_backend=backend).validate().attention_backend == backend
+    with pytest.raises(
+        ValueError, match=r"^model\.attention_backend must be one of auto, reference, fused, got 'flash'$"
+    ):
+        ModelConfig(attention_backend="flash").validate()

@@ -23,7 +23,7 @@ attention), ``T_q``/``T_k`` query/key lengths, ``D`` head dim.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from torch import Tensor
 from qkv.attention.masks import causal_mask, combine
 
 Backend = Literal["auto", "reference", "fused"]
-BACKENDS = ("auto", "reference", "fused")
+BACKENDS: tuple[Backend, ...] = get_args(Backend)  # the one list of backend names (configs validate against it)
 
 
 def masked_softmax(scores: Tensor, mask: Tensor | None, dim: int = -1) -> Tensor:

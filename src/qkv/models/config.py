@@ -21,6 +21,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from qkv.attention.core import Backend
+
 TRANSFORMER_NAMES = ("transformer", "gpt", "encoder")
 RECURRENT_NAMES = ("gru", "lstm", "gru-attention", "lstm-attention", "gru-luong")  # encoder-decoders
 RECURRENT_LM_NAMES = ("lstm-lm", "gru-lm")  # decoder-only recurrent language models (Zaremba et al. 2014)
@@ -31,7 +33,6 @@ SINUSOIDAL_LAYOUTS = ("interleaved", "halves")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
 RNN_CELLS = ("gru", "lstm")
 RNN_ATTENTIONS = ("none", "additive", "general", "dot")
-BACKENDS = ("auto", "reference", "fused")
 
 # Recurrent presets: what each model name means when the field is left unset (None).
 RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
@@ -85,7 +86,7 @@ class ModelConfig:
     n_token_types: int = 0  # segment embeddings (BERT's token_type_embeddings); 0 = none
     bias: bool = True  # biases in attention projections, feed-forward and norms
     norm_eps: float = 1e-5
-    attention_backend: str = "auto"  # auto | reference | fused
+    attention_backend: Backend = "auto"  # auto | reference | fused (qkv.attention.core.BACKENDS)
     # -- recurrent family --
     rnn_cell: str | None = None  # gru | lstm
     hidden_size: int = 256
@@ -119,7 +120,6 @@ class ModelConfig:
         _one_of("positions", self.positions, POSITIONS)
         _one_of("sinusoidal_layout", self.sinusoidal_layout, SINUSOIDAL_LAYOUTS)
         _one_of("activation", self.activation, ACTIVATIONS)
-        _one_of("attention_backend", self.attention_backend, BACKENDS)
         for key in ("d_model", "n_heads", "d_ff", "max_len", "hidden_size", "n_rnn_layers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
@@ -200,6 +200,8 @@ def _is_instance(value: Any, hint: Any) -> bool:
         return any(_is_instance(value, arg) for arg in typing.get_args(hint))
     if hint is type(None):
         return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -212,4 +214,6 @@ def _is_instance(value: Any, hint: Any) -> bool:
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
     return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))

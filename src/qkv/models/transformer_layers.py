@@ -22,6 +22,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from qkv.attention import KVCache, MultiHeadAttention
+from qkv.attention.core import Backend
 from qkv.models.feed_forward import FeedForward
 
 
@@ -62,7 +63,7 @@ class EncoderLayer(nn.Module):
         norm_first: bool = True,
         norm_eps: float = 1e-5,
         bias: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         self.norm_first = norm_first
@@ -110,7 +111,7 @@ class DecoderLayer(nn.Module):
         norm_first: bool = True,
         norm_eps: float = 1e-5,
         bias: bool = True,
-        backend: str = "auto",
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         self.norm_first = norm_first
