@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from qkv.data.batching import collate, lm_windows, make_batch
 from qkv.special import EOS_ID, PAD_ID
+from qkv.training.losses import count_tokens, token_cross_entropy
 
 if TYPE_CHECKING:
     from qkv.data.tasks import Example, LanguageModelingTask, Seq2SeqTask, Task
@@ -40,11 +40,11 @@ def seq2seq_loss(model: nn.Module, src_ids: list[list[int]], tgt_ids: list[list[
     for start in range(0, len(src_ids), batch_size):
         index = list(range(start, min(start + batch_size, len(src_ids))))
         batch = make_batch(index, src_ids, tgt_ids)
+        assert batch.src is not None  # (make_batch gives seq2seq batches a source)
         src, tgt = batch.src.to(device), batch.tgt.to(device)
         logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID, reduction="sum")
-        total += nll.item()
-        count += int((tgt[:, 1:] != PAD_ID).sum())
+        total += token_cross_entropy(logits, tgt[:, 1:]).item()
+        count += count_tokens(tgt[:, 1:])
     model.train(was_training)
     return total / max(count, 1)
 
@@ -61,8 +61,8 @@ def lm_nll(model: nn.Module, ids: list[int], context: int, max_tokens: int, batc
     for start in range(0, len(windows), batch_size):
         chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
         logits = model(chunk[:, :-1]).logits  # (B, context, V)
-        total += F.cross_entropy(logits.flatten(0, 1).float(), chunk[:, 1:].flatten(), reduction="sum").item()
-        count += chunk[:, 1:].numel()
+        total += token_cross_entropy(logits, chunk[:, 1:], pad_id=None).item()  # running text: no padding
+        count += count_tokens(chunk[:, 1:], pad_id=None)
     model.train(was_training)
     return total, count
 
