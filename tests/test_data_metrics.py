@@ -6,6 +6,8 @@ import math
 
 import pytest
 import sacrebleu
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
 from qkv.data import metrics
@@ -51,6 +53,26 @@ def test_edit_distance_and_error_rates_hand_worked():
     r = metrics.error_rates(hyps, refs)
     assert r["per"] == pytest.approx(100 * 4 / 13)
     assert r["wer"] == pytest.approx(100 * 2 / 3)
+
+
+def _levenshtein_by_dynamic_programme(a: list[str], b: list[str]) -> int:
+    """The plain O(|a| |b|) recurrence (the hand-written edit_distance qkv used before rapidfuzz)."""
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
+        prev = cur
+    return prev[-1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.sampled_from(["AH", "B", "K", "T", "EY1", "<unk>"]), max_size=12),
+    st.lists(st.sampled_from(["AH", "B", "K", "T", "EY1", "<unk>"]), max_size=12),
+)
+def test_edit_distance_equals_the_dynamic_programme(a, b):
+    assert metrics.edit_distance(a, b) == _levenshtein_by_dynamic_programme(a, b)
 
 
 def test_accuracy_hand_worked():
