@@ -153,7 +153,7 @@ def test_bad_inputs_are_user_errors():
         ins.explain(analysis, "bogus", 0, 0, 0)
 
 
-def test_recurrent_alignments_are_drawn_but_have_no_qkv_walkthrough(tmp_path):
+def test_recurrent_alignments_are_drawn_and_walked_through(tmp_path):
     ins = tiny_inspector("gru-attention", d_model=16)
     analysis = ins.analyze("the cat sat")
     assert list(analysis.attentions) == ["cross"]
@@ -162,5 +162,5 @@ def test_recurrent_alignments_are_drawn_but_have_no_qkv_walkthrough(tmp_path):
     np.testing.assert_allclose(alignment.sum(-1), 1.0, atol=1e-5)
     paths = write_heatmaps(analysis.attentions, analysis.labels, tmp_path, formats=("png",))
     assert sorted(p.name for p in paths) == ["cross_L0_H0.png", "cross_L0_heads.png"]
-    with pytest.raises(UserError, match="recurrent alignments have no Q/K/V walkthrough"):
-        ins.explain(analysis, "cross", 0, 0, 0)
+    walk = ins.explain(analysis, "cross", 0, 0, 1)  # Bahdanau's additive score (tests/test_walkthrough_recurrent.py)
+    np.testing.assert_allclose(walk.weights.numpy(), alignment[0, 1], atol=1e-5)

@@ -44,8 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.viz.html import page, walkthrough_html
+    from qkv.viz.html import page, recurrent_html, walkthrough_html
     from qkv.viz.inspector import open_inspector, run_and_text
+    from qkv.viz.recurrent_walkthrough import RecurrentWalkthrough
+    from qkv.viz.recurrent_walkthrough import to_text as recurrent_text
     from qkv.viz.walkthrough import WalkthroughMismatch, to_text
 
     if args.html:  # a page that cannot be written is found out before the work, not after it
@@ -68,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
     except WalkthroughMismatch as err:
         print(f"qkv explain: the recomputation disagrees with the model: {err}")
         return 1
-    print(to_text(walk))
+    recurrent = isinstance(walk, RecurrentWalkthrough)
+    print(recurrent_text(walk) if recurrent else to_text(walk))
     if args.html:
+        fragment = recurrent_html(walk) if recurrent else walkthrough_html(walk)
         try:
-            Path(args.html).write_text(
-                page(f"Q/K/V walkthrough: {text[:60]}", walkthrough_html(walk)), encoding="utf-8"
-            )
+            Path(args.html).write_text(page(f"Q/K/V walkthrough: {text[:60]}", fragment), encoding="utf-8")
         except OSError as err:
             raise UserError(f"--html {args.html}: cannot write ({err.strerror})") from None
         print(f"wrote {args.html}")

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--export {args.export}: exists and is not a directory (the static copy is a folder)")
     path = args.pretrained if isinstance(args.pretrained, str) else args.run
     inspector = open_inspector(path, pretrained=bool(args.pretrained) or None, checkpoint=args.checkpoint)
+    if not inspector.has_attention:
+        raise UserError(inspector.no_attention_message())
     explorer = Explorer(inspector)
     if args.export:
         out = export(explorer, args.text or [inspector.example], args.export)

@@ -10,6 +10,7 @@ from html import escape
 
 from matplotlib.figure import Figure
 
+from qkv.viz.recurrent_walkthrough import RecurrentWalkthrough
 from qkv.viz.walkthrough import Walkthrough
 
 STYLE = """
@@ -17,7 +18,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; co
 h1, h2, h3 { font-weight: 600; } table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.15em 0.5em; text-align: right; } th { background: #f3f3f3; }
 td.tok, th.tok { text-align: left; font-family: monospace; } img { max-width: 100%; }
-.vec { font-family: monospace; font-size: 0.85em; word-break: break-all; } .muted { color: #777; }
+.vec { font-family: monospace; font-size: 0.85em; word-break: normal; overflow-wrap: normal; } .muted { color: #777; }
 .bar { display: inline-block; height: 0.8em; background: #3b7dd8; }
 """
 
@@ -101,4 +102,37 @@ def walkthrough_html(w: Walkthrough) -> str:
         f"<li>concatenation of the {len(w.heads)} heads: {vector(w.concat.tolist())}</li>"
         f"<li>output projection <i>concat·W<sub>O</sub> + b<sub>O</sub></i>: {vector(w.out.tolist())}</li></ol>"
         f"<p>Checked against the model's forward pass: max |difference| = {w.max_abs_error:.2e}.</p>{notes}"
+    )
+
+
+def recurrent_html(w: RecurrentWalkthrough) -> str:
+    """The walkthrough of a recurrent (Bahdanau / Luong) attention as an HTML fragment."""
+    rows = []
+    for j, tok in enumerate(w.key_tokens):
+        weight = float(w.weights[j])
+        bar = f'<span class="bar" style="width:{weight * 12:.2f}em"></span>'
+        score = f"{float(w.scores[j]):.4f}" if bool(w.allowed[j]) else "masked"
+        rows.append(
+            f"<tr><td>{j}</td><td class=tok>{escape(tok)}</td><td>{score}</td><td>{weight:.4f}</td>"
+            f"<td class=tok>{bar}</td></tr>"
+        )
+    steps = [
+        f"<li>query <i>s</i>, {escape(w.query_name)}: {vector(w.query.tolist())}</li>",
+        f"<li>keys = values <i>h<sub>j</sub></i>: the encoder states of the {len(w.key_tokens)} source tokens</li>",
+    ]
+    if w.projected_query is not None:
+        steps.append(f"<li><i>W s</i>: {vector(w.projected_query.tolist())}</li>")
+        steps.append(
+            "<li>for every source token: <i>U h<sub>j</sub> + b</i>, add <i>W s</i>, tanh, "
+            "dot product with <i>v</i></li>"
+        )
+    steps.append(
+        "<li>scores and softmax:<table><thead><tr><th>j</th><th class=tok>source token</th><th>score</th>"
+        "<th>weight</th><th class=tok></th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></li>"
+    )
+    steps.append(f"<li>context <i>c = Σ<sub>j</sub> w<sub>j</sub> h<sub>j</sub></i>: {vector(w.context.tolist())}</li>")
+    return (
+        f"<h2>{escape(w.title)} · query token {w.token} <code>{escape(w.query_tokens[w.token])}</code></h2>"
+        f"<ol>{''.join(steps)}</ol>"
+        f"<p>Checked against the model's forward pass: max |difference| = {w.max_abs_error:.2e}.</p>"
     )

@@ -27,7 +27,7 @@ import torch
 from qkv.errors import UserError
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
 from qkv.viz.capture import find_call, record_attention
-from qkv.viz.walkthrough import Walkthrough, walkthrough
+from qkv.viz.walkthrough import walkthrough
 
 MAX_CHARS = 2000  # longest text the explorer and the CLI accept
 MAX_TOKENS = 256  # longest token sequence (the heatmap has T² cells per head)
@@ -44,6 +44,7 @@ class Analysis:
     attentions: dict[str, list[np.ndarray]]  # kind -> per layer (H, T_q, T_k)
     forward: Callable[[], Any] = field(repr=False)  # reruns the forward pass that gave these weights
     recorded: Any = field(default=None, repr=False)  # (calls, output) of that rerun, kept for the walkthroughs
+    recurrent: Any = field(default=None, repr=False)  # the recurrent attention calls of that rerun
 
     def to_dict(self, digits: int = 4) -> dict:
         return {
@@ -57,7 +58,11 @@ class Analysis:
 
 
 def _label(tok: Any, ids: list[int]) -> list[str]:
-    return [tok.token(i) for i in ids]
+    """Token labels; byte-level BPE's word-start mark ``Ġ`` is shown as ``▁`` (a space would be invisible)."""
+    labels = [tok.token(i) for i in ids]
+    if getattr(tok, "kind", None) == "bpe":
+        labels = [t.replace("Ġ", "▁") for t in labels]
+    return labels
 
 
 class Inspector:
@@ -180,6 +185,8 @@ class Inspector:
             def forward() -> Any:
                 return model(tokens, need_weights=True)
 
+        if not self.has_attention:
+            raise UserError(self.no_attention_message())
         with torch.no_grad():
             result = forward()
         attentions = {
@@ -190,8 +197,24 @@ class Inspector:
         labels = {k: v for k, v in labels.items() if k in attentions}
         return Analysis(text, search, output, labels, attentions, forward)
 
-    def explain(self, analysis: Analysis, kind: str, layer: int, head: int, token: int) -> Walkthrough:
-        """The Q/K/V walkthrough for ``token`` (a query position) of ``kind``/``layer``/``head``."""
+    @property
+    def has_attention(self) -> bool:
+        from qkv.attention import MultiHeadAttention
+        from qkv.viz.recurrent_walkthrough import RECURRENT_ATTENTION
+
+        return any(isinstance(m, (MultiHeadAttention, *RECURRENT_ATTENTION)) for m in self.model.modules())
+
+    def no_attention_message(self) -> str:
+        what = type(self.model).__name__
+        return (
+            f"{self.name}: this model ({what}) has no attention to show: a recurrent model without attention "
+            "squeezes the whole source into one vector (train gru-attention, gru-luong or a Transformer)"
+        )
+
+    def explain(self, analysis: Analysis, kind: str, layer: int, head: int, token: int) -> Any:
+        """The Q/K/V walkthrough for ``token`` (a query position) of ``kind``/``layer``/``head``: a
+        :class:`~qkv.viz.walkthrough.Walkthrough`, or for recurrent attention a
+        :class:`~qkv.viz.recurrent_walkthrough.RecurrentWalkthrough`."""
         if kind not in analysis.attentions:
             raise UserError(f"this model has no {kind!r} attention (it has: {', '.join(analysis.attentions)})")
         layers = analysis.attentions[kind]
@@ -202,6 +225,19 @@ class Inspector:
             raise UserError(f"head {head} is out of range: {kind} layer {layer} has {n_heads} heads")
         if not 0 <= token < t_q:
             raise UserError(f"token {token} is out of range: there are {t_q} query tokens (0..{t_q - 1})")
+        from qkv.viz.recurrent_walkthrough import has_recurrent_attention, record_recurrent, recurrent_walkthrough
+
+        if kind == "cross" and has_recurrent_attention(self.model):
+            if analysis.recurrent is None:  # rerun once with hooks: call i is target position i
+                with torch.no_grad(), record_recurrent(self.model) as rcalls:
+                    analysis.forward()
+                analysis.recurrent = rcalls
+            if len(analysis.recurrent) != t_q:
+                raise UserError(f"recorded {len(analysis.recurrent)} attention steps for {t_q} target tokens")
+            q_labels, k_labels = analysis.labels[kind]
+            return recurrent_walkthrough(
+                analysis.recurrent[token], token=token, query_tokens=q_labels, key_tokens=k_labels
+            )
         if analysis.recorded is None:  # rerun once with hooks; every later walkthrough reuses the record
             with torch.no_grad(), record_attention(self.model) as calls:
                 analysis.recorded = (calls, analysis.forward())

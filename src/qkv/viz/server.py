@@ -7,6 +7,7 @@ JavaScript, no CDN, no network); the JSON API is::
     GET  /api/info                                   -> model name and kind, input limits
     POST /api/analyze {"text", "search"}             -> tokens, output, attention of every layer and head
     POST /api/explain {"text", "search", "kind", "layer", "head", "token"}  -> the Q/K/V walkthrough
+    POST /api/next {"text", "position", "temperature", "top_k"}  -> next-token probabilities (language models)
 
 Every error is ``{"error": "..."}`` with its status, never a dropped connection:
 
@@ -113,7 +114,17 @@ class Explorer:
         with self.lock:
             return self._analysis(payload).to_dict()
 
-    def explain(self, payload: dict, dims: int | None = 64) -> dict:
+    def next_tokens(self, payload: dict) -> dict:
+        from qkv.viz.next_token import next_tokens
+
+        position = payload.get("position")
+        if not isinstance(position, int) or isinstance(position, bool):
+            raise UserError('the request needs an integer "position"')
+        temperature, top_k = payload.get("temperature", 1.0), payload.get("top_k", 0)
+        with self.lock:
+            return next_tokens(self.inspector, self._analysis(payload), position, temperature, top_k)
+
+    def explain(self, payload: dict, dims: int | None = None) -> dict:
         fields = {}
         for name in ("layer", "head", "token"):
             value = payload.get(name)
@@ -308,6 +319,9 @@ class _Api:
     async def explain(self, request: Request) -> Response:
         return await self._model(request, self.explorer.explain)
 
+    async def next_tokens(self, request: Request) -> Response:
+        return await self._model(request, self.explorer.next_tokens)
+
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
@@ -330,6 +344,7 @@ def build_app(
         Route("/api/info", api.info, methods=["GET"]),
         Route("/api/analyze", api.analyze, methods=["POST"]),
         Route("/api/explain", api.explain, methods=["POST"]),
+        Route("/api/next", api.next_tokens, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     guarded = _Guard(app, host)

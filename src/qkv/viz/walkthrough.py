@@ -101,9 +101,11 @@ class Walkthrough:
             "q": r(s.q),
             "keys": r(s.keys),
             "values": r(s.values),
+            "weighted_values": r(s.weights[:, None] * s.values),  # (T_k, D): w_j v_j, summing to head_output
             "dots": r(s.dots),
             "d_k": self.d_k,
             "x_size": int(self.x.numel()),
+            "out_size": int(self.out.numel()),
             "concat_size": int(self.concat.numel()),
             "scale": round(self.scale, 8),
             "scaled": r(s.scaled),

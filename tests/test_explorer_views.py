@@ -1,0 +1,200 @@
+"""The explorer's views in a real browser (Playwright + Debian's chromium): the layers x heads grid, the
+head view, the value side (its sum is the head output), q ∘ k_j by dimension, the recurrent walkthrough on a
+GRU-attention model, and the language-model mode (probabilities that sum to 1)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from qkv.viz.server import Explorer, export, make_server
+from test_explorer_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (the browser marks and skips)
+from test_viz_standin import tiny_inspector
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def serve(inspector):
+    explorer = Explorer(inspector)
+    srv = make_server(explorer, port=0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/", explorer
+
+
+def open_page(browser, url):
+    page = browser.new_page(viewport={"width": 1300, "height": 900}, bypass_csp=True)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return page, errors
+
+
+def numbers(page, selector: str) -> list[list[float]]:
+    """The full vectors behind the elements matching ``selector`` (each .vec keeps them in data-values)."""
+    values = page.eval_on_selector_all(selector + " .vec", "els => els.map(e => e.dataset.values)")
+    return [[float(x) for x in v.split(",")] for v in values]
+
+
+def test_grid_head_view_value_side_and_neurons(browser):
+    ins = tiny_inspector(n_heads=2, n_encoder_layers=2, n_decoder_layers=3)
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        # rendered on load, with the model's example text: no click needed
+        page.wait_for_selector("table.grid svg.mini")
+        example = page.input_value("#text")
+        assert example == ins.example
+        analysis = explorer.analyze({"text": example})
+        for kind in analysis["kinds"]:
+            page.select_option("#kind", kind)
+            layers = analysis["attentions"][kind]
+            page.wait_for_function(f"document.querySelector('table.grid').dataset.layers === '{len(layers)}'")
+            assert page.locator("table.grid svg.mini").count() == len(layers) * len(layers[0])
+            assert page.locator("table.grid th").all_text_contents()[1:3] == ["head 0", "head 1"]
+        # a click on a map opens that layer and head
+        page.click("table.grid svg.mini[data-layer='2'][data-head='1']")
+        assert page.input_value("#layer") == "2" and page.input_value("#head") == "1"
+        assert page.locator("svg.heatmap text.axis-title").all_text_contents() == [
+            "source token (key)",
+            "target token (query)",
+        ]
+        assert page.locator("#figure .legend svg.colourbar").count() == 1
+
+        # head view: one colour per head of the layer
+        page.select_option("#view", "heads")
+        page.wait_for_selector("svg.head-lines")
+        assert page.locator(".head-key input[type=checkbox]").count() == 2
+        heads_drawn = page.eval_on_selector_all(
+            "svg.head-lines line", "ls => new Set(ls.map(l => l.dataset.head)).size"
+        )
+        assert heads_drawn == 2
+        page.select_option("#view", "heatmap")
+
+        # the walkthrough of query token 2 in cross layer 2 head 1
+        page.click("#tokens button.token >> nth=2")
+        page.wait_for_selector("#value-table")
+        walk = explorer.explain({"text": example, "kind": "cross", "layer": 2, "head": 1, "token": 2})
+        weighted = np.array(numbers(page, "#value-table tr.value-row td.weighted"))  # (T_k, D): w_j v_j as shown
+        shown_output = np.array(numbers(page, "#value-table td.head-output")[0])
+        assert weighted.shape == (len(walk["key_tokens"]), walk["d_k"])
+        np.testing.assert_allclose(weighted.sum(0), shown_output, atol=1e-4)  # the rows add up to the head output
+        np.testing.assert_allclose(shown_output, walk["head_output"], atol=1e-9)
+        values = np.array(numbers(page, "#value-table tr.value-row td:nth-child(4)"))
+        np.testing.assert_allclose(values * np.array(walk["weights"])[:, None], weighted, atol=1e-4)
+        assert float(page.get_attribute(".value-check", "data-diff")) < 1e-4
+        assert page.locator("ol.steps > li").count() == 7  # the same seven steps as `qkv explain`
+
+        # q ∘ k_j: each row's sum is the score q·k_j of the table
+        page.click("details summary")
+        sums = [float(t) for t in page.locator("svg.neuron text.row-sum").all_text_contents()]
+        np.testing.assert_allclose(sums, walk["dots"], atol=1e-3)
+        assert page.locator("svg.neuron rect.prod").count() == len(walk["key_tokens"]) * walk["d_k"]
+
+        # whole vectors on demand
+        first = page.locator("ol.steps > li >> nth=0")
+        assert "(32 numbers)" in first.text_content()
+        first.locator("button.more").click()
+        assert first.locator(".vec > span").first.text_content().count(",") == 31
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_static_export_labels_cut_vectors_with_their_size(browser, tmp_path):
+    ins = tiny_inspector(n_heads=1, n_encoder_layers=1, n_decoder_layers=1)  # d_k = d_model = 32
+    out = export(Explorer(ins), ["the cat"], tmp_path / "site", dims=16)
+    page, errors = open_page(browser, (out / "index.html").as_uri())
+    page.wait_for_selector("table.grid svg.mini")
+    page.click("#tokens button.token >> nth=1")
+    page.wait_for_selector("#value-table")
+    query = page.locator("ol.steps > li >> nth=1").text_content()
+    assert "(first 16 of 32 numbers)" in query and "(16 numbers)" not in query
+    assert errors == []
+    page.close()
+
+
+def test_recurrent_walkthrough_renders_on_a_gru_attention_model(browser):
+    ins = tiny_inspector("gru-attention", hidden_size=24, n_rnn_layers=1)
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        page.wait_for_selector("table.grid svg.mini")
+        assert page.locator("table.grid svg.mini").count() == 1  # one layer, one head
+        page.click("#tokens button.token >> nth=1")
+        page.wait_for_selector("#walk-table")
+        text = page.text_content("#walkthrough")
+        assert "Bahdanau (additive) attention" in text and "internal error" not in page.text_content("#error")
+        analysis = explorer.analyze({"text": ins.example})
+        n_src = len(analysis["labels"]["cross"]["key"])
+        assert page.locator("#walk-table tr").count() == 1 + n_src
+        weighted = np.array(numbers(page, "#value-table tr.value-row td.weighted"))
+        context = np.array(numbers(page, "#value-table td.head-output")[0])
+        np.testing.assert_allclose(weighted.sum(0), context, atol=1e-4)
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_language_model_mode_probabilities_sum_to_one(browser):
+    ins = tiny_inspector("gpt", n_decoder_layers=2, n_encoder_layers=0)
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        page.wait_for_selector("table.grid svg.mini")
+        assert page.is_visible("#lm-controls")
+        page.fill("#text", "the cat sat")
+        page.click("#run")
+        page.wait_for_function("document.querySelectorAll('#tokens button.token').length > 3")
+        page.fill("#top-k", "0")
+        page.click("#tokens button.token >> nth=2")
+        page.wait_for_selector("#next-table tr.next-row")
+        probs = [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
+        rest = page.text_content("#next").split("all other tokens together: ")
+        total = sum(probs) + (float(rest[1]) if len(rest) > 1 else 0.0)
+        assert total == pytest.approx(1.0, abs=1e-4)
+        # top-k 3: three tokens, renormalised, and the page agrees with the API
+        page.fill("#top-k", "3")
+        page.dispatch_event("#top-k", "change")
+        page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 3")
+        probs = [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-6)  # float32 softmax
+        api = explorer.next_tokens({"text": "the cat sat", "position": 2, "temperature": 1.0, "top_k": 3})
+        np.testing.assert_allclose(probs, api["probs"], atol=1e-12)
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_next_token_distribution_is_the_softmax_of_the_logits():
+    import torch
+
+    ins = tiny_inspector("gpt", n_decoder_layers=2, n_encoder_layers=0)
+    explorer = Explorer(ins)
+    r = explorer.next_tokens({"text": "the cat", "position": 1, "temperature": 0.5, "top_k": 0})
+    analysis = ins.analyze("the cat")
+    with torch.no_grad():
+        logits = analysis.forward().logits[0, 1].double()
+    expected = torch.softmax(logits / 0.5, dim=-1)
+    top = torch.argsort(expected, descending=True)[: len(r["ids"])]
+    assert r["ids"] == top.tolist()
+    np.testing.assert_allclose(r["probs"], expected[top].numpy(), atol=1e-12)
+    assert json.dumps(r)  # JSON-ready
