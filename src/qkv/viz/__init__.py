@@ -8,5 +8,13 @@ search, and the browser explorer.
 - :mod:`.heads` -- entropy, attention distance, positional shares, importance by ablation.
 - :mod:`.search` -- attention as search over sentence embeddings (MiniLM).
 - :mod:`.inspector` -- one interface over trained runs and pretrained checkpoints: text in, attention out.
+- :mod:`.recurrent_walkthrough` -- the same for Bahdanau / Luong attention (additive score step by step).
+- :mod:`.next_token` -- a language model's next-token probabilities (temperature, top-k).
+- :mod:`.inputs` -- example inputs per task, G2P normalisation.
 - :mod:`.html` -- self-contained HTML pages; :mod:`.server` -- the explorer.
+- :mod:`.notebook` -- the views in Jupyter: ``qkv.viz.head_view(model, text)``, ``qkv.viz.model_view(...)``.
 """
+
+from qkv.viz.notebook import head_view, model_view
+
+__all__ = ["head_view", "model_view"]

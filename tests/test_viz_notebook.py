@@ -1,0 +1,30 @@
+"""The notebook views (``_repr_html_``): what they draw is the analysis' weights, and text is escaped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import qkv.viz
+from test_viz_standin import tiny_inspector
+
+SCRIPT = "<script>x()</script>"
+
+
+def test_head_view_draws_one_line_per_visible_weight_in_its_head_colour():
+    ins = tiny_inspector(n_heads=2, extra_words=(SCRIPT,))
+    view = qkv.viz.head_view(ins, f"the {SCRIPT} cat", layer=1)
+    analysis = ins.analyze(f"the {SCRIPT} cat")
+    weights = analysis.attentions["cross"][1]  # (H, T_q, T_k): the default kind is cross-attention
+    np.testing.assert_array_equal(view.weights, weights)
+    html = view._repr_html_()
+    assert html.count("<line ") == int((weights >= 0.05).sum())
+    assert html.count('stroke="#1f77b4"') == int((weights[0] >= 0.05).sum())
+    assert SCRIPT not in html and "&lt;script&gt;" in html
+
+
+def test_model_view_has_a_map_per_layer_and_head():
+    ins = tiny_inspector(n_heads=2, n_encoder_layers=3)
+    view = qkv.viz.model_view(ins, "the cat sat", kind="encoder_self")
+    html = view._repr_html_()
+    assert html.count('class="qkv-mini"') == 3 * 2
+    assert html.count("<rect ") == sum(int((w >= 0.02).sum()) for w in view.layers)
