@@ -1,7 +1,9 @@
 """Attention as search: the equation on hand-made vectors, and `qkv search` with the real MiniLM.
 
-Reference for the embeddings: sentence-transformers' own ``SentenceTransformer`` on the same checkpoint
-(mean pooling + L2 normalisation), which shares no code with qkv.
+Reference for the embeddings: Hugging Face ``transformers``' own ``BertModel`` on the same checkpoint, mean
+pooled over the real tokens and L2-normalised here (what sentence-transformers does for this model,
+``1_Pooling/config.json``: mean pooling; ``modules.json``: Normalize) -- it shares no code with qkv; and
+sentence-transformers itself when it is installed.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,6 +69,27 @@ def minilm():
 
 
 @pytest.mark.slow
+def test_embeddings_equal_transformers_mean_pooled(minilm):
+    transformers = pytest.importorskip("transformers")
+    from qkv.viz.search import SentenceEncoder
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    pooling = json.loads((Path(minilm) / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
+    tok = transformers.AutoTokenizer.from_pretrained(minilm)
+    bert = transformers.BertModel.from_pretrained(minilm).eval()
+    batch = tok(CORPUS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = bert(**batch).last_hidden_state  # (B, T, 384)
+    keep = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+    pooled = (hidden * keep).sum(1) / keep.sum(1)  # the mean over real tokens
+    reference = pooled / pooled.norm(dim=-1, keepdim=True)
+    ours = SentenceEncoder.load(minilm).embed(CORPUS)
+    torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-3)
+    assert ours[4] @ ours[0] < ours[4] @ SentenceEncoder.load(minilm).embed([QUERY])[0]  # bike ~ bike, not cat
+
+
+@pytest.mark.slow
 def test_embeddings_equal_sentence_transformers(minilm):
     st = pytest.importorskip("sentence_transformers")
     from qkv.viz.search import SentenceEncoder
@@ -102,3 +126,8 @@ def test_search_user_errors(tmp_path, capsys):
     empty.write_text("\n \n")
     assert main(["search", "x", "--corpus", str(empty)]) == 2
     assert "no non-blank lines" in capsys.readouterr().err
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a line\n")
+    for top in ("0", "-3"):
+        assert main(["search", "x", "--corpus", str(corpus), "--top", top]) == 2
+        assert "--top must be an integer >= 1" in capsys.readouterr().err

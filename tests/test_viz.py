@@ -12,7 +12,7 @@ from qkv.errors import UserError
 from qkv.viz.attention_report import write_report
 from qkv.viz.capture import find_call, record_attention
 from qkv.viz.heads import ablate_head, head_importance, head_stats
-from qkv.viz.heatmaps import attention_heatmap, write_heatmaps
+from qkv.viz.heatmaps import attention_heatmap, heads_grid, write_heatmaps
 from test_viz_standin import TinySeq2Seq, tiny_inspector
 
 
@@ -68,14 +68,32 @@ def test_report_writes_greedy_and_beam_and_html(tmp_path):
     ins = tiny_inspector(n_encoder_layers=1, n_decoder_layers=1, n_heads=2)
     summary = write_report(ins, "the <b>cat</b> sat", tmp_path, searches=("greedy", "beam"), formats=("png",))
     assert set(summary["searches"]) == {"greedy", "beam"}
-    per_search = 3 * 1 * 2 + 3  # (encoder, decoder, cross) x 1 layer x 2 heads + one grid per layer
-    assert summary["n_images"] == 2 * per_search
-    assert len(list((tmp_path / "beam").glob("*_H*.png"))) == 6
+    greedy = 3 * 1 * 2 + 3  # (encoder, decoder, cross) x 1 layer x 2 heads + one grid per layer
+    beam = 2 * 1 * 2 + 2  # the encoder reads the same source: its maps are not drawn twice
+    assert summary["n_images"] == greedy + beam
+    assert len(list((tmp_path / "beam").glob("*_H*.png"))) == 4
+    assert not list((tmp_path / "beam").glob("encoder_self*"))
     html = (tmp_path / "attention.html").read_text()
     assert "<b>cat</b>" not in html and "&lt;b&gt;cat&lt;/b&gt;" in html
-    assert html.count("data:image/png;base64,") >= 2 * 3
+    assert html.count("data:image/png;base64,") >= 3 + 2
+    assert "as for greedy decoding above" in html
     heads = json.loads((tmp_path / "heads.json").read_text())["heads"]
     assert len(heads) == 3 * 1 * 2
+    cross = [h for h in heads if h["kind"] == "cross"]  # positions of two sequences are not compared
+    assert cross and all(h["previous"] is None and h["distance"] is None and h["entropy"] >= 0 for h in cross)
+
+
+def test_svg_text_stays_text_and_grids_have_titles_and_a_colour_bar(tmp_path):
+    ins = tiny_inspector(n_encoder_layers=1, n_decoder_layers=1, n_heads=2)
+    analysis = ins.analyze("the cat sat")
+    paths = write_heatmaps(analysis.attentions, analysis.labels, tmp_path, formats=("svg",))
+    svg = (tmp_path / "cross_L0_H0.svg").read_text()
+    assert "<text" in svg and ">cat<" in svg  # searchable text, not glyph paths
+    q, k = analysis.labels["cross"]
+    fig = heads_grid(analysis.attentions["cross"][0], q, k, axis_names=("target (query)", "source (key)"))
+    texts = {t.get_text() for t in fig.findobj(match=lambda a: hasattr(a, "get_text"))}
+    assert {"target (query)", "source (key)", "attention weight"} <= texts
+    assert len(paths) == 3 * 2 + 3
 
 
 def test_head_stats_on_hand_made_patterns():
@@ -161,6 +179,6 @@ def test_recurrent_alignments_are_drawn_and_walked_through(tmp_path):
     assert alignment.shape[0] == 1 and alignment.shape[2] == 4  # one head; the, cat, sat, <eos>
     np.testing.assert_allclose(alignment.sum(-1), 1.0, atol=1e-5)
     paths = write_heatmaps(analysis.attentions, analysis.labels, tmp_path, formats=("png",))
-    assert sorted(p.name for p in paths) == ["cross_L0_H0.png", "cross_L0_heads.png"]
+    assert sorted(p.name for p in paths) == ["cross_L0_H0.png"]  # one head: no 1 x 1 grid beside it
     walk = ins.explain(analysis, "cross", 0, 0, 1)  # Bahdanau's additive score (tests/test_walkthrough_recurrent.py)
     np.testing.assert_allclose(walk.weights.numpy(), alignment[0, 1], atol=1e-5)

@@ -1,13 +1,15 @@
 """`qkv evaluate RUN [--split test] [--beam N]`: decode a split and score it with the task's metric.
 
 Writes ``RUN/eval/<split>-<checkpoint>-beam<N>.hyp.txt`` (one hypothesis per line, seq2seq) and
-``RUN/eval/<split>-<checkpoint>-beam<N>.json`` (the scores), and prints the scores as JSON.
+``RUN/eval/<split>-<checkpoint>-beam<N>.json`` (the scores), prints the scores as JSON on standard output
+and where it wrote them on standard error (so the JSON line stays machine-readable).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 HELP = "score a trained run on a split with the task's metrics (writes hypotheses and scores)"
 
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default="best", help="best (default), last, averaged, or a file")
     parser.add_argument("--max-examples", type=int, help="score only the first N examples")
     parser.add_argument("--max-len", type=int, help="longest hypothesis in tokens (default: the recipe's)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,4 +62,6 @@ def run(args: argparse.Namespace) -> int:
     }
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result))
+    written = [out_dir / f"{tag}.json"] + ([out_dir / f"{tag}.hyp.txt"] if examples is not None else [])
+    print("wrote " + " and ".join(str(p) for p in written), file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 MAX_INPUT_CHARS = 10_000
@@ -19,16 +20,18 @@ HELP = "translate / transcribe / summarize / continue text with a trained run (s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory written by `qkv train`")
+    parser.add_argument(
+        "run", help="run directory written by `qkv train`, or a shipped model (multi30k-de-en, g2p-cmudict)"
+    )
     parser.add_argument("text", nargs="*", help="input text(s); none = read --file or stdin, one per line")
     parser.add_argument("--file", help="read inputs from this file, one per line")
     parser.add_argument("--checkpoint", default="best", help="best (default), last, averaged, or a file")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     parser.add_argument("--max-len", type=int, default=128, help="longest output, in tokens")
     parser.add_argument("--sample", action="store_true", help="sample instead of searching")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int)
-    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--temperature", type=float, default=1.0, help="with --sample: softmax temperature (default 1)")
+    parser.add_argument("--top-k", type=int, help="with --sample: draw from the k most likely tokens only")
+    parser.add_argument("--top-p", type=float, help="with --sample: draw from the smallest set with probability >= p")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling generator")
     parser.add_argument(
         "--max-input-chars",
@@ -36,12 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=MAX_INPUT_CHARS,
         help=f"longest input accepted, in characters (default {MAX_INPUT_CHARS:,})",
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
 
 
 def run(args: argparse.Namespace) -> int:
     from qkv.training.generate import generate_texts
-    from qkv.training.run import load_run
 
     _check_flags(args)
     if args.text:
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             _check_length(line, f"TEXT argument {i}", args.max_input_chars)
     elif args.file:
         lines = _read_inputs(args.file, args.max_input_chars)
-    loaded = load_run(args.run, args.checkpoint, args.device)
+    loaded = _open(args)
     options = dict(
         beam=args.beam,
         max_len=args.max_len,
@@ -68,6 +70,16 @@ def run(args: argparse.Namespace) -> int:
     for line, output in zip(lines, generate_texts(loaded, lines, **options), strict=True):
         print(_shown(loaded, line, output))
     return 0
+
+
+def _open(args: argparse.Namespace):
+    """The run, or a model qkv ships when RUN names one (and no such directory exists)."""
+    from qkv.assets import SHIPPED, load_shipped
+    from qkv.training.run import load_run
+
+    if args.run in SHIPPED and not os.path.isdir(args.run):
+        return load_shipped(args.run)
+    return load_run(args.run, args.checkpoint, args.device)
 
 
 def _check_flags(args: argparse.Namespace) -> None:

@@ -19,9 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--temperature",
         type=float,
         default=None,
-        help="softmax temperature on the scaled scores (default 0.01; 1 = a plain Transformer head)",
+        help="softmax temperature on the scaled scores q·k/√d (default 0.01; 1 = the softmax of a head's "
+        "scaled scores, but with no learned W_Q/W_K/W_V: the sentence embeddings are the queries, keys and values)",
     )
-    p.add_argument("--top", type=int, default=10, help="how many matches to print")
+    p.add_argument("--top", type=int, default=10, help="how many matches to print (>= 1; default 10)")
     p.add_argument("--model", default=None, help="a BERT-style checkpoint directory (default: the MiniLM package)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the result as JSON here")
     p.add_argument("--plot", default=None, help="also write a bar chart of the weights (PNG/SVG) here")
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{path}: {len(lines)} lines; the limit is {MAX_LINES}")
     if not args.query.strip():
         raise UserError("the query is empty")
+    if args.top < 1:
+        raise UserError(f"--top must be an integer >= 1 (how many matches to print), got {args.top}")
     temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     if temperature <= 0:
         raise UserError(f"--temperature must be > 0, got {temperature}")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result.to_dict(), indent=1), encoding="utf-8")
     if args.plot:
-        from qkv.viz.heatmaps import bar_chart
+        from qkv.viz.heatmaps import bar_chart, save
 
         order = result.ranking()[: args.top]
         fig = bar_chart(
@@ -60,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
             title=f"softmax weights for {args.query!r} (temperature {temperature:g})",
             xlabel="weight",
         )
-        fig.savefig(args.plot, dpi=110)
+        save(fig, args.plot, dpi=110)
     return 0

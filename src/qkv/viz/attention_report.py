@@ -10,7 +10,7 @@ from pathlib import Path
 from qkv.attention import MultiHeadAttention
 from qkv.errors import UserError
 from qkv.viz.heads import format_stats, head_importance, head_stats, stats_figure
-from qkv.viz.heatmaps import bar_chart, heads_grid, write_heatmaps
+from qkv.viz.heatmaps import KIND_AXES, attention_heatmap, bar_chart, heads_grid, write_heatmaps
 from qkv.viz.html import img, page, table
 from qkv.viz.inspector import Inspector
 
@@ -54,24 +54,39 @@ def write_report(
     body, summary, n_images, all_stats = [], {"searches": {}}, 0, []
     for search in searches:
         analysis = inspector.analyze(text, search)
-        paths = write_heatmaps(analysis.attentions, analysis.labels, out / search, formats=formats)
+        attentions = dict(analysis.attentions)
+        if search != searches[0]:  # the encoder reads the same source whatever the decoding: drawn once
+            attentions.pop("encoder_self", None)
+        paths = write_heatmaps(attentions, analysis.labels, out / search, formats=formats)
         n_images += len(paths)
         summary["searches"][search] = {"output": analysis.output, "images": [str(p) for p in paths]}
         body.append(f"<h2>{escape(search)} decoding</h2>")
         if analysis.output:
             body.append(f"<p>output: <code>{escape(analysis.output)}</code></p>")
-        for kind, layers in analysis.attentions.items():
+        if "encoder_self" in analysis.attentions and "encoder_self" not in attentions:
+            body.append(f"<p>(encoder self-attention: as for {escape(searches[0])} decoding above)</p>")
+        for kind, layers in attentions.items():
             q_labels, k_labels = analysis.labels[kind]
+            axes = KIND_AXES.get(kind, ("query", "key"))
             for layer, weights in enumerate(layers):
                 title = f"{kind} · layer {layer}"
                 body.append(f"<h3>{escape(title)}</h3>")
-                body.append(img(heads_grid(weights, q_labels, k_labels, title=title), alt=f"{search} {title}"))
+                if weights.shape[0] > 1:
+                    fig = heads_grid(weights, q_labels, k_labels, title=title, axis_names=axes)
+                else:
+                    fig = attention_heatmap(weights[0], q_labels, k_labels, title=title, axis_names=axes)
+                body.append(img(fig, alt=f"{search} {title}"))
                 if search == searches[0]:
                     all_stats += head_stats(weights, kind, layer)
-    rows = [[s.kind, s.layer, s.head, s.entropy, s.distance, s.previous, s.same, s.first] for s in all_stats]
+    rows = [
+        [s.kind, s.layer, s.head, s.entropy]
+        + ([s.distance, s.previous, s.same, s.first] if s.positional else ["–"] * 4)
+        for s in all_stats
+    ]
     body.append(
-        "<h2>What the heads do</h2><p>Entropy (nats) of each query's attention, mean distance |i − j| "
-        "to the attended keys, and the share of attention on the previous, same and first token.</p>"
+        "<h2>What the heads do</h2><p>Entropy (nats) of each query's attention; for self-attention also the "
+        "mean distance |i − j| to the attended keys and the share of attention on the previous, same and first "
+        "token (positions that mean nothing across two sequences, so not given for cross-attention).</p>"
     )
     body.append(table(["kind", "layer", "head", "entropy", "distance", "previous", "same", "first"], rows))
     stats_png = out / "heads.png"

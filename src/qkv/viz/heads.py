@@ -21,6 +21,8 @@ from torch import Tensor
 
 from qkv.attention import MultiHeadAttention
 
+POSITIONAL = ("distance", "previous", "same", "first")
+
 
 @dataclass
 class HeadStats:
@@ -33,8 +35,17 @@ class HeadStats:
     same: float  # on key i
     first: float  # on key 0
 
+    @property
+    def positional(self) -> bool:
+        """Distance and previous/same/first compare positions of one sequence: not for cross-attention."""
+        return self.kind != "cross"
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.positional:
+            for name in POSITIONAL:
+                d[name] = None
+        return d
 
 
 def head_stats(weights: Tensor | np.ndarray, kind: str = "", layer: int = 0) -> list[HeadStats]:
@@ -104,12 +115,24 @@ def head_importance(
 
 
 def stats_figure(stats: list[HeadStats], *, title: str = "") -> Figure:
-    """Entropy, distance and positional shares as small heatmaps (rows = layers, columns = heads)."""
+    """Entropy, distance and positional shares as small heatmaps (rows = layers, columns = heads); with one
+    head per layer, as bars (a 1 x 1 heatmap shows nothing). Cross-attention: entropy only."""
     layers = sorted({s.layer for s in stats})
     heads = max(s.head for s in stats) + 1
-    fields = ["entropy", "distance", "previous", "same", "first"]
-    fig = Figure(figsize=(3.0 * len(fields), 0.5 * len(layers) + 1.8), layout="constrained")
+    fields = ["entropy", *POSITIONAL] if all(s.positional for s in stats) else ["entropy"]
+    fig = Figure(figsize=(3.0 * len(fields) + 1.0, 0.5 * len(layers) + 1.8), layout="constrained")
     axes = fig.subplots(1, len(fields), squeeze=False)[0]
+    if heads == 1:
+        for ax, name in zip(axes, fields, strict=True):
+            values = [next(getattr(s, name) for s in stats if s.layer == layer) for layer in layers]
+            ax.barh(range(len(layers)), values, color="#3b7dd8")
+            ax.set_yticks(range(len(layers)), [f"layer {layer}" for layer in layers])
+            ax.invert_yaxis()
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("nats" if name == "entropy" else "tokens" if name == "distance" else "share of attention")
+        if title:
+            fig.suptitle(title)
+        return fig
     for ax, name in zip(axes, fields, strict=True):
         grid = np.full((len(layers), heads), np.nan)
         for s in stats:
@@ -130,8 +153,10 @@ def format_stats(stats: list[HeadStats]) -> str:
     """A plain-text table of head statistics."""
     lines = [f"{'kind':<13}{'layer':>6}{'head':>6}{'entropy':>9}{'distance':>10}{'prev':>7}{'same':>7}{'first':>7}"]
     for s in stats:
-        lines.append(
-            f"{s.kind:<13}{s.layer:>6}{s.head:>6}{s.entropy:>9.3f}{s.distance:>10.2f}"
-            f"{s.previous:>7.2f}{s.same:>7.2f}{s.first:>7.2f}"
+        positions = (
+            f"{s.distance:>10.2f}{s.previous:>7.2f}{s.same:>7.2f}{s.first:>7.2f}"
+            if s.positional
+            else f"{'-':>10}{'-':>7}{'-':>7}{'-':>7}"  # positions of two sequences: not comparable
         )
+        lines.append(f"{s.kind:<13}{s.layer:>6}{s.head:>6}{s.entropy:>9.3f}{positions}")
     return "\n".join(lines)

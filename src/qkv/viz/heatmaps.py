@@ -5,7 +5,8 @@ token, one column per key token, the cell's shade = the softmax weight. Axes car
 long inputs the canvas grows and only every n-th label is printed, so the plot stays readable.
 
 No global state: figures are created with :class:`matplotlib.figure.Figure` (not ``pyplot``), so these
-functions are safe in a web server thread and never open a window.
+functions are safe in a web server thread and never open a window. SVGs keep their text as text
+(``svg.fonttype: none``, set only around the save), so tokens can be searched and copied.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -36,10 +38,22 @@ def _ticks(ax, labels: Sequence[str], axis: str, max_labels: int) -> None:
         ax.set_yticks(idx, shown, fontsize=8 if n <= 30 else 6)
 
 
-def _draw(ax, weights: np.ndarray, q_labels: Sequence[str], k_labels: Sequence[str], max_labels: int):
-    image = ax.imshow(
-        weights, cmap="viridis", vmin=0.0, vmax=max(1e-9, float(weights.max())), aspect="auto", interpolation="nearest"
-    )
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> None:
+    """``fig.savefig``, with the text of an SVG kept as text (searchable), not turned into paths."""
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, dpi=dpi)
+
+
+def _draw(
+    ax,
+    weights: np.ndarray,
+    q_labels: Sequence[str],
+    k_labels: Sequence[str],
+    max_labels: int,
+    vmax: float | None = None,
+):
+    top = max(1e-9, float(weights.max())) if vmax is None else vmax
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=top, aspect="auto", interpolation="nearest")
     _ticks(ax, k_labels, "x", max_labels)
     _ticks(ax, q_labels, "y", max_labels)
     return image
@@ -87,8 +101,10 @@ def heads_grid(
     *,
     title: str = "",
     max_labels: int = 30,
+    axis_names: tuple[str, str] = ("query", "key"),
 ) -> Figure:
-    """Every head of one layer side by side: ``weights (H, T_q, T_k)``."""
+    """Every head of one layer side by side: ``weights (H, T_q, T_k)``, on one colour scale (0 to the
+    largest weight of the layer) with its colour bar, and axis titles."""
     weights = _check(weights, q_labels, k_labels)
     n = weights.shape[0]
     cols = min(n, 4)
@@ -97,13 +113,18 @@ def heads_grid(
     side = min(8.0, max(2.6, 0.18 * max(t_q, t_k)))
     fig = Figure(figsize=(cols * side + 1.0, rows * side + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
+    vmax = max(1e-9, float(weights.max()))
+    image = None
     for h in range(rows * cols):
         ax = axes[h // cols][h % cols]
         if h >= n:
             ax.set_axis_off()
             continue
-        _draw(ax, weights[h], q_labels, k_labels, max_labels)
+        image = _draw(ax, weights[h], q_labels, k_labels, max_labels, vmax=vmax)
         ax.set_title(f"head {h}", fontsize=9)
+    fig.supxlabel(axis_names[1], fontsize=10)
+    fig.supylabel(axis_names[0], fontsize=10)
+    fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, label="attention weight")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -119,8 +140,9 @@ def write_heatmaps(
     dpi: int = 110,
 ) -> list[Path]:
     """Write one heatmap per kind, layer and head (``{prefix}{kind}_L{l}_H{h}.{fmt}``) plus one grid per layer
-    (``{prefix}{kind}_L{l}_heads.png``). ``attentions[kind]`` is a list over layers of ``(H, T_q, T_k)``
-    arrays; ``labels[kind] = (query tokens, key tokens)``. Returns the written paths."""
+    (``{prefix}{kind}_L{l}_heads.png``, only when the layer has more than one head). ``attentions[kind]`` is a
+    list over layers of ``(H, T_q, T_k)`` arrays; ``labels[kind] = (query tokens, key tokens)``. Returns the
+    written paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -139,13 +161,15 @@ def write_heatmaps(
                 ax.set_title(f"{prefix}{kind} · layer {layer} · head {head}", fontsize=10)
                 for fmt in formats:
                     path = out / f"{prefix}{kind}_L{layer}_H{head}.{fmt}"
-                    fig.savefig(path, dpi=dpi)
+                    save(fig, path, dpi=dpi)
                     written.append(path)
                 fig.set_layout_engine("none")  # keep the layout of the first save
-            grid = heads_grid(weights, q_labels, k_labels, title=f"{prefix}{kind} · layer {layer}")
-            path = out / f"{prefix}{kind}_L{layer}_heads.png"
-            grid.savefig(path, dpi=dpi)
-            written.append(path)
+            if weights.shape[0] > 1:  # one head: its own heatmap says it all
+                title = f"{prefix}{kind} · layer {layer}"
+                grid = heads_grid(weights, q_labels, k_labels, title=title, axis_names=axis_names)
+                path = out / f"{prefix}{kind}_L{layer}_heads.png"
+                save(grid, path, dpi=dpi)
+                written.append(path)
     return written
 
 
