@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from qkv.models.builder import build_model
 from qkv.models.config import RECURRENT_NAMES, ModelConfig
-from qkv.models.recurrent import RecurrentSeq2Seq, build_recurrent
+from qkv.models.recurrent import RecurrentSeq2Seq
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
 
 # (cell, attention, bidirectional, input_feeding): every decoder path, both cells
@@ -178,14 +179,18 @@ def test_luong_general_with_input_feeding_by_hand():
 
 
 @pytest.mark.parametrize("name", RECURRENT_NAMES)
-def test_build_recurrent_follows_the_presets(name):
+def test_build_model_follows_the_recurrent_presets(name):
     config = ModelConfig(name=name, d_model=8, hidden_size=10, n_rnn_layers=2, dropout=0.0).validate()
-    model = build_recurrent(config, 12, 14)
+    model = build_model(config, 12, 14)
     assert model.cell == config.rnn_cell and model.attention == config.attention
     assert model.encoder.dirs == (2 if config.bidirectional else 1)
     assert model.decoder.input_feeding == config.input_feeding
     assert model.encoder.rnn.num_layers == 2 and model.decoder.rnn.hidden_size == 10
     assert model(SRC, TGT).logits.shape == (3, TGT.size(1), 14)
+    assert (model.pad_id, model.bos_id, model.eos_id) == (PAD_ID, BOS_ID, EOS_ID)
+    other = build_model(config, 12, 14, pad_id=5, bos_id=6, eos_id=7)  # a checkpoint's own ids reach the model
+    assert (other.pad_id, other.bos_id, other.eos_id) == (5, 6, 7)
+    assert other.decoder.embedding.padding_idx == 5 and other.encoder.embedding.padding_idx == 5
 
 
 def test_input_feeding_without_luong_attention_is_rejected():

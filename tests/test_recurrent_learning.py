@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from qkv.decoding import greedy
+from qkv.models.builder import build_model
 from qkv.models.config import RECURRENT_NAMES, ModelConfig
-from qkv.models.recurrent import build_recurrent
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 12  # 4 specials + 8 symbols
@@ -55,7 +55,7 @@ def loss_of(model, src, tgt_in, tgt_out) -> torch.Tensor:
 def test_learns_to_reverse(name):
     torch.manual_seed(0)
     config = ModelConfig(name=name, d_model=32, hidden_size=64, dropout=0.0).validate()
-    model = build_recurrent(config, VOCAB, VOCAB)
+    model = build_model(config, VOCAB, VOCAB)
     steps = 400
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)

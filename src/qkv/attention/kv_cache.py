@@ -33,7 +33,7 @@ class KVCache:
         """Add the new keys/values (``(B, H_kv, t, D)``) and return all of them so far."""
         if self.static and self.k is not None:
             raise RuntimeError("a static (cross-attention) cache is filled once and then only read")
-        if self.k is None:
+        if self.k is None or self.v is None:
             self.k, self.v = k, v
         else:
             self.k = torch.cat([self.k, k], dim=-2)  # (B, H_kv, T_k + t, D)
@@ -42,6 +42,6 @@ class KVCache:
 
     def reorder(self, index: Tensor) -> None:
         """Select (or duplicate) batch rows, e.g. to follow the surviving beams."""
-        if self.k is not None:
+        if self.k is not None and self.v is not None:
             self.k = self.k.index_select(0, index)
             self.v = self.v.index_select(0, index)

@@ -102,7 +102,7 @@ class MultiHeadAttention(nn.Module):
         x_kv = x_q if x_kv is None else x_kv
         q = self.split_heads(self.q_proj(x_q), self.n_heads)  # (B, H, T_q, D)
         past = 0 if cache is None or cache.static else len(cache)
-        if cache is not None and cache.static and cache.is_filled:
+        if cache is not None and cache.static and cache.k is not None and cache.v is not None:  # filled
             k, v = cache.k, cache.v  # (B, H_kv, T_k, D), computed once from the encoder output
         else:
             k, v = self.project_kv(x_kv)  # (B, H_kv, t, D)

@@ -114,8 +114,8 @@ class BPETokenizer(_HFTokenizer):
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         hf = Tokenizer(models.BPE())
-        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # type: ignore[assignment]
-        hf.decoder = decoders.ByteLevel()  # type: ignore[assignment]
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
             vocab_size=vocab_size,
             min_frequency=min_frequency,

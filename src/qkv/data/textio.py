@@ -92,9 +92,8 @@ def check_lengths(
     over-long texts are cut and the count is logged on the ``qkv.data`` logger.
     """
     default = max_chars is None
-    if default:
-        max_chars = MAX_LINE_CHARS
-    over = [i for i, t in enumerate(texts) if len(t) > max_chars]
+    limit = MAX_LINE_CHARS if max_chars is None else max_chars
+    over = [i for i, t in enumerate(texts) if len(t) > limit]
     if not over:
         return texts
     first = over[0]
@@ -106,13 +105,13 @@ def check_lengths(
         )
     if not truncate:
         raise UserError(
-            f"{where(first)}: {len(texts[first])} characters, more than the maximum {max_chars} "
+            f"{where(first)}: {len(texts[first])} characters, more than the maximum {limit} "
             f"({len(over)} of {len(texts)} are over; raise the maximum or ask to truncate)"
         )
-    log.warning("%s: truncated %d of %d texts to %d characters", where(first), len(over), len(texts), max_chars)
+    log.warning("%s: truncated %d of %d texts to %d characters", where(first), len(over), len(texts), limit)
     out = list(texts)
     for i in over:
-        out[i] = out[i][:max_chars]
+        out[i] = out[i][:limit]
     return out
 
 

@@ -17,6 +17,7 @@ from qkv.models.encoder_decoder import Transformer
 from qkv.models.encoder_only import EncoderOnly
 from qkv.models.output_projection import OutputProjection
 from qkv.models.positions import LearnedPositions, RotaryEmbedding, SinusoidalPositions, embedding_scale
+from qkv.models.recurrent import RecurrentSeq2Seq
 from qkv.models.recurrent_encoder import RNN_CELLS
 from qkv.models.recurrent_lm import RecurrentLM
 from qkv.models.transformer_layers import DecoderLayer, EncoderLayer, layer_norm
@@ -39,7 +40,9 @@ def build_model(
     """
     config.validate()
     model = _build(config, src_vocab, tgt_vocab, {"pad_id": pad_id, "bos_id": bos_id, "eos_id": eos_id})
-    model.config = config  # what it was built from (read by summaries and the explorer; never by forward)
+    # what it was built from (read by summaries and the explorer; never by forward). The ignore: nn.Module's
+    # __getattr__ types every unknown attribute as Tensor | Module.
+    model.config = config  # type: ignore[assignment]
     return model
 
 
@@ -47,9 +50,7 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
     if config.name in RECURRENT_LM_NAMES:
         return _recurrent_lm(config, tgt_vocab, ids)
     if config.family == "recurrent":
-        from qkv.models.recurrent import build_recurrent  # the recurrent family lives in its own module
-
-        return build_recurrent(config, src_vocab, tgt_vocab)
+        return _recurrent(config, src_vocab, tgt_vocab, ids)
     if config.name == "transformer":
         tgt_tokens = _token_embedding(config, tgt_vocab)
         if config.share_embeddings:
@@ -75,6 +76,26 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
     return EncoderOnly(_encoder(config, tokens), head, **ids)
 
 
+def _recurrent(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, int]) -> RecurrentSeq2Seq:
+    """A recurrent encoder-decoder: ``d_model`` is the embedding size, ``hidden_size`` the RNN width,
+    ``n_rnn_layers`` the depth; ``rnn_cell``, ``bidirectional``, ``attention`` and ``input_feeding`` (filled
+    from the name's preset) pick the paper. The Transformer-only knobs are ignored."""
+    assert config.rnn_cell is not None and config.attention is not None  # (the presets fill them)
+    return RecurrentSeq2Seq(
+        src_vocab,
+        tgt_vocab,
+        embed_dim=config.d_model,
+        hidden_size=config.hidden_size,
+        num_layers=config.n_rnn_layers,
+        cell=config.rnn_cell,
+        bidirectional=bool(config.bidirectional),
+        attention=config.attention,
+        input_feeding=bool(config.input_feeding),
+        dropout=config.dropout,
+        **ids,
+    )
+
+
 def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> RecurrentLM:
     """Zaremba et al. 2014: embeddings (``d_model``), ``n_rnn_layers`` LSTM/GRU layers (``hidden_size``) with
     ``dropout`` between them, on the embeddings and before the output layer; then the output layer."""
@@ -86,6 +107,7 @@ def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> Recur
     # PyTorch's inits (embeddings N(0, 1), RNN U(+-1/sqrt(H))), as the recurrent encoder-decoders: Zaremba et al.'s
     # U(+-0.1) everywhere suits SGD at lr 1; under Adam it sat at the unigram loss far longer on a tiny text.
     tokens = nn.Embedding(vocab, config.d_model)
+    assert config.rnn_cell is not None  # (the preset fills it)
     between = config.dropout if config.n_rnn_layers > 1 else 0.0  # nn.LSTM/GRU: on each layer's output but the last
     rnn = RNN_CELLS[config.rnn_cell](
         config.d_model, config.hidden_size, num_layers=config.n_rnn_layers, batch_first=True, dropout=between
@@ -180,7 +202,7 @@ def _output(
         bias=config.output_bias,
         logit_scale=config.d_model**-0.5 if scale_logits else 1.0,
     )
-    if tied:
+    if tied and tokens is not None:
         head.weight = tokens.weight  # Press & Wolf 2017: one matrix for input and output
     else:
         nn.init.normal_(head.weight, std=0.02)  # logits ~ N(0, 0.02^2 E): near zero for any E <= 2048

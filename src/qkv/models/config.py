@@ -19,7 +19,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from qkv.attention.core import Backend
 
@@ -31,8 +31,10 @@ MODEL_NAMES = TRANSFORMER_NAMES + RECURRENT_NAMES + RECURRENT_LM_NAMES
 POSITIONS = ("sinusoidal", "learned", "rotary", "none")
 SINUSOIDAL_LAYOUTS = ("interleaved", "halves")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
-RNN_CELLS = ("gru", "lstm")
-RNN_ATTENTIONS = ("none", "additive", "general", "dot")
+RnnCell = Literal["gru", "lstm"]
+RnnAttention = Literal["none", "additive", "general", "dot"]  # additive = Bahdanau; general, dot = Luong
+RNN_CELLS: tuple[RnnCell, ...] = get_args(RnnCell)
+RNN_ATTENTIONS: tuple[RnnAttention, ...] = get_args(RnnAttention)
 
 # Recurrent presets: what each model name means when the field is left unset (None).
 RECURRENT_PRESETS: dict[str, dict[str, Any]] = {
@@ -88,11 +90,11 @@ class ModelConfig:
     norm_eps: float = 1e-5
     attention_backend: Backend = "auto"  # auto | reference | fused (qkv.attention.core.BACKENDS)
     # -- recurrent family --
-    rnn_cell: str | None = None  # gru | lstm
+    rnn_cell: RnnCell | None = None  # gru | lstm
     hidden_size: int = 256
     n_rnn_layers: int = 1
     bidirectional: bool | None = None  # encoder only
-    attention: str | None = None  # none | additive (Bahdanau) | general | dot (Luong)
+    attention: RnnAttention | None = None  # none | additive (Bahdanau) | general | dot (Luong)
     input_feeding: bool | None = None  # Luong et al. 2015, section 3.3
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by modules
 

@@ -35,6 +35,8 @@ def sinusoidal_table(length: int, dim: int, *, layout: str = "interleaved", base
 class SinusoidalPositions(nn.Module):
     """Fixed sinusoidal positions: ``forward(positions (T,)) -> (T, E)``. No parameters; any length."""
 
+    table: Tensor  # (max_len, E), a non-persistent buffer that grows on demand
+
     def __init__(self, d_model: int, max_len: int = 512, *, layout: str = "interleaved") -> None:
         super().__init__()
         self.d_model, self.layout = d_model, layout
@@ -74,6 +76,8 @@ class RotaryEmbedding(nn.Module):
     ``q (B, H, T_q, D)``, ``k (B, H_kv, T_k, D)``; ``q_start`` and ``k_start`` are the absolute positions
     of their first rows (with a KV cache: the cache length). Computed in float32 at least.
     """
+
+    inv_freq: Tensor  # (D/2,) float64, a non-persistent buffer
 
     def __init__(self, head_dim: int, *, base: float = 10000.0) -> None:
         super().__init__()

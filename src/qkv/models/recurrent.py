@@ -24,10 +24,9 @@ Notation: ``B`` batch, ``T_s``/``T_t`` source/target lengths, ``L`` layers, ``H`
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor, nn
 
+from qkv.models.config import RnnAttention, RnnCell
 from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.recurrent_decoder import RecurrentDecoder, RecurrentState, SourceState
 from qkv.models.recurrent_encoder import RecurrentEncoder
@@ -47,9 +46,9 @@ class RecurrentSeq2Seq(nn.Module):
         embed_dim: int = 256,
         hidden_size: int = 256,
         num_layers: int = 1,
-        cell: str = "gru",
+        cell: RnnCell = "gru",
         bidirectional: bool = False,
-        attention: str = "none",
+        attention: RnnAttention = "none",
         input_feeding: bool = False,
         dropout: float = 0.0,
         pad_id: int = PAD_ID,
@@ -65,7 +64,7 @@ class RecurrentSeq2Seq(nn.Module):
             embed_dim,
             hidden_size,
             num_layers=num_layers,
-            cell=cell,  # type: ignore[arg-type]
+            cell=cell,
             bidirectional=bidirectional,
             dropout=dropout,
             pad_id=pad_id,
@@ -79,11 +78,11 @@ class RecurrentSeq2Seq(nn.Module):
             hidden_size,
             enc_size,
             num_layers=num_layers,
-            cell=cell,  # type: ignore[arg-type]
+            cell=cell,
             attention=attention,
             input_feeding=input_feeding,
             dropout=dropout,
-            pad_id=pad_id,  # type: ignore[arg-type]
+            pad_id=pad_id,
         )
 
     # -- the decoding interface -----------------------------------------------------------------------
@@ -133,24 +132,3 @@ class RecurrentSeq2Seq(nn.Module):
         if need_weights and weights is not None:
             attentions = Attentions(cross=[weights.unsqueeze(1)])  # (B, 1, T_t, T_s): one layer, one head
         return ModelOutput(logits=logits, attentions=attentions)
-
-
-def build_recurrent(config: Any, src_vocab: int, tgt_vocab: int) -> RecurrentSeq2Seq:
-    """Build a recurrent model from a :class:`~qkv.models.config.ModelConfig` (recurrent names).
-
-    Reads ``rnn_cell``, ``hidden_size``, ``n_rnn_layers``, ``bidirectional``, ``attention``,
-    ``input_feeding``, ``dropout``, and ``d_model`` as the embedding size. ``tie_embeddings`` and the
-    Transformer-only knobs are ignored.
-    """
-    return RecurrentSeq2Seq(
-        src_vocab,
-        tgt_vocab,
-        embed_dim=config.d_model,
-        hidden_size=config.hidden_size,
-        num_layers=config.n_rnn_layers,
-        cell=config.rnn_cell,
-        bidirectional=bool(config.bidirectional),
-        attention=config.attention,
-        input_feeding=bool(config.input_feeding),
-        dropout=config.dropout,
-    )

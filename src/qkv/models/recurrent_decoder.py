@@ -28,12 +28,12 @@ Notation: ``B`` batch, ``t`` new target tokens, ``T_s`` source length, ``L`` lay
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from qkv.attention.recurrent import AdditiveAttention, MultiplicativeAttention
+from qkv.models.config import RnnAttention, RnnCell
 from qkv.models.output import Encoded
 from qkv.models.recurrent_encoder import RNN_CELLS
 
@@ -84,8 +84,8 @@ class RecurrentDecoder(nn.Module):
         encoder_size: int,
         *,
         num_layers: int = 1,
-        cell: Literal["gru", "lstm"] = "gru",
-        attention: Literal["none", "additive", "general", "dot"] = "none",
+        cell: RnnCell = "gru",
+        attention: RnnAttention = "none",
         input_feeding: bool = False,
         dropout: float = 0.0,
         pad_id: int = 0,
@@ -103,7 +103,8 @@ class RecurrentDecoder(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.dropout = nn.Dropout(dropout)
 
-        if self.luong:
+        self.attention: MultiplicativeAttention | AdditiveAttention | None = None
+        if attention == "general" or attention == "dot":  # Luong
             rnn_input = embed_dim + (hidden_size if input_feeding else 0)
             self.attention = MultiplicativeAttention(hidden_size, encoder_size, kind=attention)
             self.combine = nn.Linear(encoder_size + hidden_size, hidden_size, bias=False)  # W_c

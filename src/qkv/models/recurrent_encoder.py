@@ -14,10 +14,10 @@ Notation: ``B`` batch, ``T_s`` source length, ``L`` layers, ``H`` hidden size, `
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from qkv.models.config import RnnCell
 
 RNN_CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -39,7 +39,7 @@ class RecurrentEncoder(nn.Module):
         hidden_size: int,
         *,
         num_layers: int = 1,
-        cell: Literal["gru", "lstm"] = "gru",
+        cell: RnnCell = "gru",
         bidirectional: bool = False,
         dropout: float = 0.0,
         pad_id: int = 0,

@@ -104,7 +104,7 @@ class RecurrentLM(nn.Module):
 
     def init_state(self, encoded: None, batch_size: int) -> RecurrentState:
         """The zero state (Zaremba et al. start every sequence from it): ``(L, B, H)`` zeros."""
-        weight = self.rnn.weight_hh_l0
+        weight = next(self.rnn.parameters())  # (for the dtype and device)
         zeros = torch.zeros(
             self.rnn.num_layers, batch_size, self.rnn.hidden_size, dtype=weight.dtype, device=weight.device
         )  # (L, B, H)

@@ -22,7 +22,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from qkv.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from qkv.data.tasks import Example
+    from qkv.training.run import Run
 
 RESULT_FILE = "result.json"
 N_SAMPLES = 20
@@ -106,15 +112,15 @@ def collect_run(
     """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record."""
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
+    from qkv.data.tasks import is_lm, is_seq2seq
     from qkv.machine import machine_info
     from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
-    from qkv.training.run import load_run, split_data, split_name
+    from qkv.training.run import load_run, split_examples, split_name, split_text
 
     run_dir = Path(run_dir)
     run = load_run(run_dir, checkpoint)
     task, config = run.task, run.config
     name = split_name(task, split)
-    data = split_data(task, name, None)
     machine = machine_info(next(run.model.parameters()).device)
     seconds, steps = _training_log(run_dir)
     out = Path(out_root) / recipe
@@ -135,11 +141,14 @@ def collect_run(
         params=count_params(run.model),
         notes=notes,
     )
-    if task.kind == "lm":
+    samples = ""
+    if is_lm(task):
+        text = split_text(task, name, None)
         record.decoding = "teacher-forced"
-        record.metrics = evaluate_lm(run.model, task, data, run.tgt_tok, config.training.context, len(data))
+        record.metrics = evaluate_lm(run.model, task, text, run.tgt_tok, config.training.context, len(text))
         samples = _lm_sample(run)
-    else:
+    elif is_seq2seq(task):
+        data = split_examples(task, name, None)
         record.examples = len(data)
         for beam in beams:
             metrics, hyps = evaluate_seq2seq(
@@ -163,16 +172,16 @@ def collect_run(
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
     shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "samples.txt").write_text(samples, encoding="utf-8")
-    (out / RESULT_FILE).write_text(json.dumps(record.to_dict(), indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
     return record
 
 
-def _seq2seq_samples(examples: list, hyps: list[str]) -> str:
+def _seq2seq_samples(examples: list[Example], hyps: list[str]) -> str:
     blocks = [f"src: {e.src}\nref: {e.tgt}\nhyp: {h}\n" for e, h in zip(examples[:N_SAMPLES], hyps, strict=False)]
     return "\n".join(blocks)
 
 
-def _lm_sample(run: Any) -> str:
+def _lm_sample(run: Run) -> str:
     """A sampled continuation of a fixed prompt (temperature 0.8, seed 0), as a reader would try it."""
     from qkv.training.generate import generate_texts
 

@@ -53,7 +53,8 @@ def render(records: list[ResultRecord]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        for anchor in ANCHORS.get(r.recipe) or [None]:
+        anchors: list[Anchor | None] = [*ANCHORS.get(r.recipe, [])] or [None]
+        for anchor in anchors:
             metric = anchor.metric if anchor else next(iter(r.metrics), "")
             published = f"{anchor.value:g} ({anchor.source})" if anchor else "–"
             verdict = _verdict(r, anchor) if anchor else "no published anchor"

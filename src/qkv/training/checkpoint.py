@@ -108,7 +108,7 @@ def checksum(tensors: dict[str, torch.Tensor], state_json: str | None = None) ->
     for name in sorted(tensors):
         tensor = tensors[name].detach().to("cpu").contiguous()
         digest.update(f"{name}\0{str(tensor.dtype).removeprefix('torch.')}\0{list(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     if state_json is not None:
         digest.update(b"state\0" + state_json.encode())
     return digest.hexdigest()
