@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from qkv.models import Attentions, ModelConfig, build_model
+from qkv.models.builder import decoder_layer, encoder_layer
 from qkv.models.positions import RotaryEmbedding, sinusoidal_table
-from qkv.models.transformer_layers import DecoderLayer, EncoderLayer
 from qkv.special import BOS_ID, PAD_ID
 
 POSITIONS = ["sinusoidal", "learned", "rotary", "none"]
@@ -214,8 +214,8 @@ def _copy_attention(ours, theirs: nn.MultiheadAttention) -> None:
 def test_layers_match_pytorch_transformer_layers(norm_first, activation):
     torch.manual_seed(0)
     e, h, ff = 16, 4, 40
-    options = {"activation": activation, "dropout": 0.0, "norm_first": norm_first}
-    ours_enc, ours_dec = EncoderLayer(e, h, ff, **options).eval(), DecoderLayer(e, h, ff, **options).eval()
+    config = ModelConfig(d_model=e, n_heads=h, d_ff=ff, activation=activation, dropout=0.0, norm_first=norm_first)
+    ours_enc, ours_dec = encoder_layer(config).eval(), decoder_layer(config, cross_attention=True).eval()
     theirs_options = {"dropout": 0.0, "activation": activation, "batch_first": True, "norm_first": norm_first}
     theirs_enc = nn.TransformerEncoderLayer(e, h, ff, **theirs_options).eval()
     theirs_dec = nn.TransformerDecoderLayer(e, h, ff, **theirs_options).eval()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from qkv.attention import MultiHeadAttention
 from qkv.models.config import RECURRENT_LM_NAMES, ModelConfig
 from qkv.models.decoder_only import DecoderOnlyLM
 from qkv.models.embeddings import Embeddings
 from qkv.models.encoder_decoder import Transformer
 from qkv.models.encoder_only import EncoderOnly
+from qkv.models.feed_forward import FeedForward
 from qkv.models.output_projection import OutputProjection
 from qkv.models.positions import LearnedPositions, RotaryEmbedding, SinusoidalPositions, embedding_scale
 from qkv.models.recurrent import RecurrentSeq2Seq
@@ -144,18 +146,50 @@ def _embeddings(config: ModelConfig, tokens: nn.Embedding) -> Embeddings:
     )
 
 
-def _layer_options(config: ModelConfig) -> dict:
-    return {
-        "n_kv_heads": config.n_kv_heads,
-        "activation": config.activation,
-        "dropout": config.dropout,
-        "attention_dropout": config.attention_dropout,
-        "activation_dropout": config.activation_dropout,
-        "norm_first": config.norm_first,
-        "norm_eps": config.norm_eps,
-        "bias": config.bias,
-        "backend": config.attention_backend,
-    }
+def _attention(config: ModelConfig) -> MultiHeadAttention:
+    return MultiHeadAttention(
+        config.d_model,
+        config.n_heads,
+        n_kv_heads=config.n_kv_heads,
+        bias=config.bias,
+        dropout=config.attention_dropout,
+        backend=config.attention_backend,
+    )
+
+
+def _feed_forward(config: ModelConfig) -> FeedForward:
+    return FeedForward(
+        config.d_model, config.d_ff, activation=config.activation, dropout=config.activation_dropout, bias=config.bias
+    )
+
+
+def _norm(config: ModelConfig) -> nn.LayerNorm:
+    return layer_norm(config.d_model, config.norm_eps, config.bias)
+
+
+def encoder_layer(config: ModelConfig) -> EncoderLayer:
+    """One encoder layer, its parts built from ``config`` (self-attention, its norm, feed-forward, its norm)."""
+    self_attn, self_attn_norm = _attention(config), _norm(config)
+    ff, ff_norm = _feed_forward(config), _norm(config)
+    return EncoderLayer(self_attn, self_attn_norm, ff, ff_norm, norm_first=config.norm_first, dropout=config.dropout)
+
+
+def decoder_layer(config: ModelConfig, *, cross_attention: bool) -> DecoderLayer:
+    """One decoder layer, its parts built from ``config``; with ``cross_attention`` a second attention reads the
+    encoder output (built in this order -- self, cross, feed-forward -- so seeded initialisations stay put)."""
+    self_attn, self_attn_norm = _attention(config), _norm(config)
+    cross_attn, cross_attn_norm = (_attention(config), _norm(config)) if cross_attention else (None, None)
+    ff, ff_norm = _feed_forward(config), _norm(config)
+    return DecoderLayer(
+        self_attn,
+        self_attn_norm,
+        ff,
+        ff_norm,
+        cross_attn=cross_attn,
+        cross_attn_norm=cross_attn_norm,
+        norm_first=config.norm_first,
+        dropout=config.dropout,
+    )
 
 
 def _stack_options(config: ModelConfig) -> dict:
@@ -167,20 +201,12 @@ def _stack_options(config: ModelConfig) -> dict:
 
 
 def _encoder(config: ModelConfig, tokens: nn.Embedding) -> TransformerEncoder:
-    layers = [
-        EncoderLayer(config.d_model, config.n_heads, config.d_ff, **_layer_options(config))
-        for _ in range(config.n_encoder_layers)
-    ]
+    layers = [encoder_layer(config) for _ in range(config.n_encoder_layers)]
     return TransformerEncoder(_embeddings(config, tokens), layers, **_stack_options(config))
 
 
 def _decoder(config: ModelConfig, tokens: nn.Embedding, *, cross_attention: bool) -> TransformerDecoder:
-    layers = [
-        DecoderLayer(
-            config.d_model, config.n_heads, config.d_ff, cross_attention=cross_attention, **_layer_options(config)
-        )
-        for _ in range(config.n_decoder_layers)
-    ]
+    layers = [decoder_layer(config, cross_attention=cross_attention) for _ in range(config.n_decoder_layers)]
     return TransformerDecoder(_embeddings(config, tokens), layers, **_stack_options(config))
 
 

@@ -149,6 +149,7 @@ class RecurrentDecoder(nn.Module):
         (``None`` without attention).
         """
         embedded = self.dropout(self.embedding(tokens))  # (B, t, E)
+        weights: Tensor | None
         if self.luong:
             features, state, weights = self._luong(embedded, encoded, state)
         else:

@@ -12,17 +12,18 @@ residual sum (``norm_first=False``, "post-norm": the paper, BERT, Marian) or bef
     post-norm:  x = LayerNorm(x + Dropout(Sublayer(x)))
     pre-norm:   x = x + Dropout(Sublayer(LayerNorm(x)))
 
+Both are written out in ``forward``, one line per sub-layer, as nanoGPT's ``Block`` reads. The layers
+*receive* their attention, feed-forward and norm modules (torchtune's component builders):
+:mod:`qkv.models.builder` builds and wires them from the config.
+
 Notation: ``B`` batch, ``T`` length, ``E`` model dim, ``H`` heads, ``T_s`` source length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import Tensor, nn
 
 from qkv.attention import KVCache, MultiHeadAttention
-from qkv.attention.core import Backend
 from qkv.models.feed_forward import FeedForward
 
 
@@ -30,108 +31,64 @@ def layer_norm(d_model: int, eps: float, bias: bool) -> nn.LayerNorm:
     return nn.LayerNorm(d_model, eps=eps, bias=bias)
 
 
-def residual(
-    x: Tensor,
-    norm: nn.Module,
-    sublayer: Callable[[Tensor], tuple[Tensor, Tensor | None]],
-    *,
-    norm_first: bool,
-    dropout: nn.Module,
-) -> tuple[Tensor, Tensor | None]:
-    """One residual sub-layer, pre- or post-norm; passes the sub-layer's attention weights through."""
-    if norm_first:
-        out, weights = sublayer(norm(x))
-        return x + dropout(out), weights
-    out, weights = sublayer(x)
-    return norm(x + dropout(out)), weights
-
-
 class EncoderLayer(nn.Module):
     """Self-attention + feed-forward: ``(B, T, E) -> (B, T, E)``."""
 
     def __init__(
         self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
+        self_attn: MultiHeadAttention,
+        self_attn_norm: nn.Module,
+        ff: FeedForward,
+        ff_norm: nn.Module,
         *,
-        n_kv_heads: int | None = None,
-        activation: str = "relu",
-        dropout: float = 0.1,
-        attention_dropout: float = 0.0,
-        activation_dropout: float = 0.0,
         norm_first: bool = True,
-        norm_eps: float = 1e-5,
-        bias: bool = True,
-        backend: Backend = "auto",
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(
-            d_model, n_heads, n_kv_heads=n_kv_heads, bias=bias, dropout=attention_dropout, backend=backend
-        )
-        self.self_attn_norm = layer_norm(d_model, norm_eps, bias)
-        self.ff = FeedForward(d_model, d_ff, activation=activation, dropout=activation_dropout, bias=bias)
-        self.ff_norm = layer_norm(d_model, norm_eps, bias)
-        self.dropout = nn.Dropout(dropout)
-
-    @property
-    def _wrap(self) -> dict:
-        return {"norm_first": self.norm_first, "dropout": self.dropout}
+        self.self_attn, self.self_attn_norm = self_attn, self_attn_norm
+        self.ff, self.ff_norm = ff, ff_norm
+        self.dropout = nn.Dropout(dropout)  # on each sub-layer's output, before the residual sum
 
     def forward(
         self, x: Tensor, *, mask: Tensor | None = None, rotary=None, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         """``x (B, T, E)``, ``mask`` broadcastable to ``(B, H, T, T)``; returns ``(x, weights (B, H, T, T) | None)``."""
-        x, weights = residual(
-            x,
-            self.self_attn_norm,
-            lambda h: self.self_attn(h, mask=mask, need_weights=need_weights, rotary=rotary),
-            **self._wrap,
-        )
-        x, _ = residual(x, self.ff_norm, lambda h: (self.ff(h), None), **self._wrap)
+        attend = {"mask": mask, "rotary": rotary, "need_weights": need_weights}
+        if self.norm_first:
+            a, weights = self.self_attn(self.self_attn_norm(x), **attend)  # (B, T, E)
+            x = x + self.dropout(a)
+            x = x + self.dropout(self.ff(self.ff_norm(x)))
+        else:
+            a, weights = self.self_attn(x, **attend)  # (B, T, E)
+            x = self.self_attn_norm(x + self.dropout(a))
+            x = self.ff_norm(x + self.dropout(self.ff(x)))
         return x, weights
 
 
 class DecoderLayer(nn.Module):
-    """Causal self-attention (+ cross-attention when ``cross_attention``) + feed-forward."""
+    """Causal self-attention (+ cross-attention when given one) + feed-forward: ``(B, T, E) -> (B, T, E)``."""
 
     def __init__(
         self,
-        d_model: int,
-        n_heads: int,
-        d_ff: int,
+        self_attn: MultiHeadAttention,
+        self_attn_norm: nn.Module,
+        ff: FeedForward,
+        ff_norm: nn.Module,
         *,
-        cross_attention: bool = True,
-        n_kv_heads: int | None = None,
-        activation: str = "relu",
-        dropout: float = 0.1,
-        attention_dropout: float = 0.0,
-        activation_dropout: float = 0.0,
+        cross_attn: MultiHeadAttention | None = None,
+        cross_attn_norm: nn.Module | None = None,
         norm_first: bool = True,
-        norm_eps: float = 1e-5,
-        bias: bool = True,
-        backend: Backend = "auto",
+        dropout: float = 0.1,
     ) -> None:
         super().__init__()
+        if (cross_attn is None) != (cross_attn_norm is None):
+            raise ValueError("cross-attention needs both cross_attn and cross_attn_norm (or neither)")
         self.norm_first = norm_first
-
-        def attention() -> MultiHeadAttention:
-            return MultiHeadAttention(
-                d_model, n_heads, n_kv_heads=n_kv_heads, bias=bias, dropout=attention_dropout, backend=backend
-            )
-
-        self.self_attn = attention()
-        self.self_attn_norm = layer_norm(d_model, norm_eps, bias)
-        self.cross_attn = attention() if cross_attention else None
-        self.cross_attn_norm = layer_norm(d_model, norm_eps, bias) if cross_attention else None
-        self.ff = FeedForward(d_model, d_ff, activation=activation, dropout=activation_dropout, bias=bias)
-        self.ff_norm = layer_norm(d_model, norm_eps, bias)
-        self.dropout = nn.Dropout(dropout)
-
-    @property
-    def _wrap(self) -> dict:
-        return {"norm_first": self.norm_first, "dropout": self.dropout}
+        self.self_attn, self.self_attn_norm = self_attn, self_attn_norm
+        self.cross_attn, self.cross_attn_norm = cross_attn, cross_attn_norm
+        self.ff, self.ff_norm = ff, ff_norm
+        self.dropout = nn.Dropout(dropout)  # on each sub-layer's output, before the residual sum
 
     def forward(
         self,
@@ -149,21 +106,23 @@ class DecoderLayer(nn.Module):
 
         Returns ``(x, self weights (B, H, T, T_k) | None, cross weights (B, H, T, T_s) | None)``.
         """
-        x, self_weights = residual(
-            x,
-            self.self_attn_norm,
-            lambda h: self.self_attn(h, is_causal=True, cache=self_cache, rotary=rotary, need_weights=need_weights),
-            **self._wrap,
-        )
+        causal = {"is_causal": True, "cache": self_cache, "rotary": rotary, "need_weights": need_weights}
+        cross = {"mask": memory_mask, "cache": cross_cache, "need_weights": need_weights}
         cross_weights = None
-        if self.cross_attn is not None:
-            if memory is None and (cross_cache is None or not cross_cache.is_filled):
-                raise ValueError("this decoder layer has cross-attention: pass the encoder memory")
-            x, cross_weights = residual(
-                x,
-                self.cross_attn_norm,
-                lambda h: self.cross_attn(h, memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights),
-                **self._wrap,
-            )
-        x, _ = residual(x, self.ff_norm, lambda h: (self.ff(h), None), **self._wrap)
+        if self.cross_attn is not None and memory is None and (cross_cache is None or not cross_cache.is_filled):
+            raise ValueError("this decoder layer has cross-attention: pass the encoder memory")
+        if self.norm_first:
+            a, self_weights = self.self_attn(self.self_attn_norm(x), **causal)  # (B, T, E)
+            x = x + self.dropout(a)
+            if self.cross_attn is not None and self.cross_attn_norm is not None:
+                a, cross_weights = self.cross_attn(self.cross_attn_norm(x), memory, **cross)  # (B, T, E)
+                x = x + self.dropout(a)
+            x = x + self.dropout(self.ff(self.ff_norm(x)))
+        else:
+            a, self_weights = self.self_attn(x, **causal)  # (B, T, E)
+            x = self.self_attn_norm(x + self.dropout(a))
+            if self.cross_attn is not None and self.cross_attn_norm is not None:
+                a, cross_weights = self.cross_attn(x, memory, **cross)  # (B, T, E)
+                x = self.cross_attn_norm(x + self.dropout(a))
+            x = self.ff_norm(x + self.dropout(self.ff(x)))
         return x, self_weights, cross_weights

@@ -168,7 +168,8 @@ class _Where:
     """Where each key path came from: ``file:line`` for YAML keys, ``--set k=v`` for overrides."""
 
     def __init__(self, source: str, lines: dict[str, int]) -> None:
-        self.source, self.lines, self.overrides = source, lines, {}
+        self.source, self.lines = source, lines
+        self.overrides: dict[str, str] = {}  # key path -> "--set key=value"
 
     def __call__(self, path: str) -> str:
         for p in _prefixes(path):
@@ -216,9 +217,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise UserError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe is a mapping of sections (task, model, ...), got {type(data).__name__}")
-    where = _Where(str(path), lines)
-    apply_overrides(data, overrides or [], where)
-    return from_dict(data, where)
+    origin = _Where(str(path), lines)
+    apply_overrides(data, overrides or [], origin)
+    return from_dict(data, origin)
 
 
 def apply_overrides(data: dict, overrides: list[str], where: _Where | None = None) -> None:
@@ -298,7 +299,7 @@ def _convert(tp: Any, value: Any, path: str, where: _Where) -> Any:
     bad = UserError(f"{where(path)}: {path}: expected {_type_name(tp)}, got {value!r}")
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, path + ".", where)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
