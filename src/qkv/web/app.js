@@ -97,6 +97,8 @@
 
   const AXES = { encoder_self: ["source token (query)", "source token (key)"],
     decoder_self: ["target token (query)", "target token (key)"], cross: ["target token (query)", "source token (key)"] };
+  const PLURAL = { "source token (query)": "source tokens (queries)", "source token (key)": "source tokens (keys)",
+    "target token (query)": "target tokens (queries)", "target token (key)": "target tokens (keys)" };
   function current() {
     const a = state.analysis, kind = $("kind").value;
     const layer = Number($("layer").value), head = Number($("head").value);
@@ -307,8 +309,9 @@
       });
       table.appendChild(tr);
     });
-    grid.appendChild(el("p", c.kind + ": every layer and head. In each map rows are " + c.axes[0] + "s, columns " +
-      c.axes[1] + "s; click a map to open it above.", "muted"));
+    grid.appendChild(el("p", c.kind + ": every layer and head. In each map the rows are the " +
+      (PLURAL[c.axes[0]] || c.axes[0]) + " and the columns the " + (PLURAL[c.axes[1]] || c.axes[1]) +
+      ", as in the heatmap above; click a map to open it there.", "muted"));
     grid.appendChild(table);
     grid.appendChild(legend("attention weight (0 to 1)"));
   }
