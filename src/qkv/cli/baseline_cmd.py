@@ -33,13 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qkv.data.baselines import default_n, run_baseline
-    from qkv.data.tasks import canonical_split, get_task
+    from qkv.data.summarization import SummarizationTask
+    from qkv.data.tasks import canonical_split
     from qkv.errors import UserError
 
     n = default_n(args.task) if args.n is None else args.n
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
-    task = get_task("summarization", dataset=args.task, data_dir=args.data_dir)
+    task = SummarizationTask(dataset=args.task, data_dir=args.data_dir)
     split = canonical_split(args.split, task.splits())
     skip_greeting = not args.keep_greeting
     metrics, hyps = run_baseline(task, split, args.method, n, skip_greeting=skip_greeting)

@@ -32,7 +32,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qkv.data.summarization import SummarizationTask
 
 # words that end in a period without ending a sentence (compared lowercased, without the final period)
 ABBREVIATIONS = frozenset(
@@ -170,10 +173,10 @@ def summarize(
 
 
 def run_baseline(
-    task: Any, split: str, method: str = "lead", n: int | None = None, *, skip_greeting: bool = True
+    task: SummarizationTask, split: str, method: str = "lead", n: int | None = None, *, skip_greeting: bool = True
 ) -> tuple[dict[str, float], list[str]]:
     """Summarize every example of ``task``'s ``split`` and score it with ``task.score``:
-    ``(metrics, hypotheses)``. ``task`` is a :class:`~qkv.data.summarization.SummarizationTask`."""
+    ``(metrics, hypotheses)``."""
     examples = task.examples(split)
     hyps = [summarize(e.src, task.dataset, method, n, skip_greeting=skip_greeting) for e in examples]
     return {k: float(v) for k, v in task.score(hyps, examples).items()}, hyps
