@@ -103,6 +103,25 @@ def test_grid_head_view_value_side_and_neurons(browser):
         np.testing.assert_allclose(sums, walk["dots"], atol=1e-3)
         assert page.locator("svg.neuron rect.prod").count() == len(walk["key_tokens"]) * walk["d_k"]
 
+        # the layer's data flow: pre-norm residual sums, checked on the page and here from the model's vectors
+        page.click("#flow summary")
+        stages = walk["flow"]["stages"]
+        assert [st.get("child") for st in stages][2:8] == [
+            "self_attn_norm",
+            "self_attn",
+            "cross_attn_norm",
+            "cross_attn",
+            "ff_norm",
+            "ff",
+        ]
+        diffs = [float(d) for d in page.eval_on_selector_all(".residual-check", "cs => cs.map(c => c.dataset.diff)")]
+        assert len(diffs) == 3 and max(diffs) < 1e-4
+        stream = np.array(stages[1]["vector"])  # the layer input
+        for sub, after in ((3, stages[4]["input"]), (5, stages[6]["input"]), (7, stages[8]["vector"])):
+            np.testing.assert_allclose(stream + np.array(stages[sub]["vector"]), after, atol=1e-4)
+            stream = np.array(after)
+        np.testing.assert_allclose(stages[4]["vector"], walk["x"], atol=1e-4)  # cross_attn_norm output = step 1 x
+
         # whole vectors on demand
         first = page.locator("ol.steps > li >> nth=0")
         assert "(32 numbers)" in first.text_content()

@@ -45,6 +45,7 @@ class Analysis:
     forward: Callable[[], Any] = field(repr=False)  # reruns the forward pass that gave these weights
     recorded: Any = field(default=None, repr=False)  # (calls, output) of that rerun, kept for the walkthroughs
     recurrent: Any = field(default=None, repr=False)  # the recurrent attention calls of that rerun
+    flow: Any = field(default=None, repr=False)  # every Transformer layer's sub-module inputs/outputs (dataflow)
 
     def to_dict(self, digits: int = 4) -> dict:
         return {
@@ -250,6 +251,14 @@ class Inspector:
         return walkthrough(
             call, token=token, head=head, kind=kind, layer=layer, query_tokens=q_labels, key_tokens=k_labels
         )
+
+    def data_flow(self, analysis: Analysis, kind: str, layer: int, token: int) -> dict | None:
+        """The layer's data flow for one token (:mod:`qkv.viz.dataflow`); None for recurrent models."""
+        from qkv.viz.dataflow import data_flow, record_layers
+
+        if analysis.flow is None:
+            analysis.flow = record_layers(self.model, analysis.forward)
+        return data_flow(analysis.flow, kind, layer, token, self.tgt_tok)
 
     def describe(self) -> dict:
         return {

@@ -136,7 +136,16 @@ class Explorer:
             raise UserError('the request needs a "kind" string (encoder_self, decoder_self or cross)')
         with self.lock:
             analysis = self._analysis(payload)
-            return self.inspector.explain(analysis, kind, **fields).to_dict(dims=dims)
+            walk = self.inspector.explain(analysis, kind, **fields).to_dict(dims=dims)
+            if "family" not in walk:  # a Transformer: the layer's data flow around this attention
+                flow = self.inspector.data_flow(analysis, kind, fields["layer"], fields["token"])
+                if flow is not None and dims is not None:
+                    for stage in flow["stages"]:
+                        for key in ("vector", "input"):
+                            if key in stage:
+                                stage[key] = stage[key][:dims]
+                walk["flow"] = flow
+            return walk
 
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # qkv/web: index.html, app.js, style.css

@@ -467,7 +467,52 @@
     box.appendChild(el("p", "Checked against the model's own forward pass: max |difference| = " +
       Number(w.max_abs_error).toExponential(2), "muted check"));
     (w.notes || []).forEach((n) => box.appendChild(el("p", n, "muted")));
+    if (w.flow) box.appendChild(dataFlow(w.flow));
     $("walk-panel").hidden = false;
+  }
+
+  // the whole layer around this attention, for this token: each box opens its real numbers
+  function dataFlow(flow) {
+    const box = el("details", null, "flow");
+    box.id = "flow";
+    box.appendChild(el("summary", "data flow of layer " + flow.layer + " for this token: embedding + position, " +
+      "LayerNorm, attention, residual, MLP, logits"));
+    const ol = el("ol", null, "flow-stages");
+    let stream = null;
+    flow.stages.forEach((st, i) => {
+      const li = el("li", null, "flow-stage");
+      li.dataset.child = st.child || "";
+      li.appendChild(el("strong", st.what));
+      if (st.input) {
+        const input = el("div", null, "flow-input");
+        input.appendChild(el("span", "in (the residual stream here): ", "muted"));
+        input.appendChild(vecNode(st.input));
+        li.appendChild(input);
+      }
+      const out = el("div", null, "flow-output");
+      out.appendChild(vecNode(st.vector));
+      li.appendChild(out);
+      ol.appendChild(li);
+      if (st.what.startsWith("layer input")) stream = st.vector;
+      const sublayer = st.child && !st.child.includes("norm");
+      if (flow.norm_first && sublayer && stream) { // pre-norm: stream + sub-layer output = the next stream
+        const next = flow.stages.slice(i + 1).find((n) => n.input || n.what.startsWith("layer output"));
+        if (!next) return;
+        const after = next.input || next.vector;
+        const diff = Math.max(...after.map((v, d) => Math.abs(stream[d] + st.vector[d] - v)));
+        const check = el("p", "residual: the stream + this output = the next stream (max |difference| " +
+          diff.toExponential(2) + ")", "muted residual-check");
+        check.dataset.diff = String(diff);
+        li.appendChild(check);
+        stream = after;
+      }
+    });
+    box.appendChild(ol);
+    if (flow.next) {
+      box.appendChild(el("p", "after the last layer, the logits at this position give the next token: " +
+        flow.next.map((n) => JSON.stringify(n.token) + " " + fmt(n.p)).join(", "), "muted flow-next"));
+    }
+    return box;
   }
 
   // Bahdanau (additive) and Luong (multiplicative) attention: one query, the decoder state
