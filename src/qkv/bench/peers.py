@@ -4,8 +4,8 @@ Each peer is an ``nn.Module`` whose ``forward`` takes qkv's batches and returns 
 loss and one optimizer step serve every side of a comparison:
 
 - decoder-only (``configs/tinyshakespeare-gpt.yaml``): Hugging Face ``GPT2LMHeadModel`` with SDPA
-  attention (Radford et al. 2019), and :class:`TorchCausalLM`, a plain ``torch.nn.TransformerEncoder``
-  with a causal mask;
+  attention (Radford et al. 2019), :class:`TorchCausalLM`, a plain ``torch.nn.TransformerEncoder``
+  with a causal mask, and -- when ``$NANOGPT`` names a checkout -- nanoGPT's own ``model.py``;
 - encoder-decoder (``configs/multi30k-transformer.yaml``): Hugging Face ``MarianMTModel`` (post-norm, as
   Marian is) and :class:`TorchSeq2Seq` around ``torch.nn.Transformer`` (Vaswani et al. 2017);
 - recurrent (``configs/multi30k-gru.yaml``): :class:`TorchGRUSeq2Seq`, the shortest ``torch.nn.GRU``
@@ -98,6 +98,42 @@ class TorchCausalLM(nn.Module):
         mask = nn.Transformer.generate_square_subsequent_mask(t, device=tokens.device)  # (T, T), -inf above
         x = self.layers(x, mask=mask, is_causal=True)  # (B, T, E)
         return self.head(self.norm(x))  # (B, T, V)
+
+
+class NanoGPT(nn.Module):
+    """nanoGPT's own ``model.py`` (Karpathy), imported from the checkout named by ``$NANOGPT`` (never copied
+    here), at the recipe's size: fused QKV projection, no biases, output layer tied to the embedding.
+    ``lm_loss`` is its own forward with targets (mean cross-entropy), as its ``train.py`` calls it."""
+
+    def __init__(self, config: ModelConfig, vocab: int) -> None:
+        super().__init__()
+        import importlib.util
+        import os
+
+        folder = os.environ.get("NANOGPT")
+        if not folder:
+            from qkv.errors import UserError
+
+            raise UserError("the nanogpt peer needs NANOGPT=/path/to/a/nanoGPT/checkout")
+        spec = importlib.util.spec_from_file_location("nanogpt_model", os.path.join(folder, "model.py"))
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        gpt_config = module.GPTConfig(
+            block_size=config.max_len,
+            vocab_size=vocab,
+            n_layer=config.n_decoder_layers,
+            n_head=config.n_heads,
+            n_embd=config.d_model,
+            dropout=config.dropout,
+            bias=config.bias,
+        )
+        self.model = module.GPT(gpt_config)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        return self.model(tokens, tokens)[0]  # (B, T, V) (with targets it returns every position's logits)
+
+    def lm_loss(self, tokens: Tensor, targets: Tensor) -> Tensor:
+        return self.model(tokens.contiguous(), targets.contiguous())[1]  # nanoGPT views them flat
 
 
 class HFMarian(nn.Module):
@@ -215,6 +251,7 @@ PEERS = {
     "gpt": {
         "hf-gpt2": lambda c, s, t: HFGPT2(c, t),
         "torch-transformer": lambda c, s, t: TorchCausalLM(c, t),
+        "nanogpt": lambda c, s, t: NanoGPT(c, t),  # only with $NANOGPT set
     },
     "transformer": {
         "hf-marian": HFMarian,

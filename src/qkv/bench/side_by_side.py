@@ -17,6 +17,7 @@ qkv / peer *within* a round, which cancels the slow drifts of a shared machine.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def _schedule(config) -> Callable[[int], float]:
     return lambda step: learning_rate(step, config.optim.lr, config.schedule, config.training.max_steps)
 
 
-def qkv_side(name: str, prepared: Prepared, overrides: list[str], recipe: Path, fused: bool | None) -> Side:
+def qkv_side(name: str, prepared: Prepared, overrides: list[str], recipe: Path, adamw: str = "fused") -> Side:
     """qkv's own step on its own model, built from the recipe plus ``overrides``."""
     from qkv.models.builder import build_model
     from qkv.training import distributed
@@ -104,16 +105,16 @@ def qkv_side(name: str, prepared: Prepared, overrides: list[str], recipe: Path, 
     config = load_config(recipe, [*prepared.overrides, *overrides, "training.device=cpu"])
     torch.manual_seed(config.training.seed)
     model = build_model(config.model, prepared.src_vocab, prepared.tgt_vocab).train()
-    optimizer = build_optimizer(model, config, fused=fused)
+    optimizer = build_optimizer(model, config, implementation=adamw)
     train_model = torch.compile(model) if config.training.compile else model
     dist = distributed.Dist()
-    lr, counter = _schedule(config), {"step": 0}
+    lr, counter, bf16 = _schedule(config), {"step": 0}, config.training.precision == "bf16"
 
     def step(micro: list) -> None:
         counter["step"] += 1
         for group in optimizer.param_groups:
             group["lr"] = lr(counter["step"])
-        train_step(train_model, model, optimizer, micro, prepared.kind, config, dist, step=counter["step"])
+        train_step(train_model, model, optimizer, micro, prepared.kind, config, dist, bf16, step=counter["step"])
 
     return Side(name, sum(p.numel() for p in model.parameters() if p.requires_grad), step)
 
@@ -135,6 +136,8 @@ def peer_side(name: str, builder, prepared: Prepared) -> Side:
     )
     lr, counter, lm = _schedule(config), {"step": 0}, prepared.kind == "lm"
     smoothing, clip = config.optim.label_smoothing, config.optim.clip_norm
+    own_loss = lm and hasattr(model, "lm_loss") and not smoothing
+    bf16 = config.training.precision == "bf16"  # --set training.precision=bf16: autocast every side
 
     def step(micro: list) -> None:
         counter["step"] += 1
@@ -142,10 +145,8 @@ def peer_side(name: str, builder, prepared: Prepared) -> Side:
             group["lr"] = lr(counter["step"])
         tokens = sum(mb.global_tokens for mb in micro)
         for mb in micro:
-            logits = model(mb.tgt[:, :-1]) if lm else model(mb.src, mb.tgt[:, :-1])  # (B, T, V)
-            loss = F.cross_entropy(
-                logits.flatten(0, 1), mb.tgt[:, 1:].flatten(), ignore_index=PAD_ID, label_smoothing=smoothing
-            )
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = _peer_loss(model, mb, lm, own_loss, smoothing)
             (loss * (mb.tgt[:, 1:] != PAD_ID).sum() / tokens).backward()
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
@@ -153,6 +154,16 @@ def peer_side(name: str, builder, prepared: Prepared) -> Side:
         optimizer.zero_grad(set_to_none=True)
 
     return Side(name, count_parameters(model), step)
+
+
+def _peer_loss(model, mb, lm: bool, own_loss: bool, smoothing: float):
+    """The mean cross-entropy over a micro-batch's target tokens."""
+    if own_loss:  # nanoGPT's own forward with targets: a mean over the window (LM windows have no padding)
+        return model.lm_loss(mb.tgt[:, :-1], mb.tgt[:, 1:])
+    logits = model(mb.tgt[:, :-1]) if lm else model(mb.src, mb.tgt[:, :-1])  # (B, T, V)
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), mb.tgt[:, 1:].flatten(), ignore_index=PAD_ID, label_smoothing=smoothing
+    )
 
 
 def measure(sides: list[Side], batches: list[list], steps: int, rounds: int, warmup: int, log=print) -> None:
@@ -196,24 +207,25 @@ def summarize(sides: list[Side], reference: str = "qkv") -> dict:
     }
 
 
-def parse_variant(spec: str) -> tuple[str, list[str], bool | None]:
-    """``NAME:KEY=VALUE[:KEY=VALUE...]`` -> name, recipe overrides, AdamW choice (``adamw=fused|foreach``)."""
+def parse_variant(spec: str) -> tuple[str, list[str], str]:
+    """``NAME:KEY=VALUE[:KEY=VALUE...]`` -> name, recipe overrides, AdamW implementation (``adamw=fused|foreach|
+    for-loop``, default fused)."""
     from qkv.errors import UserError
+    from qkv.training.loop import ADAMW_IMPLEMENTATIONS
 
     name, *pairs = spec.split(":")
     if not name or any("=" not in p for p in pairs):
         raise UserError(f"--variant {spec!r}: expected NAME:KEY=VALUE[:KEY=VALUE...]")
-    fused = None
-    overrides = []
+    adamw, overrides = "fused", []
     for pair in pairs:
         key, value = pair.split("=", 1)
         if key == "adamw":
-            if value not in ("fused", "foreach"):
-                raise UserError(f"--variant {spec!r}: adamw must be fused or foreach, got {value!r}")
-            fused = value == "fused"
+            if value not in ADAMW_IMPLEMENTATIONS:
+                raise UserError(f"--variant {spec!r}: adamw must be one of {', '.join(ADAMW_IMPLEMENTATIONS)}")
+            adamw = value
         else:
             overrides.append(pair)
-    return name, overrides, fused
+    return name, overrides, adamw
 
 
 def commit() -> str | None:
@@ -232,15 +244,18 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
 
     recipe = Path(args.configs) / PEER_CASES[case]
     overrides = list(args.set or [])
-    peers = [p.strip() for p in args.peers.split(",")] if args.peers != "all" else list(PEERS[case])
+    if args.peers == "all":  # every peer this machine can build (nanoGPT only with $NANOGPT)
+        peers = [p for p in PEERS[case] if p != "nanogpt" or os.environ.get("NANOGPT")]
+    else:
+        peers = [p.strip() for p in args.peers.split(",")]
     unknown = [p for p in peers if p not in PEERS[case]]
     if unknown:
         raise UserError(f"--peers: {', '.join(unknown)} not a peer of {case} (known: {', '.join(PEERS[case])})")
     variants = [parse_variant(spec) for spec in args.variant or []]
     prepared = prepare(recipe, overrides, args.batches)
-    sides = [qkv_side("qkv", prepared, [], recipe, None)]
-    for name, extra, fused in variants:
-        sides.append(qkv_side(name, prepared, extra, recipe, fused))
+    sides = [qkv_side("qkv", prepared, [], recipe)]
+    for name, extra, adamw in variants:
+        sides.append(qkv_side(name, prepared, extra, recipe, adamw))
     sides += [peer_side(p, PEERS[case][p], prepared) for p in peers]
     tokens_per_step = statistics.mean(sum(mb.global_tokens for mb in step) for step in prepared.batches)
     print(

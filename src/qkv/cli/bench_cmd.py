@@ -12,6 +12,7 @@ BENCHMARKS = {
     "attention": ("qkv.bench.attention", "time and peak memory of reference vs fused attention over lengths"),
     "train": ("qkv.bench.train", "training throughput (tokens/s) and model FLOPs utilisation"),
     "generate": ("qkv.bench.generate", "decoding latency and tokens/s, cached vs uncached"),
+    "quality": ("qkv.bench.quality", "wall-clock time to reach a validation target (loss, BLEU, WER)"),
     "decode": ("qkv.bench.decode", "greedy and beam decoding tokens/s against Hugging Face generate, same weights"),
 }
 

@@ -31,6 +31,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +57,29 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def train(config: Config, out: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(
+    config: Config,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_eval: Callable[[int, dict[str, float]], bool] | None = None,
+) -> dict[str, Any]:
     """Train one run into directory ``out``; returns the final evaluation and the best result (and
-    ``complete``, saying why, when ``resume`` finds the run already complete: then nothing is trained)."""
+    ``complete``, saying why, when ``resume`` finds the run already complete: then nothing is trained).
+    ``on_eval(step, metrics)`` is called after every evaluation; True stops training there (after the save)
+    -- ``qkv bench quality`` stops at its target this way."""
     out = Path(out)
     dist = distributed.setup(config.training.device)
     try:
-        return _train(config, out, resume, progress, dist)
+        return _train(config, out, resume, progress, dist, on_eval)
     finally:
         distributed.teardown(dist)
 
 
-def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distributed.Dist) -> dict[str, Any]:
+def _train(
+    config: Config, out: Path, resume: bool, progress: bool, dist: distributed.Dist, on_eval=None
+) -> dict[str, Any]:
     tc, ec = config.training, config.eval
     checkpoints = out / "checkpoints"
     last_path, best_path = checkpoints / "last.safetensors", checkpoints / "best.safetensors"
@@ -129,9 +141,9 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
 
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         train_model = DistributedDataParallel(train_model, device_ids=ids)
-    use_bf16 = dist.device.type == "cuda" and tc.precision in ("auto", "bf16")
-    if tc.precision == "bf16" and dist.device.type != "cuda":
-        raise UserError("training.precision=bf16 needs a CUDA device (use fp32 or auto on CPU)")
+    # bf16 autocast: by default on CUDA; on CPU only when asked (it pays on CPUs with bf16 matrix units, e.g.
+    # Intel AMX, and costs elsewhere -- docs/benchmarks.md)
+    use_bf16 = tc.precision == "bf16" or (dist.device.type == "cuda" and tc.precision == "auto")
 
     # ---- the loop -----------------------------------------------------------------------------------
     bar = _progress_bar(tc.max_steps, state["step"], enabled=progress and dist.is_main)
@@ -195,17 +207,20 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
             bar.update(1)
 
             evaluate_now = step % ec.every == 0 or step == tc.max_steps
-            stop = False
+            stop = reached = False
             if evaluate_now:
                 if dist.is_main:
                     result = _evaluate(model, task, valid_data, src_tok, tgt_tok, config, out, step)
                     log.write({"step": step, "split": "valid", **result["metrics"]})
                     stop = _track_best(state, result, step, ec.patience, model, best_path)
                     bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items()))
+                    if on_eval is not None and on_eval(step, result["metrics"]):
+                        stop = reached = True
                 stop = dist.broadcast_flag(stop)
+                reached = dist.broadcast_flag(reached)
             interrupted = dist.broadcast_flag(stop_request.requested)
             clock_due = dist.broadcast_flag(0 < tc.save_every_seconds <= time.monotonic() - saved_at)
-            finished = "early_stop" if stop else "max_steps" if step == tc.max_steps else None
+            finished = "target" if reached else "early_stop" if stop else "max_steps" if step == tc.max_steps else None
             if dist.is_main and (
                 evaluate_now or interrupted or clock_due or finished or (tc.save_every and step % tc.save_every == 0)
             ):
@@ -223,7 +238,10 @@ def _train(config: Config, out: Path, resume: bool, progress: bool, dist: distri
                     )
                 raise KeyboardInterrupt
             if stop:
-                bar.write(f"early stopping at step {step}: no improvement in {ec.patience} evaluations")
+                if reached:
+                    bar.write(f"stopping at step {step}: the target is reached")
+                else:
+                    bar.write(f"early stopping at step {step}: no improvement in {ec.patience} evaluations")
                 break
     bar.close()
 
@@ -304,9 +322,17 @@ def _complete(state: dict | None, config: Config) -> dict | None:
 # ---- one optimizer step --------------------------------------------------------------------------------
 
 
-def build_optimizer(model: nn.Module, config: Config, *, fused: bool | None = None) -> torch.optim.Optimizer:
-    """AdamW with weight decay on the matrices only (biases, norms and 1-d parameters are not decayed);
-    ``fused``: PyTorch's fused kernel (True), its multi-tensor ``foreach`` one (False), or its default (None)."""
+ADAMW_IMPLEMENTATIONS = ("fused", "foreach", "for-loop")
+
+
+def build_optimizer(model: nn.Module, config: Config, *, implementation: str = "fused") -> torch.optim.Optimizer:
+    """AdamW with weight decay on the matrices only (biases, norms and 1-d parameters are not decayed).
+
+    ``implementation``: PyTorch's ``fused`` kernel (one pass over each tensor for the whole update; the
+    default, measured faster on CPU in docs/benchmarks.md), its multi-tensor ``foreach`` one, or the
+    single-tensor ``for-loop`` (PyTorch's own default on CPU). All three compute the same update."""
+    if implementation not in ADAMW_IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {ADAMW_IMPLEMENTATIONS}, got {implementation!r}")
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return torch.optim.AdamW(
@@ -314,7 +340,8 @@ def build_optimizer(model: nn.Module, config: Config, *, fused: bool | None = No
         lr=config.optim.lr,
         betas=tuple(config.optim.betas),
         eps=config.optim.eps,
-        fused=fused,
+        fused=implementation == "fused",
+        foreach=implementation == "foreach",
     )
 
 
@@ -375,7 +402,7 @@ def _step_loss(
         sync = i == len(micro) - 1 or not dist.enabled
         with (
             contextlib.nullcontext() if sync else train_model.no_sync(),
-            torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16),
+            torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16),
         ):
             summed = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
             loss = summed * (dist.world * mb.weight / step_tokens)
