@@ -108,7 +108,8 @@ def qkv_side(name: str, prepared: Prepared, overrides: list[str], recipe: Path, 
     optimizer = build_optimizer(model, config, implementation=adamw)
     train_model = torch.compile(model) if config.training.compile else model
     dist = distributed.Dist()
-    lr, counter, bf16 = _schedule(config), {"step": 0}, config.training.precision == "bf16"
+    lr, counter = _schedule(config), {"step": 0}
+    bf16 = config.training.precision == "bf16"  # measured on CPU although qkv train refuses it there
 
     def step(micro: list) -> None:
         counter["step"] += 1

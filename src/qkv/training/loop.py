@@ -141,9 +141,11 @@ def _train(
 
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         train_model = DistributedDataParallel(train_model, device_ids=ids)
-    # bf16 autocast: by default on CUDA; on CPU only when asked (it pays on CPUs with bf16 matrix units, e.g.
-    # Intel AMX, and costs elsewhere -- docs/benchmarks.md)
-    use_bf16 = tc.precision == "bf16" or (dist.device.type == "cuda" and tc.precision == "auto")
+    # bf16 autocast on CUDA only: on this project's CPU (AMX bf16 units, torch 2.13) it made training 1.2-1.4x
+    # slower -- SDPA's bf16 backward alone took half the step (docs/benchmarks.md)
+    use_bf16 = dist.device.type == "cuda" and tc.precision in ("auto", "bf16")
+    if tc.precision == "bf16" and dist.device.type != "cuda":
+        raise UserError("training.precision=bf16 needs a CUDA device (use fp32 or auto on CPU)")
 
     # ---- the loop -----------------------------------------------------------------------------------
     bar = _progress_bar(tc.max_steps, state["step"], enabled=progress and dist.is_main)
@@ -402,7 +404,7 @@ def _step_loss(
         sync = i == len(micro) - 1 or not dist.enabled
         with (
             contextlib.nullcontext() if sync else train_model.no_sync(),
-            torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16),
+            torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16),
         ):
             summed = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
             loss = summed * (dist.world * mb.weight / step_tokens)
