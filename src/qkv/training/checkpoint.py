@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)[0]
 
 
-def average_checkpoints(paths: list[str | Path]) -> dict[str, torch.Tensor]:
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, torch.Tensor]:
     """Element-wise mean of the weights of several checkpoints of the same model."""
     if not paths:
         raise UserError("checkpoint averaging needs at least one checkpoint")

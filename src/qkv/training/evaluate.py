@@ -12,6 +12,7 @@ change what training does next (exact resumption relies on that).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -79,7 +80,7 @@ def evaluate_lm(
 
 @torch.no_grad()
 def translate(
-    model: nn.Module, src_ids: list[list[int]], *, beam: int = 1, max_len: int = 128, batch_size: int = 64
+    model: nn.Module, src_ids: Sequence[Sequence[int]], *, beam: int = 1, max_len: int = 128, batch_size: int = 64
 ) -> list[list[int]]:
     """Decode each source (token ids without specials) to target ids, greedy or with beam search.
 
