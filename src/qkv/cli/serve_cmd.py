@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a URL
     print(f"qkv explorer for {inspector.name}: http://{shown}:{port}/  (Ctrl-C to stop)", flush=True)
+    if inspector.shipped:
+        print(f"how this model was trained: {inspector.about}", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -88,6 +88,7 @@ class Inspector:
         self.pad_id = getattr(model, "pad_id", PAD_ID)
         self.task: Any = None  # the run's task (for head importance on validation data), when known
         self.shipped = False  # one of the models qkv ships (qkv.assets)
+        self.about = ""  # for a shipped model: its TRAINED.md (recipe, command, metrics, commit)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = "best") -> Inspector:
@@ -106,6 +107,7 @@ class Inspector:
         run = load_shipped(name)
         inspector = cls(run.model, run.src_tok, run.tgt_tok, name=f"{run.directory.name} (shipped with qkv)")
         inspector.task, inspector.shipped = run.task, True
+        inspector.about = str(run.directory / "TRAINED.md")
         return inspector
 
     @property
@@ -264,6 +266,7 @@ class Inspector:
         return {
             "name": self.name,
             "kind": self.kind,
+            "shipped": self.shipped,
             "task": getattr(self.task, "name", None),
             "example": self.example,
             "max_chars": MAX_CHARS,
