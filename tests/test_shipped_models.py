@@ -144,3 +144,18 @@ def test_serve_with_no_run_starts():
 def test_packages_data_lists_the_models():
     text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
     assert "assets/models/*/*/*" in text
+
+
+def test_g2p_explorer_reads_one_lowercased_word():
+    from qkv.viz.inspector import Inspector
+    from qkv.viz.server import Explorer
+
+    explorer = Explorer(Inspector.from_shipped("g2p-cmudict"))
+    info = explorer.info()
+    assert info["task"] == "g2p" and info["example"] == "attention" and info["shipped"]
+    a = explorer.analyze({"text": "  Attention "})
+    assert a["text"] == "attention" and a["output"] == CMUDICT["attention"]
+    assert a["labels"]["encoder_self"]["query"] == [*"attention", "<eos>"]  # letters, no <unk>
+    for text, message in (("the cat sat", "one word at a time"), ("x2", "never saw ('2')")):
+        with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            explorer.analyze({"text": text})
