@@ -217,3 +217,24 @@ def test_next_token_distribution_is_the_softmax_of_the_logits():
     assert r["ids"] == top.tolist()
     np.testing.assert_allclose(r["probs"], expected[top].numpy(), atol=1e-12)
     assert json.dumps(r)  # JSON-ready
+
+
+def test_the_shipped_translator_renders_on_load(browser):
+    from qkv.viz.inspector import Inspector
+
+    ins = Inspector.from_shipped()
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        page.wait_for_selector("table.grid svg.mini")
+        assert page.input_value("#text") == ins.example
+        expected = explorer.analyze({"text": ins.example})
+        assert page.text_content("#output-text") == expected["output"]
+        page.select_option("#kind", "cross")
+        page.wait_for_function("document.querySelector('table.grid').dataset.heads === '8'")
+        assert page.locator("table.grid svg.mini").count() == 3 * 8  # 3 decoder layers x 8 heads
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
