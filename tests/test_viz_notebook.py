@@ -28,3 +28,13 @@ def test_model_view_has_a_map_per_layer_and_head():
     html = view._repr_html_()
     assert html.count('class="qkv-mini"') == 3 * 2
     assert html.count("<rect ") == sum(int((w >= 0.02).sum()) for w in view.layers)
+
+
+def test_walkthroughs_render_in_notebooks():
+    ins = tiny_inspector(n_heads=2, extra_words=(SCRIPT,))
+    analysis = ins.analyze(f"the {SCRIPT} cat")
+    html = ins.explain(analysis, "encoder_self", 0, 1, 1)._repr_html_()
+    assert "query token 1" in html and "&lt;script&gt;" in html and SCRIPT not in html
+    rnn = tiny_inspector("gru-attention", hidden_size=24, n_rnn_layers=1)
+    walk = rnn.explain(rnn.analyze("the cat"), "cross", 0, 0, 1)
+    assert "Bahdanau" in walk._repr_html_()

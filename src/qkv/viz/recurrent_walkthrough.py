@@ -103,6 +103,11 @@ class RecurrentWalkthrough:
     max_abs_error: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    def _repr_html_(self) -> str:  # in a notebook, the last line of a cell draws it
+        from qkv.viz.html import recurrent_html
+
+        return recurrent_html(self)
+
     @property
     def title(self) -> str:
         if self.family == "additive":

@@ -79,6 +79,11 @@ class Walkthrough:
     def step(self) -> HeadComputation:
         return self.heads[self.head]
 
+    def _repr_html_(self) -> str:  # in a notebook, the last line of a cell draws it
+        from qkv.viz.html import walkthrough_html
+
+        return walkthrough_html(self)
+
     def to_dict(self, digits: int = 5, dims: int | None = None) -> dict:
         """JSON-ready numbers (rounded), for the explorer and the HTML page; ``dims`` keeps only the first
         ``dims`` components of every vector (``*_size`` fields give the full sizes)."""
