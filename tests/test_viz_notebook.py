@@ -38,3 +38,13 @@ def test_walkthroughs_render_in_notebooks():
     rnn = tiny_inspector("gru-attention", hidden_size=24, n_rnn_layers=1)
     walk = rnn.explain(rnn.analyze("the cat"), "cross", 0, 0, 1)
     assert "Bahdanau" in walk._repr_html_()
+
+
+def test_numbers_wrap_between_numbers_not_inside_them():
+    from pathlib import Path
+
+    from qkv.viz.html import STYLE
+
+    css = (Path(__file__).resolve().parent.parent / "src/qkv/web/style.css").read_text()
+    for sheet in (STYLE, css):
+        assert "break-all" not in sheet and "word-break: normal" in sheet
