@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from qkv.bench.side_by_side import commit
     from qkv.errors import UserError
     from qkv.training.config import load_config
-    from qkv.training.loop import train
+    from qkv.training.loop import train_until
     from qkv.training.metrics_log import read_metrics
 
     if args.threads:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(args.run) if args.run else Path(tmp) / "run"
-        train(config, run_dir, progress=False, on_eval=on_eval)
+        train_until(config, run_dir, on_eval, progress=False)
         logged = [r for r in read_metrics(run_dir) if r["split"] == "train" and hit and r["step"] <= hit["step"]]
     last = logged[-1] if logged else {}  # the last training log line at or before the target's evaluation
     result = {

@@ -57,19 +57,21 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def train(
-    config: Config,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    on_eval: Callable[[int, dict[str, float]], bool] | None = None,
-) -> dict[str, Any]:
+def train(config: Config, out: str | Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train one run into directory ``out``; returns the final evaluation and the best result (and
-    ``complete``, saying why, when ``resume`` finds the run already complete: then nothing is trained).
-    ``on_eval(step, metrics)`` is called after every evaluation; True stops training there (after the save)
-    -- ``qkv bench quality`` stops at its target this way."""
-    out = Path(out)
+    ``complete``, saying why, when ``resume`` finds the run already complete: then nothing is trained)."""
+    return _run(config, Path(out), resume, progress, None)
+
+
+def train_until(
+    config: Config, out: str | Path, stop: Callable[[int, dict[str, float]], bool], *, progress: bool = True
+) -> dict[str, Any]:
+    """:func:`train`, also stopping after the first evaluation for which ``stop(step, metrics)`` is True
+    (after that evaluation's save; ``qkv bench quality`` stops at its target this way)."""
+    return _run(config, Path(out), False, progress, stop)
+
+
+def _run(config: Config, out: Path, resume: bool, progress: bool, on_eval) -> dict[str, Any]:
     dist = distributed.setup(config.training.device)
     try:
         return _train(config, out, resume, progress, dist, on_eval)
