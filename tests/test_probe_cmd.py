@@ -29,6 +29,8 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
             "200",
             "--test-examples",
             "60",
+            "--checks",
+            "2",
             "--device",
             "cpu",
             "--out",
@@ -49,9 +51,17 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
         assert sum(total for _, total in counts) == 60
         assert 100 * sum(c for c, _ in counts) / 60 == pytest.approx(run["exact_match"])
         assert 3000 < results["params"][name] < 7000
-    assert (out / "figures" / "probe.png").read_bytes()[:4] == b"\x89PNG"
+        # two checks along the 4 steps: the rung at 2 steps and the end; the last check is the final score
+        assert [c["steps"] for c in run["curve"]] == [2, 4]
+        assert run["curve"][-1]["exact_match"] == pytest.approx(run["exact_match"])
+        expected = next((c["steps"] for c in run["curve"] if c["exact_match"] >= 95.0), None)
+        assert run["steps_to_solve"] == expected and results["steps_to_solve"][name] == [expected]
+    assert results["lengths"] == [6] and results["solved_at"] == 95.0
+    for figure in ("probe.png", "probe-learning.png"):
+        assert (out / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
     assert "exact match by length" in printed and "accuracy by distance" in printed
+    assert "steps to solve" in printed
 
 
 @pytest.mark.slow
@@ -97,9 +107,25 @@ def test_probe_copy_distance_is_the_length(tmp_path):
         ["--budget", "soon"],
         ["--params", "10"],
         ["--threads", "0"],
+        ["--checks", "0"],
     ],
 )
 def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):
     assert main(["probe", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qkv probe: error:") and "Traceback" not in err
+
+
+def test_steps_to_solve_is_the_first_check_at_the_bar():
+    from qkv.compare.probes import SOLVED, steps_to_solve
+
+    curve = [
+        {"steps": 100, "exact_match": 40.0},
+        {"steps": 200, "exact_match": SOLVED},  # exactly at the bar counts as solved
+        {"steps": 300, "exact_match": 90.0},  # a later dip does not undo it
+        {"steps": 400, "exact_match": 100.0},
+    ]
+    assert steps_to_solve(curve) == 200
+    assert steps_to_solve(curve[:1]) is None
+    assert steps_to_solve([{"steps": 5, "token_accuracy": 99.0}], "token_accuracy") == 5
+    assert steps_to_solve([]) is None

@@ -30,7 +30,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=40_000,
         help="size every architecture to about this many parameters (default 40000)",
     )
-    p.add_argument("--examples", type=int, default=4000, help="training examples per length (default 4000)")
+    p.add_argument(
+        "--examples",
+        type=int,
+        default=50_000,
+        help="training examples per length (default 50000: enough that no model can memorise them)",
+    )
+    p.add_argument(
+        "--checks",
+        type=int,
+        default=8,
+        help="test-set checks along each training run, for the learning curve and steps-to-solve (default 8)",
+    )
     p.add_argument("--test-examples", type=int, default=300, help="test examples per length (default 300)")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
     p.add_argument("--seed", type=int, default=1)
@@ -73,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.params < 1000:
         raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
+    if args.checks < 1:
+        raise UserError(f"--checks {args.checks}: at least 1 (the end of training)")
     budget = parse_budget(args.budget)
     device = resolve_device(args.device)
     specs = probe_specs(args.task, lengths, args.examples, args.test_examples, seed=args.seed)
@@ -89,12 +102,15 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out / "runs",
         seed=args.seed,
         device=device.type,
+        checks=args.checks,
         progress=lambda what: print(f"  training {what}"),
     )
     result["machine"] = machine_info(device)
     fig = figures.probe_accuracy({args.task: result})
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "figures" / "probe.png").write_bytes(figures.png_bytes(fig))
+    learning = figures.probe_learning(result)
+    (out / "figures" / "probe-learning.png").write_bytes(figures.png_bytes(learning))
     write_json_atomic(out / "results.json", result)
 
     header = ["model", "params"] + [f"T={n}" for n in lengths]
@@ -110,5 +126,13 @@ def run(args: argparse.Namespace) -> int:
         rows = [[name] + [fmt(a, 2) for a in acc] for name, acc in result["accuracy"].items()]
         print(f"\naccuracy by distance ({result['distance_label']}):")
         print(text_table(header, rows))
-    print(f"\nresults: {out / 'results.json'}, figure: {out / 'figures' / 'probe.png'}")
+    header = ["model"] + [f"T={n}" for n in lengths]
+    rows = [
+        [name]
+        + [str(s) if s is not None else f"> {r['steps']}" for s, r in zip(solved, result["runs"][name], strict=True)]
+        for name, solved in result["steps_to_solve"].items()
+    ]
+    print(f"\nsteps to solve ({result['solved_at']:g}% on the test split; '> N': not solved in N steps):")
+    print(text_table(header, rows))
+    print(f"\nresults: {out / 'results.json'}, figures: {out / 'figures'} (probe.png, probe-learning.png)")
     return 0

@@ -74,10 +74,12 @@ def train_with_budget(
     train_points: list[dict] = []
     eval_points: list[dict] = []
     info: dict[str, Any] = {}
-    chunk_steps = FIRST_CHUNK_STEPS if budget.kind == "seconds" else _first_chunk(budget)
     chunks = 0
     pending = sorted(r for r in rungs if 0 < r < budget.amount)
     target = Budget(budget.kind, pending[0]) if pending else budget
+    chunk_steps = FIRST_CHUNK_STEPS if budget.kind == "seconds" else _first_chunk(budget)
+    if budget.kind == "steps":  # a step budget's first rung can come before its first chunk would end
+        chunk_steps = min(chunk_steps, max(int(target.amount), 1))
     while True:
         config.training.max_steps = steps + max(int(chunk_steps), 1)
         # The loop prints each evaluation; the comparison shows its own progress (the log is in metrics.jsonl).

@@ -195,6 +195,46 @@ def probe_accuracy(probes: dict[str, dict]) -> Figure:
     return fig
 
 
+def probe_learning(probe: dict) -> Figure:
+    """Left: each run's learning curve (exact match or token accuracy at each check, against optimizer
+    steps), one line per architecture and length. Right: steps to solve against length (missing = not
+    solved within the budget, drawn as an open marker at the budget's last step)."""
+    fig = Figure(figsize=(12, 3.8))
+    curves_ax, solve_ax = fig.subplots(1, 2)
+    runs = probe.get("runs") or {}
+    metric = "exact_match" if probe.get("probe") in ("assoc-recall", "listops") else "token_accuracy"
+    col = colours(list(runs))
+    styles = ["-", "--", ":", "-."]
+    for model, model_runs in runs.items():
+        for i, run in enumerate(model_runs):
+            curve = run.get("curve") or []
+            steps = [c["steps"] for c in curve]
+            values = [c.get(metric) for c in curve]
+            curves_ax.plot(steps, values, "o" + styles[i % len(styles)], color=col[model], ms=3,
+                           label=f"{model}, T={run['length']}")  # fmt: skip
+        lengths = [r["length"] for r in model_runs]
+        solved = [r.get("steps_to_solve") for r in model_runs]
+        xs = [n for n, s in zip(lengths, solved, strict=True) if s is not None]
+        solve_ax.plot(xs, [s for s in solved if s is not None], "o-", color=col[model], label=model)
+        unsolved = [(r["length"], r["steps"]) for r in model_runs if r.get("steps_to_solve") is None]
+        if unsolved:
+            solve_ax.plot(*zip(*unsolved, strict=True), "o", mfc="none", color=col[model],
+                          label=f"{model}: not solved (steps trained)")  # fmt: skip
+    solved_at = probe.get("solved_at", 95)
+    curves_ax.axhline(solved_at, color="grey", lw=0.8, ls=":")
+    curves_ax.set(xlabel="optimizer steps", ylabel=f"{metric.replace('_', ' ')} (%)", ylim=(-3, 103),
+                  title=f"{probe.get('probe', 'probe')}: learning curves")  # fmt: skip
+    solve_ax.set(xlabel="source length T (tokens)", ylabel=f"steps to {solved_at:g}%",
+                 title="steps to solve (open: not solved)")  # fmt: skip
+    if len(runs) and any(len(r) > 1 for r in runs.values()):
+        solve_ax.set_xscale("log", base=2)
+    for ax in (curves_ax, solve_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def attention_maps(maps: dict[str, list[dict]]) -> Figure:
     """Cross-attention (alignment) maps: one row per test example, one column per attention model.
 

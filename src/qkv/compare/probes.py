@@ -13,6 +13,16 @@ the same number of parameters (:func:`qkv.compare.recipes.sized_config`) and giv
   ``T``; with attention the decoder looks the token up directly (Bahdanau et al. 2015, Figure 2, made this
   argument for long sentences; Cho et al. 2014 measured the fall).
 
+What is known about the Transformer row of assoc-recall (``benchmarks/recall_causal_vs_bidirectional.py``,
+results/probes/): a 2-layer *decoder-only* (causal) Transformer -- qkv's GPT or PyTorch's own causal
+``nn.TransformerEncoder`` -- learns the lookup in 750-1,500 steps on fresh data; the same stacks without
+the causal mask, and qkv's encoder-decoder with a bidirectional or a causal encoder, stay at "one of the
+values in the context" for 3,000+ steps. The encoder-decoder here is the comparison's model; a
+decoder-only Transformer trained as a prefix LM on the probes is the next step (issue 11).
+
+Every run is checked ``checks`` times along its budget (the budget ladder's rungs), so each model also
+gets a learning curve and its **steps to solve**: the first check with exact match >= ``SOLVED`` percent.
+
 Training goes through :func:`qkv.compare.budgeted.train_with_budget` (qkv's own training loop).
 """
 
@@ -38,6 +48,7 @@ DESCRIPTIONS = {
     "output tokens right at their position.",
     "reverse": "output the input reversed; distance = the sequence length T (one short training per length).",
 }
+SOLVED = 95.0  # exact match (percent) at which a probe counts as solved
 DISTANCE_LABELS = {
     "assoc-recall": "tokens between the queried key and the query",
 }
@@ -107,6 +118,25 @@ def by_distance(spec: ProbeSpec, examples: list, hyps: list[str]) -> dict[int, t
     return {d: (c[0], c[1]) for d, c in sorted(counts.items())}
 
 
+def _score(run_dir: Path, spec: ProbeSpec, device: str) -> tuple[dict[str, float], list, list[str]]:
+    """Exact match / token accuracy of ``checkpoints/last`` on the probe's test split."""
+    from qkv.training.run import load_run
+
+    run = load_run(run_dir, "last", device=device)
+    examples = run.task.examples("test")
+    ids = translate(run.model, run.src_tok.encode_batch([e.src for e in examples]), max_len=spec.length + 4)
+    hyps = [run.tgt_tok.decode(h) for h in ids]
+    return run.task.score(hyps, examples), examples, hyps
+
+
+def steps_to_solve(curve: list[dict[str, Any]], metric: str = "exact_match") -> int | None:
+    """The optimizer steps at the first check where ``metric`` >= :data:`SOLVED`; None if never."""
+    for point in curve:
+        if point.get(metric) is not None and point[metric] >= SOLVED:
+            return int(point["steps"])
+    return None
+
+
 def run_probe_model(
     spec: ProbeSpec,
     name: str,
@@ -117,17 +147,25 @@ def run_probe_model(
     max_tokens: int = 2048,
     seed: int = 0,
     device: str = "cpu",
+    checks: int = 1,
 ) -> dict[str, Any]:
-    """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split."""
+    """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split, also at
+    ``checks - 1`` evenly spaced points before the end (the learning curve)."""
     from qkv.training.run import load_run
 
     config = probe_config(spec, name, target_params, max_tokens, seed, device)
-    info = train_with_budget(config, run_dir, budget)
+    metric = "exact_match" if spec.probe in ("assoc-recall", "listops") else "token_accuracy"
+    curve: list[dict[str, Any]] = []
+
+    def check(amount: float, info: dict) -> None:
+        scores, _, _ = _score(run_dir, spec, device)
+        curve.append({"budget": amount, "steps": info["steps"], "seconds": round(info["seconds"], 2), **scores})
+
+    rungs = tuple(budget.amount * k / checks for k in range(1, checks))
+    info = train_with_budget(config, run_dir, budget, rungs=rungs, on_rung=check)
+    scores, examples, hyps = _score(run_dir, spec, device)
+    curve.append({"budget": budget.amount, "steps": info["steps"], "seconds": round(info["seconds"], 2), **scores})
     run = load_run(run_dir, "last", device=device)
-    examples = run.task.examples("test")
-    ids = translate(run.model, run.src_tok.encode_batch([e.src for e in examples]), max_len=spec.length + 4)
-    hyps = [run.tgt_tok.decode(h) for h in ids]
-    scores = run.task.score(hyps, examples)
     return {
         "length": spec.length,
         "params": count_params(run.model),
@@ -136,6 +174,8 @@ def run_probe_model(
         "seconds": info["seconds"],
         "exact_match": scores.get("exact_match"),
         "token_accuracy": scores.get("token_accuracy"),
+        "curve": curve,
+        "steps_to_solve": steps_to_solve(curve, metric),
         "by_distance": {str(d): c for d, c in by_distance(spec, examples, hyps).items()},
     }
 
@@ -150,9 +190,11 @@ def run_probe(
     max_tokens: int = 2048,
     seed: int = 0,
     device: str = "cpu",
+    checks: int = 1,
     progress: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
-    """Every architecture on one probe (one short training per spec, i.e. per length)."""
+    """Every architecture on one probe (one short training per spec, i.e. per length), each checked
+    ``checks`` times along its budget."""
     runs: dict[str, list[dict]] = {name: [] for name in models}
     for spec in specs:
         for name in models:
@@ -166,6 +208,7 @@ def run_probe(
                     max_tokens=max_tokens,
                     seed=seed,
                     device=device,
+                    checks=checks,
                     run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}",
                 )
             )
@@ -193,5 +236,8 @@ def summarize(specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budge
         "distance_label": DISTANCE_LABELS.get(probe, "sequence length T (tokens)"),
         "accuracy": accuracy,
         "params": {name: round(sum(r["params"] for r in rs) / len(rs)) for name, rs in runs.items() if rs},
+        "lengths": [spec.length for spec in specs],
+        "steps_to_solve": {name: [r.get("steps_to_solve") for r in rs] for name, rs in runs.items()},
+        "solved_at": SOLVED,
         "runs": runs,
     }

@@ -202,7 +202,9 @@ def _stack_options(config: ModelConfig) -> dict:
 
 def _encoder(config: ModelConfig, tokens: nn.Embedding) -> TransformerEncoder:
     layers = [encoder_layer(config) for _ in range(config.n_encoder_layers)]
-    return TransformerEncoder(_embeddings(config, tokens), layers, **_stack_options(config))
+    return TransformerEncoder(
+        _embeddings(config, tokens), layers, causal=config.causal_encoder, **_stack_options(config)
+    )
 
 
 def _decoder(config: ModelConfig, tokens: nn.Embedding, *, cross_attention: bool) -> TransformerDecoder:

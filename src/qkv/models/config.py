@@ -82,6 +82,9 @@ class ModelConfig:
     scale_embeddings: bool = True  # multiply token embeddings by sqrt(d_model)
     tie_embeddings: bool = False  # output projection shares the (target) token embedding matrix
     share_embeddings: bool = False  # encoder and decoder share one embedding matrix (needs one vocabulary)
+    # Encoder self-attention masked causally (each source token sees itself and earlier ones), as in a
+    # decoder-only model: the probe experiments (benchmarks/recall_causal_vs_bidirectional.py) vary it.
+    causal_encoder: bool = False
     scale_logits: bool | None = None  # hidden * d_model**-0.5 before the output layer (T5); None = when tied
     output_bias: bool = False  # a bias on the output projection (Marian's final_logits_bias)
     embedding_norm: bool = False  # LayerNorm right after the embeddings (BERT)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from qkv.attention import KVCache
-from qkv.attention.masks import key_mask
+from qkv.attention.masks import causal_mask, combine, key_mask
 from qkv.models.embeddings import Embeddings
 from qkv.models.positions import RotaryEmbedding
 from qkv.models.transformer_layers import DecoderLayer, EncoderLayer
@@ -58,18 +58,22 @@ class TransformerEncoder(nn.Module):
         *,
         norm: nn.Module | None = None,
         rotary: RotaryEmbedding | None = None,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         self.embed = embed
         self.layers = nn.ModuleList(layers)
         self.norm = norm
         self.rotary = rotary
+        self.causal = causal  # each source token attends to itself and earlier tokens only
 
     def forward(
         self, tokens: Tensor, keep: Tensor, *, token_types: Tensor | None = None, need_weights: bool = False
     ) -> tuple[Tensor, list[Tensor]]:
         x = self.embed(tokens, token_types=token_types)  # (B, T_s, E)
         mask = key_mask(keep)  # (B, 1, 1, T_s): padding keys are never attended to
+        if self.causal:
+            mask = combine(mask, causal_mask(tokens.size(1), device=tokens.device))  # (B, 1, T_s, T_s)
         weights = []
         for layer in self.layers:
             x, w = layer(x, mask=mask, rotary=self.rotary, need_weights=need_weights)
