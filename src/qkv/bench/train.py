@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--peers",
         nargs="?",
         const="all",
-        help="train qkv and its peers (all, or a comma list: hf-gpt2, torch-transformer, hf-marian, torch-gru) "
-        "on the same batches in one process, alternating; cases: gpt, transformer, gru",
+        help="train qkv and its peers (all, or a comma list: hf-gpt2, torch-transformer, nanogpt [needs $NANOGPT], "
+        "hf-marian, torch-gru) on the same batches in one process, alternating; --models: gpt, transformer, gru "
+        "(default all three)",
     )
     peers.add_argument("--rounds", type=int, default=5, help="alternating rounds (with --peers)")
     peers.add_argument("--warmup", type=int, default=3, help="untimed steps per side before the rounds")
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variant",
         action="append",
         metavar="NAME:KEY=VALUE[:...]",
-        help="an extra qkv side: the recipe with overrides (e.g. compiled:training.compile=true; adamw=fused)",
+        help="an extra qkv side: the recipe with overrides, e.g. compiled:training.compile=true or "
+        "before:adamw=for-loop (AdamW: fused, the default, foreach or for-loop)",
     )
     peers.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the recipe on every side")
     peers.add_argument("--note", help="free text saved with the result (e.g. what else the machine was running)")
