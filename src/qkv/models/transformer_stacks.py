@@ -71,7 +71,7 @@ class TransformerEncoder(nn.Module):
         self, tokens: Tensor, keep: Tensor, *, token_types: Tensor | None = None, need_weights: bool = False
     ) -> tuple[Tensor, list[Tensor]]:
         x = self.embed(tokens, token_types=token_types)  # (B, T_s, E)
-        mask = key_mask(keep)  # (B, 1, 1, T_s): padding keys are never attended to
+        mask: Tensor | None = key_mask(keep)  # (B, 1, 1, T_s): padding keys are never attended to
         if self.causal:
             mask = combine(mask, causal_mask(tokens.size(1), device=tokens.device))  # (B, 1, T_s, T_s)
         weights = []
