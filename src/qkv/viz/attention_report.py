@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from qkv.attention import MultiHeadAttention
 from qkv.errors import UserError
@@ -23,7 +24,7 @@ def validation_score(inspector: Inspector, n: int):
 
     if inspector.task is None:
         raise UserError("--importance needs a trained run (its task provides the validation examples)")
-    data = split_data(inspector.task, "valid", n if inspector.kind == "seq2seq" else None)
+    data: Any = split_data(inspector.task, "valid", n if inspector.kind == "seq2seq" else None)
     model = inspector.model
     if inspector.kind == "seq2seq":
         src = inspector.src_tok.encode_batch([e.src for e in data])
@@ -51,7 +52,9 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     if inspector.kind != "seq2seq":
         searches = searches[:1]
-    body, summary, n_images, all_stats = [], {"searches": {}}, 0, []
+    body: list[str] = []
+    summary: dict[str, Any] = {"searches": {}}
+    n_images, all_stats = 0, []
     for search in searches:
         analysis = inspector.analyze(text, search)
         attentions = dict(analysis.attentions)
@@ -96,12 +99,12 @@ def write_report(
             body.append(img(fig, alt=f"head statistics {kind}"))
             fig.savefig(out / f"heads_{kind}.png", dpi=100)
         stats_png = out / f"heads_{all_stats[0].kind}.png"
-    report = {"text": text, "heads": [s.to_dict() for s in all_stats]}
+    report: dict[str, Any] = {"text": text, "heads": [s.to_dict() for s in all_stats]}
     if importance:
         modules = [(n, m) for n, m in inspector.model.named_modules() if isinstance(m, MultiHeadAttention)]
-        rows = head_importance(modules, validation_score(inspector, importance))
-        report["importance"] = rows
-        ranked = sorted(rows, key=lambda r: -r["drop"])
+        importance_rows = head_importance(modules, validation_score(inspector, importance))
+        report["importance"] = importance_rows
+        ranked = sorted(importance_rows, key=lambda r: -r["drop"])
         body.append(
             f"<h2>Head importance (ablation on {importance} validation examples)</h2>"
             "<p>Each head masked out in turn; the score is minus the loss per token, the drop is how much "
@@ -123,7 +126,7 @@ def write_report(
             )
         )
         print(
-            f"head importance: baseline loss {-rows[0]['base']:.4f}; most important "
+            f"head importance: baseline loss {-importance_rows[0]['base']:.4f}; most important "
             f"{ranked[0]['module']} head {ranked[0]['head']} (+{ranked[0]['drop']:.4f})"
         )
     (out / "heads.json").write_text(json.dumps(report, indent=1), encoding="utf-8")

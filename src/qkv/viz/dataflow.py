@@ -35,10 +35,11 @@ def _describe(child: nn.Module, name: str) -> str:
     return "MLP output" if name == "ff" else name
 
 
-def record_layers(model: nn.Module, forward: Any) -> dict[str, list[tuple[str, str, Tensor, Tensor]]]:
+def record_layers(model: nn.Module, forward: Any) -> dict[str, Any]:
     """``layer name -> [(child, what, input, output)]`` in call order (batch 0), for one run of ``forward``;
-    the layer's own input and output come first and last as ``("", "layer input"/"layer output", ...)``."""
-    records: dict[str, list] = {}
+    the layer's own input and output come first and last as ``("", "layer input"/"layer output", ...)``;
+    ``"_logits"`` holds the model's logits and ``"_norm_first"`` whether every layer is pre-norm."""
+    records: dict[str, Any] = {}
     handles = []
     for name, layer in model.named_modules():
         if not LAYER.match(name):
@@ -49,7 +50,8 @@ def record_layers(model: nn.Module, forward: Any) -> dict[str, list[tuple[str, s
             x = args[0] if args else kwargs.get("x")
             log.insert(0, ("", "layer input (the residual stream)", x.detach()[0], x.detach()[0]))
             out = _first(output)
-            log.append(("", "layer output (the residual stream)", out.detach()[0], out.detach()[0]))
+            if out is not None:
+                log.append(("", "layer output (the residual stream)", out.detach()[0], out.detach()[0]))
 
         handles.append(layer.register_forward_hook(layer_hook, with_kwargs=True))
         for child_name, child in layer.named_children():

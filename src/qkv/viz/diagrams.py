@@ -44,6 +44,7 @@ def search_figure() -> Figure:
     values = torch.tensor([v for _, _, v in DOCS])  # (T_k, D)
     query = torch.tensor([QUERY[1]])  # (1, D)
     out, weights = attend(query[None, None], keys[None, None], values[None, None], need_weights=True)
+    assert weights is not None
     w = weights[0, 0, 0].tolist()
     scores = (query @ keys.T / 2**0.5)[0].tolist()
     fig = Figure(figsize=(9.5, 3.6), layout="constrained")

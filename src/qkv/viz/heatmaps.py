@@ -12,7 +12,7 @@ functions are safe in a web server thread and never open a window. SVGs keep the
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -122,6 +122,7 @@ def heads_grid(
             continue
         image = _draw(ax, weights[h], q_labels, k_labels, max_labels, vmax=vmax)
         ax.set_title(f"head {h}", fontsize=9)
+    assert image is not None  # n >= 1 heads
     fig.supxlabel(axis_names[1], fontsize=10)
     fig.supylabel(axis_names[0], fontsize=10)
     fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, label="attention weight")
@@ -132,7 +133,7 @@ def heads_grid(
 
 def write_heatmaps(
     attentions: dict[str, list[np.ndarray]],
-    labels: dict[str, tuple[Sequence[str], Sequence[str]]],
+    labels: Mapping[str, tuple[Sequence[str], Sequence[str]]],
     out_dir: str | Path,
     *,
     formats: Sequence[str] = ("png", "svg"),

@@ -146,7 +146,7 @@ class Inspector:
         from qkv.decoding import beam_search, greedy
         from qkv.viz.inputs import prepare
 
-        model = self.model
+        model: Any = self.model  # a qkv model: it follows qkv.decoding's DecodingModel protocol
         if text.strip():
             text = prepare(text, self.task, self.src_tok)  # G2P: one lowercased word
         if self.kind == "seq2seq":

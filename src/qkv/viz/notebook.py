@@ -112,11 +112,11 @@ class ModelView:
                     f'style="border:1px solid #ccc"><title>layer {layer} head {h}</title>{rects}</svg></td>'
                 )
             rows.append(f"<tr><th>layer {layer}</th>{''.join(cells)}</tr>")
-        heads = "".join(f"<th>head {h}</th>" for h in range(self.layers[0].shape[0]))
+        header = "".join(f"<th>head {h}</th>" for h in range(self.layers[0].shape[0]))
         return (
             f"<div><p><b>{escape(self.kind)} attention</b>: rows of each map are queries "
             f"({escape(' '.join(self.q_labels[:12]))}…), columns keys; white = 0, dark blue = 1</p>"
-            f"<table><tr><th></th>{heads}</tr>{''.join(rows)}</table></div>"
+            f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table></div>"
         )
 
 

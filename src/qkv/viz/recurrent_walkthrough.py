@@ -185,8 +185,9 @@ def recurrent_walkthrough(
         hidden = torch.tanh(projected_query + projected_keys)  # (T, D_a)
         scores = _linear(hidden, m.energy).squeeze(-1)  # (T,)  vᵀ tanh(...)
     else:
-        family, variant = "multiplicative", m.kind
-        if m.key_proj is not None:
+        assert isinstance(m, MultiplicativeAttention)
+        family, variant = "multiplicative", str(m.kind)
+        if isinstance(m.key_proj, nn.Linear):
             projected_keys = _linear(keys, m.key_proj)  # (T, D_q)  W_a h_j
         scores = (keys if projected_keys is None else projected_keys) @ s  # (T,)
     weights = masked_softmax(scores, allowed)  # (T,)
@@ -234,7 +235,7 @@ def to_text(w: RecurrentWalkthrough, max_keys: int = 40) -> str:
     lines.append(f"1. query s = {w.query_name}\n   s = {_vec(w.query)}")
     lines.append(f"2. keys = values h_j: the encoder states of the {len(w.key_tokens)} source tokens")
     n = 3
-    if w.family == "additive":
+    if w.family == "additive" and w.projected_query is not None:
         lines.append(f"{n}. W s = {_vec(w.projected_query)}")
         lines.append(f"{n + 1}. for every source token j: U h_j + b, add W s, tanh, then e_j = v · tanh(...)")
         n += 2
@@ -245,7 +246,7 @@ def to_text(w: RecurrentWalkthrough, max_keys: int = 40) -> str:
         lines.append(f"{n}. score_j = s · h_j")
         n += 1
     lines += [f"{n}. softmax over the source tokens:", "", f"   {'j':>4}  {'key':<16} {'score':>10} {'weight':>8}"]
-    order = range(len(w.key_tokens))
+    order: list[int] = list(range(len(w.key_tokens)))
     if len(w.key_tokens) > max_keys:
         order = sorted(torch.topk(w.weights, max_keys).indices.tolist())
     for j in order:

@@ -228,7 +228,7 @@ class _Guard:
             elif scope["method"] not in ("GET", "HEAD", "OPTIONS"):
                 origin = headers.get("origin")
                 site = headers.get("sec-fetch-site")
-                if (origin is not None and origin.lower() != f"http://{host.lower()}") or site not in (
+                if (origin is not None and origin.lower() != f"http://{(host or '').lower()}") or site not in (
                     None,
                     "same-origin",
                     "none",
@@ -335,7 +335,7 @@ class _Api:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = f"not found: {request.url.path}" if exc.status_code == 404 else exc.detail
-    return _json(exc.status_code, {"error": message}, headers=exc.headers)
+    return _json(exc.status_code, {"error": message}, headers=dict(exc.headers) if exc.headers else None)
 
 
 def build_app(
@@ -475,7 +475,7 @@ class _Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        err = self.conn.error
+        err = getattr(self.conn, "error", None)  # a _Connection remembers why it rejected the request
         status = err.error_status_hint if err is not None and 400 <= err.error_status_hint < 500 else 400
         detail = str(err) if err is not None and str(err) else "malformed request"
         body = json.dumps({"error": f"invalid HTTP request: {detail}"}).encode()

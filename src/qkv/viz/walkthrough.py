@@ -148,7 +148,7 @@ def to_text(w: Walkthrough, max_keys: int = 40) -> str:
         "",
         f"   {'j':>4}  {'key':<16} {'q·k_j':>10} {'/√d_k':>10} {'weight':>8}",
     ]
-    order = range(len(w.key_tokens))
+    order: list[int] = list(range(len(w.key_tokens)))
     if len(w.key_tokens) > max_keys:  # keep the heaviest keys on long inputs
         order = sorted(torch.topk(s.weights, max_keys).indices.tolist())
     for j in order:
