@@ -13,6 +13,8 @@ Models (all 2 layers, d=64, 4 heads, d_ff=256, no dropout, AdamW lr 1e-3):
 - ``qkv-transformer-causal-last``: the same, but the decoder's cross-attention may only read the encoder
   state at the query (the last source token) -- a diagnosis, not a model anyone should use;
 - ``qkv-gpt``: qkv's decoder-only model, predicting the value at the last position;
+- ``qkv-prefix-lm``: qkv's decoder-only model for source -> target tasks (the stream ``source BOS
+  target``), trained and decoded like the encoder-decoder;
 - ``torch-bidirectional`` / ``torch-causal``: ``nn.TransformerEncoder`` (pre-norm, learned positions), the
   answer read at the last position.
 """
@@ -69,7 +71,7 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
     """A module mapping sources ``(B, T)`` to answer logits ``(B, V)``."""
     if kind.startswith("torch"):
         return TorchEncoderReader(vocab, d, layers, max_len, causal=kind == "torch-causal")
-    name = "gpt" if kind == "qkv-gpt" else "transformer"
+    name = "gpt" if kind.startswith("qkv-gpt") else {"qkv-prefix-lm": "prefix-lm"}.get(kind, "transformer")
     config = ModelConfig(
         name=name,
         d_model=d,
@@ -79,6 +81,7 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
         d_ff=4 * d,
         dropout=0.0,
         max_len=max_len,
+        positions="rotary" if name == "prefix-lm" or kind == "qkv-gpt-rotary" else "sinusoidal",
         causal_encoder=kind.startswith("qkv-transformer-causal"),
     )
     model = build_model(config, vocab, vocab)
@@ -89,6 +92,9 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
             self.model = model
 
         def forward(self, src: Tensor) -> Tensor:
+            if kind == "qkv-gpt-bos":
+                stream = torch.cat([src, torch.full((src.size(0), 1), BOS_ID)], dim=1)  # (B, T_s + 1)
+                return self.model(stream).logits[:, -1]  # (B, V): read at the BOS after the query
             if name == "gpt":
                 return self.model(src).logits[:, -1]  # (B, V): the token after the query key
             bos = torch.full((src.size(0), 1), BOS_ID)
@@ -137,6 +143,9 @@ KINDS = {
     "qkv-transformer-causal": "qkv encoder-decoder, causal encoder",
     "qkv-transformer-causal-last": "qkv encoder-decoder, causal encoder, decoder sees only the last source state",
     "qkv-gpt": "qkv decoder-only (causal)",
+    "qkv-prefix-lm": "qkv prefix-lm: decoder-only on source -> target, rotary positions",
+    "qkv-gpt-rotary": "qkv decoder-only (causal), rotary positions",
+    "qkv-gpt-bos": "qkv decoder-only (causal), answer read at a BOS after the query",
     "torch-bidirectional": "torch nn.TransformerEncoder, no mask",
     "torch-causal": "torch nn.TransformerEncoder, causal mask",
 }

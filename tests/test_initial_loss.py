@@ -48,6 +48,8 @@ def config_for(name: str, width: int, **overrides) -> ModelConfig:
         "dropout": 0.0,
         "max_len": 64,
     }
+    if name == "prefix-lm":
+        options["positions"] = "rotary"  # the only positions a prefix LM accepts
     options.update(overrides)
     return ModelConfig(**options)
 

@@ -67,11 +67,24 @@ def sized_config(
 ) -> ModelConfig:
     """Architecture ``name`` with its width chosen so the parameter count is closest to ``target_params``.
 
-    Transformers: 2 + 2 layers, 4 heads, ``d_ff = 2 * d_model``, width a multiple of 8; recurrent models:
+    Transformers: 2 + 2 layers (prefix-lm: 4 layers, rotary positions), 4 heads, ``d_ff = 2 * d_model``,
+    width a multiple of 8; recurrent models:
     one layer, embedding size = hidden size, a multiple of 4.
     """
 
     def make(width: int) -> ModelConfig:
+        if name == "prefix-lm":  # one causal stack as deep as the encoder-decoder's two together
+            return ModelConfig(
+                name=name,
+                d_model=width,
+                n_heads=4,
+                d_ff=2 * width,
+                n_encoder_layers=0,
+                n_decoder_layers=4,
+                positions="rotary",
+                max_len=max_len,
+                dropout=dropout,
+            )
         if name in TRANSFORMER_NAMES:
             return ModelConfig(
                 name=name,

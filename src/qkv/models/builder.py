@@ -19,6 +19,7 @@ from qkv.models.encoder_only import EncoderOnly
 from qkv.models.feed_forward import FeedForward
 from qkv.models.output_projection import OutputProjection
 from qkv.models.positions import LearnedPositions, RotaryEmbedding, SinusoidalPositions, embedding_scale
+from qkv.models.prefix_lm import PrefixLM
 from qkv.models.recurrent import RecurrentSeq2Seq
 from qkv.models.recurrent_encoder import RNN_CELLS
 from qkv.models.recurrent_lm import RecurrentLM
@@ -66,6 +67,10 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
         encoder = _encoder(config, src_tokens)
         decoder = _decoder(config, tgt_tokens, cross_attention=True)
         return Transformer(encoder, decoder, _output(config, tgt_tokens, tgt_vocab), **ids)
+    if config.name == "prefix-lm":
+        tokens = _token_embedding(config, tgt_vocab + src_vocab)  # target rows first, then source rows
+        decoder = _decoder(config, tokens, cross_attention=False)
+        return PrefixLM(decoder, _output(config, None, tgt_vocab), src_offset=tgt_vocab, **ids)
     if config.name == "gpt":
         tokens = _token_embedding(config, tgt_vocab)
         decoder = _decoder(config, tokens, cross_attention=False)

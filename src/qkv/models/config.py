@@ -23,7 +23,8 @@ from typing import Any, Literal, get_args
 
 from qkv.attention.core import Backend
 
-TRANSFORMER_NAMES = ("transformer", "gpt", "encoder")
+# prefix-lm: a decoder-only Transformer on source -> target tasks (qkv.models.prefix_lm)
+TRANSFORMER_NAMES = ("transformer", "gpt", "encoder", "prefix-lm")
 RECURRENT_NAMES = ("gru", "lstm", "gru-attention", "lstm-attention", "gru-luong")  # encoder-decoders
 RECURRENT_LM_NAMES = ("lstm-lm", "gru-lm")  # decoder-only recurrent language models (Zaremba et al. 2014)
 MODEL_NAMES = TRANSFORMER_NAMES + RECURRENT_NAMES + RECURRENT_LM_NAMES
@@ -152,8 +153,18 @@ class ModelConfig:
             needs = {
                 "transformer": ("n_encoder_layers", "n_decoder_layers"),
                 "gpt": ("n_decoder_layers",),
+                "prefix-lm": ("n_decoder_layers",),
                 "encoder": ("n_encoder_layers",),
             }[self.name]
+            if self.name == "prefix-lm" and self.positions != "rotary":
+                raise ValueError(
+                    "model.positions must be rotary for model.name=prefix-lm (a row's logits must not depend "
+                    f"on how much padding its batch has; see qkv.models.prefix_lm), got {self.positions!r}"
+                )
+            if self.name == "prefix-lm" and self.tie_embeddings:
+                raise ValueError(
+                    "model.tie_embeddings does not apply to model.name=prefix-lm (source rows share its table)"
+                )
             for key in needs:
                 if getattr(self, key) < 1:
                     raise ValueError(f"model.{key} must be >= 1 for model.name={self.name}")

@@ -96,6 +96,7 @@ class DecoderLayer(nn.Module):
         memory: Tensor | None = None,
         *,
         memory_mask: Tensor | None = None,
+        self_mask: Tensor | None = None,
         self_cache: KVCache | None = None,
         cross_cache: KVCache | None = None,
         rotary=None,
@@ -106,7 +107,13 @@ class DecoderLayer(nn.Module):
 
         Returns ``(x, self weights (B, H, T, T_k) | None, cross weights (B, H, T, T_s) | None)``.
         """
-        causal = {"is_causal": True, "cache": self_cache, "rotary": rotary, "need_weights": need_weights}
+        causal = {
+            "mask": self_mask,
+            "is_causal": True,
+            "cache": self_cache,
+            "rotary": rotary,
+            "need_weights": need_weights,
+        }
         cross = {"mask": memory_mask, "cache": cross_cache, "need_weights": need_weights}
         cross_weights = None
         if self.cross_attn is not None and memory is None and (cross_cache is None or not cross_cache.is_filled):

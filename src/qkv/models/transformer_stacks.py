@@ -111,9 +111,12 @@ class TransformerDecoder(nn.Module):
         memory: Tensor | None = None,
         memory_keep: Tensor | None = None,
         *,
+        self_mask: Tensor | None = None,
         state: DecoderState | None = None,
         need_weights: bool = False,
     ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """``self_mask`` (True = may attend), broadcastable to ``(B, H, T, T_k)``, is applied on top of the
+        causal mask: a prefix LM's padding (:mod:`qkv.models.prefix_lm`)."""
         start = 0 if state is None else state.position
         x = self.embed(tokens, start=start)  # (B, T, E)
         memory_mask = None if memory_keep is None else key_mask(memory_keep)  # (B, 1, 1, T_s)
@@ -123,6 +126,7 @@ class TransformerDecoder(nn.Module):
                 x,
                 memory,
                 memory_mask=memory_mask,
+                self_mask=self_mask,
                 self_cache=None if state is None else state.self_caches[i],
                 cross_cache=None if state is None or state.cross_caches is None else state.cross_caches[i],
                 rotary=self.rotary,
