@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="training examples per length (default 50000: enough that no model can memorise them)",
     )
     p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=2048,
+        help="source + target tokens per training batch (default 2048; raise it for long lengths)",
+    )
+    p.add_argument(
         "--checks",
         type=int,
         default=8,
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.params < 1000:
         raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
+    if args.max_tokens < 16:
+        raise UserError(f"--max-tokens {args.max_tokens}: at least 16")
     if args.checks < 1:
         raise UserError(f"--checks {args.checks}: at least 1 (the end of training)")
     budget = parse_budget(args.budget)
@@ -100,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         target_params=args.params,
         budget=budget,
         out_dir=out / "runs",
+        max_tokens=args.max_tokens,
         seed=args.seed,
         device=device.type,
         checks=args.checks,

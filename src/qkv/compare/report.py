@@ -16,11 +16,10 @@ import base64
 import html
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from qkv.atomic import atomic_write_text
 from qkv.compare import figures
 from qkv.compare.conclusion import conclusion
 
@@ -39,24 +38,12 @@ SECTIONS = [
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that a reader (or a Ctrl-C) never sees a half-written file: temp file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_finite(data), fh, indent=1, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write JSON so that a reader (or a Ctrl-C) never sees a half-written file (:mod:`qkv.atomic`)."""
+    atomic_write_text(Path(path), json.dumps(_finite(data), indent=1, ensure_ascii=False) + "\n")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _finite(x: Any) -> Any:

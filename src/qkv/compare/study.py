@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +34,24 @@ from qkv.compare.budget import Budget, Stopwatch, StudyPlan, fit_probes, study_p
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.recipes import model_config, optim_recipe
 from qkv.errors import UserError
-from qkv.models.config import MODEL_NAMES, RECURRENT_LM_NAMES
+from qkv.machine import machine_info
+from qkv.models.config import MODEL_NAMES, RECURRENT_LM_NAMES, ModelConfig
 from qkv.special import BOS_ID, EOS_ID
 from qkv.training.config import Config, EvalConfig, TaskConfig, TrainingConfig, to_dict
 
 DEFAULT_MODELS = ("transformer", "gru-attention", "gru")
 SEQ2SEQ_MODELS = tuple(m for m in MODEL_NAMES if m not in ("gpt", "encoder", *RECURRENT_LM_NAMES))
-ATTENTION_MODELS = ("transformer", "gru-attention", "lstm-attention", "gru-luong")
+
+
+def _has_cross_attention(name: str) -> bool:
+    """Does ``name`` have target-to-source attention weights to draw (an alignment map)?"""
+    config = ModelConfig(name=name)
+    if config.family == "recurrent":
+        return config.attention not in (None, "none")
+    return name == "transformer"  # prefix-lm attends over one stream; it has no cross-attention
+
+
+ATTENTION_MODELS = tuple(m for m in SEQ2SEQ_MODELS if _has_cross_attention(m))
 
 # Per task: options for qkv.data.get_task, the longest decoded output, the model's max_len, a description.
 TASKS: dict[str, dict[str, Any]] = {
@@ -111,32 +121,6 @@ class StudyOptions:
             raise UserError(f"--seeds {self.seeds}: must be at least 1")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda: no CUDA device is available")
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(device),
-    }
-    if hasattr(os, "getloadavg"):
-        info["load_average"] = [round(x, 2) for x in os.getloadavg()]  # other jobs on the machine
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def resolve_device(name: str) -> torch.device:

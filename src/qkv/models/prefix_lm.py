@@ -3,9 +3,13 @@ continuation, one causal stack reads both.
 
 This is the "Transformer-Decoder" of Liu et al. 2018 ("Generating Wikipedia by Summarizing Long
 Sequences", section 4.2), the "language model" architecture of Raffel et al. 2020 (T5, section 3.2.1),
-and how GPT-style models do translation. The stream is ``source BOS target``: the loss is on the target
-only, and decoding starts after ``BOS`` exactly as an encoder-decoder's does, so it is trained, decoded
-and scored by the same code (``kind = "seq2seq"``).
+and how GPT-style models do translation. The stream is ``source target``: the first target token is
+predicted at the last source token, the loss is on the target only, and decoding is called exactly as an
+encoder-decoder's is (``BOS`` first), so it is trained, decoded and scored by the same code
+(``kind = "seq2seq"``). There is no separator token on purpose: a separator's query carries no content,
+so it must first fetch the question from the token before it -- on associative recall that extra hop
+costs a 2-layer model thousands of steps (results/probes/recall-gpt-bos.json against recall-gpt.json).
+Every source must have at least one token.
 
 Why qkv has it: associative recall (``k3 v1 k7 v0 ... ? k7 -> v0``) asks for a lookup whose query is the
 *last* source token. A decoder-only stack does it at the query's own position (an induction head, Olsson
@@ -17,7 +21,7 @@ Vocabularies. Source and target keep their own tokenizers: the embedding table h
 src_vocab`` rows, target ids first (so the output layer predicts target ids as they are) and source id
 ``i`` at row ``tgt_vocab + i`` -- separate source and target embeddings, in one table.
 
-Padding. Sources are right-padded in a batch; here they are moved to the left (``pad pad s1 s2 BOS t1``)
+Padding. Sources are right-padded in a batch; here they are moved to the left (``pad pad s1 s2 t1 t2``)
 so that every row's target follows its own last source token, and padding keys are masked. With rotary
 positions, which see only offsets between tokens, a row's logits are then the same in any batch -- so
 this model requires ``positions: rotary``.
@@ -81,12 +85,15 @@ class PrefixLM(nn.Module):
         return (keep[:, None, :] | itself)[:, None]  # (B, 1, T, T)
 
     def forward(self, src: Tensor, tgt_in: Tensor, *, need_weights: bool = False) -> ModelOutput:
-        """``src (B, T_s)`` (right-padded), ``tgt_in (B, T_t)`` (BOS + target) -> logits ``(B, T_t, V)``."""
+        """``src (B, T_s)`` (right-padded), ``tgt_in (B, T_t)`` (BOS + target) -> logits ``(B, T_t, V)``.
+
+        The stream is ``source target[:-1]``: target token ``j`` is predicted at stream position
+        ``T_s - 1 + j``, so the first one at the last source token (``tgt_in``'s BOS is not fed)."""
         rows, keep = self._source(src)  # (B, T_s) each
-        stream = torch.cat([rows, tgt_in], dim=1)  # (B, T_s + T_t)
-        keep = torch.cat([keep, torch.ones_like(tgt_in, dtype=torch.bool)], dim=1)  # (B, T_s + T_t)
+        stream = torch.cat([rows, tgt_in[:, 1:]], dim=1)  # (B, T_s + T_t - 1)
+        keep = torch.cat([keep, torch.ones_like(tgt_in[:, 1:], dtype=torch.bool)], dim=1)
         hidden, weights, _ = self.decoder(stream, self_mask=self._prefix_mask(keep), need_weights=need_weights)
-        hidden = hidden[:, src.size(1) :]  # (B, T_t, E): the target positions
+        hidden = hidden[:, src.size(1) - 1 :]  # (B, T_t, E): the positions that predict the target
         attentions = Attentions(decoder_self=weights) if need_weights else None  # over source and target
         return ModelOutput(self.lm_head(hidden), attentions, hidden)
 
@@ -102,9 +109,9 @@ class PrefixLM(nn.Module):
     def decode_step(self, tokens: Tensor, encoded: Encoded, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed the next ``tokens (B, t)`` (the first call also feeds the source); returns ``(B, t, V)``."""
         t = tokens.size(1)
-        if state.position == 0:
-            stream = torch.cat([encoded.memory, tokens], dim=1)  # (B, T_s + t)
-            keep = torch.cat([encoded.src_mask, torch.ones_like(tokens, dtype=torch.bool)], dim=1)
+        if state.position == 0:  # tokens[:, 0] is BOS: the source's last token stands in for it
+            stream = torch.cat([encoded.memory, tokens[:, 1:]], dim=1)  # (B, T_s + t - 1)
+            keep = torch.cat([encoded.src_mask, torch.ones_like(tokens[:, 1:], dtype=torch.bool)], dim=1)
             hidden, _, _ = self.decoder(stream, self_mask=self._prefix_mask(keep), state=state)
         else:
             past = state.position
