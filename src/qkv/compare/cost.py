@@ -75,6 +75,7 @@ def train_step_memory(
     index = max(batcher.batches(0), key=len)  # the batch with the most rows: a representative full batch
     batch = make_batch(index, src_ids, tgt_ids)
     device = _device(model)
+    assert batch.src is not None, "a seq2seq batch has sources"
     src, tgt = batch.src.to(device), batch.tgt.to(device)  # (B, T_s), (B, T_t)
     was_training = model.training
     model.train()

@@ -85,6 +85,7 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         if self._base is None:
             return
+        peak: float | None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20

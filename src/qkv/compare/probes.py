@@ -31,14 +31,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from qkv.compare.budget import Budget
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.cost import count_params
 from qkv.compare.recipes import sized_config
+from qkv.data.probes import ProbeTask
 from qkv.training.config import Config, EvalConfig, OptimConfig, ScheduleConfig, TaskConfig, TrainingConfig
 from qkv.training.evaluate import translate
+
+DeviceName = Literal["auto", "cpu", "cuda"]  # TrainingConfig.device
 
 DESCRIPTIONS = {
     "assoc-recall": "k v pairs, then `? k`: output the value stored with k. Distance = tokens between the queried "
@@ -86,6 +89,7 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
     from qkv.data import get_task
 
     task = get_task(spec.probe, **spec.options)
+    assert isinstance(task, ProbeTask)
     vocab = len(task.symbols()) + 4  # + the special tokens
     model = sized_config(name, target_params, vocab, vocab, max_len=spec.length + 8)
     # One recipe for every architecture on these tiny tasks: Adam, a short warmup, then a constant rate.
@@ -96,7 +100,7 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
         model=model,
         optim=optim,
         schedule=schedule,
-        training=TrainingConfig(seed=seed, max_tokens=max_tokens, log_every=5, device=device),
+        training=TrainingConfig(seed=seed, max_tokens=max_tokens, log_every=5, device=cast(DeviceName, device)),
         eval=EvalConfig(max_examples=100, beam=1, max_len=spec.length + 4, samples=0),
     )
 
@@ -123,10 +127,12 @@ def _score(run_dir: Path, spec: ProbeSpec, device: str) -> tuple[dict[str, float
     from qkv.training.run import load_run
 
     run = load_run(run_dir, "last", device=device)
-    examples = run.task.examples("test")
+    task = run.task
+    assert isinstance(task, ProbeTask)
+    examples = task.examples("test")
     ids = translate(run.model, run.src_tok.encode_batch([e.src for e in examples]), max_len=spec.length + 4)
     hyps = [run.tgt_tok.decode(h) for h in ids]
-    return run.task.score(hyps, examples), examples, hyps
+    return task.score(hyps, examples), examples, hyps
 
 
 def steps_to_solve(curve: list[dict[str, Any]], metric: str = "exact_match") -> int | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qkv.data import metrics
@@ -32,7 +33,7 @@ from qkv.errors import UserError
 from qkv.special import SPECIAL_TOKENS
 
 PROBES = ("copy", "reverse", "sort", "assoc-recall", "selective-copy", "listops")
-_LISTOPS = {
+_LISTOPS: dict[str, Callable[[list[int]], float]] = {
     "[MAX": max,
     "[MIN": min,
     "[MED": statistics.median_low,
