@@ -10,7 +10,7 @@ import torch
 
 from qkv.models import ModelConfig, build_model
 from qkv.models.prefix_lm import left_align
-from qkv.special import BOS_ID, PAD_ID
+from qkv.special import BOS_ID, EOS_ID, PAD_ID
 
 SRC_V, TGT_V = 19, 23
 
@@ -32,6 +32,15 @@ def test_left_align_moves_padding_to_the_front():
     aligned, keep = left_align(src, PAD_ID)
     assert aligned.tolist() == [[5, 6, 7], [PAD_ID, PAD_ID, 8], [PAD_ID, 9, 10]]
     assert keep.tolist() == [[True, True, True], [False, False, True], [False, True, True]]
+
+
+def test_the_sources_eos_is_dropped_so_the_last_source_token_predicts():
+    model = tiny()
+    src = tokens(2, 5, SRC_V, 7)
+    with_eos = torch.cat([src, torch.full((2, 1), EOS_ID)], dim=1)
+    tgt = torch.cat([torch.full((2, 1), BOS_ID), tokens(2, 3, TGT_V, 8)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(with_eos, tgt).logits, model(src, tgt).logits, atol=1e-5, rtol=0)
 
 
 def test_a_rows_logits_do_not_depend_on_the_batchs_padding():

@@ -28,6 +28,18 @@ SIZES = {
 def model_config(name: str, size: str = "small", *, max_len: int = 256, dropout: float = 0.1) -> ModelConfig:
     """The :class:`ModelConfig` of architecture ``name`` at a named size."""
     width, layers, rnn_layers = SIZES[size]
+    if name == "prefix-lm":  # one causal stack as deep as the encoder-decoder's two together
+        return ModelConfig(
+            name=name,
+            d_model=width,
+            n_heads=4,
+            d_ff=4 * width,
+            n_encoder_layers=0,
+            n_decoder_layers=2 * layers,
+            positions="rotary",
+            max_len=max_len,
+            dropout=dropout,
+        )
     if name in TRANSFORMER_NAMES:
         return ModelConfig(
             name=name,

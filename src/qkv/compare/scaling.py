@@ -45,7 +45,7 @@ class Arch:
 
     @property
     def recurrent(self) -> bool:
-        return self.name not in ("transformer", "gpt", "encoder")
+        return self.name not in ("transformer", "gpt", "encoder", "prefix-lm")
 
 
 def scaling_archs(models: list[str]) -> list[Arch]:
@@ -65,6 +65,17 @@ def arch_config(arch: Arch, plan: ScalingPlan) -> ModelConfig:
     common = {"name": arch.name, "dropout": 0.0, "max_len": max(plan.lengths) + 2}
     if arch.recurrent:
         return ModelConfig(**common, d_model=plan.d_model, hidden_size=plan.d_model, n_rnn_layers=plan.layers)
+    if arch.name == "prefix-lm":  # one causal stack as deep as the encoder-decoder's two
+        return ModelConfig(
+            **common,
+            d_model=plan.d_model,
+            n_heads=4,
+            d_ff=4 * plan.d_model,
+            n_encoder_layers=0,
+            n_decoder_layers=2 * plan.layers,
+            positions="rotary",
+            attention_backend=arch.backend,
+        )
     return ModelConfig(
         **common,
         d_model=plan.d_model,
@@ -93,6 +104,8 @@ def attention_scores(arch: Arch, config: ModelConfig, batch: int, length: int) -
         attends = config.attention not in (None, "none")
         return batch * length * length if attends else 0  # one alignment per target step over the source
     per_matrix = batch * config.n_heads * length * length
+    if config.name == "prefix-lm":  # one (2T)^2 self-attention over source + target per layer
+        return 4 * per_matrix * config.n_decoder_layers
     return per_matrix * (config.n_encoder_layers + 2 * config.n_decoder_layers)
 
 

@@ -9,7 +9,8 @@ encoder-decoder's is (``BOS`` first), so it is trained, decoded and scored by th
 (``kind = "seq2seq"``). There is no separator token on purpose: a separator's query carries no content,
 so it must first fetch the question from the token before it -- on associative recall that extra hop
 costs a 2-layer model thousands of steps (results/probes/recall-gpt-bos.json against recall-gpt.json).
-Every source must have at least one token.
+Every source must have at least one token besides EOS (qkv's batches end each source with EOS; it is
+dropped for the same reason).
 
 Why qkv has it: associative recall (``k3 v1 k7 v0 ... ? k7 -> v0``) asks for a lookup whose query is the
 *last* source token. A decoder-only stack does it at the query's own position (an induction head, Olsson
@@ -73,6 +74,9 @@ class PrefixLM(nn.Module):
 
     def _source(self, src: Tensor) -> tuple[Tensor, Tensor]:
         """Right-padded ``src (B, T_s)`` -> left-aligned embedding rows ``(B, T_s)`` and keep-mask ``(B, T_s)``."""
+        # qkv's sources end with EOS; dropped, so that the last source position is the last real token (an EOS
+        # there would be one more content-free query, see the module docstring)
+        src = src.masked_fill(src == self.eos_id, self.pad_id)  # (B, T_s)
         aligned, keep = left_align(src, self.pad_id)
         return aligned + self.src_offset, keep
 
