@@ -145,3 +145,19 @@ def test_the_converged_reference_run_stands_beside_the_budgeted_verdict(tmp_path
     sentence = [t for t in texts(results) if t.startswith("Converged reference run")][0]
     assert "transformer on test reaches wer 24.2, per 5.5 after 60 min" in sentence  # loss is left out
     assert "`qkv train configs/g2p-transformer.yaml`" in sentence
+
+
+def test_probe_steps_to_solve_are_named_when_the_runs_were_checked_along_the_way():
+    results = saved_results()
+    probe = results["probes"]["assoc-recall"]
+    probe["solved_at"] = 95.0
+    probe["steps_to_solve"] = {"transformer": [500], "gru": [None]}
+    probe["runs"] = {
+        "transformer": [{"steps": 800, "curve": [{"steps": 400}, {"steps": 800}]}],
+        "gru": [{"steps": 800, "curve": [{"steps": 400}, {"steps": 800}]}],
+    }
+    sentence = next(t for t in texts(results) if t.startswith("Probe **assoc-recall**"))
+    assert sentence.endswith("steps to solve (95% exact match): transformer 500, gru not in 800.")
+    probe["runs"]["transformer"][0]["curve"] = [{"steps": 800}]  # one check only: no steps-to-solve claim
+    probe["runs"]["gru"][0]["curve"] = [{"steps": 800}]
+    assert "steps to solve" not in next(t for t in texts(results) if t.startswith("Probe **assoc-recall**"))

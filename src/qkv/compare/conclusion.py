@@ -143,6 +143,15 @@ def probe_sentences(results: dict) -> list[Sentence]:
                     f"{model} goes from {pairs[0][1]:.2f} at distance {pairs[0][0]} to "
                     f"{pairs[-1][1]:.2f} at {pairs[-1][0]}"
                 )
+        solve = []
+        for model, steps in (probe.get("steps_to_solve") or {}).items():
+            runs = (probe.get("runs") or {}).get(model) or []
+            if len(steps) == 1 and runs and len(runs[0].get("curve") or []) > 1:  # checked along the way
+                solve.append(
+                    f"{model} {steps[0]:,}" if steps[0] is not None else f"{model} not in {runs[0]['steps']:,}"
+                )
+        if solve:
+            parts.append(f"steps to solve ({probe.get('solved_at', 95):g}% exact match): " + ", ".join(solve))
         if parts:
             out.append(Sentence(f"Probe **{task}** (accuracy against distance): " + "; ".join(parts) + ".", "probes"))
     return out

@@ -39,7 +39,7 @@ from qkv.models.config import MODEL_NAMES, RECURRENT_LM_NAMES, ModelConfig
 from qkv.special import BOS_ID, EOS_ID
 from qkv.training.config import Config, EvalConfig, TaskConfig, TrainingConfig, to_dict
 
-DEFAULT_MODELS = ("transformer", "gru-attention", "gru")
+DEFAULT_MODELS = ("transformer", "prefix-lm", "gru-attention", "gru")
 SEQ2SEQ_MODELS = tuple(m for m in MODEL_NAMES if m not in ("gpt", "encoder", *RECURRENT_LM_NAMES))
 
 
@@ -544,17 +544,22 @@ class Study:
         if note:
             self.log(f"   {note}")
             self.results["config"]["adjustments"] = [note]
-        for probe, lengths in (("assoc-recall", [p.assoc_length]), ("copy", list(p.copy_lengths))):
+        runs = (
+            ("assoc-recall", [p.assoc_length], p.recall_budget, p.recall_train, p.recall_checks),
+            ("copy", list(p.copy_lengths), p.budget, p.n_train, 1),
+        )
+        for probe, lengths, budget, n_train, checks in runs:
             self.log(
-                f"-- probe {probe} (length {', '.join(map(str, lengths))}; {p.budget.describe()}; "
+                f"-- probe {probe} (length {', '.join(map(str, lengths))}; {budget.describe()}; "
                 f"~{p.target_params:,} parameters each)"
             )
-            specs = probe_specs(probe, lengths, p.n_train, p.n_test, seed=self.options.seed)
+            specs = probe_specs(probe, lengths, n_train, p.n_test, seed=self.options.seed)
             self.results["probes"][probe] = run_probe(
                 specs,
                 self.options.models,
                 target_params=p.target_params,
-                budget=p.budget,
+                budget=budget,
+                checks=checks,
                 out_dir=self.out / "runs" / "probes",
                 max_tokens=p.max_tokens,
                 seed=self.options.seed,
