@@ -19,8 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--models",
-        default="transformer,gru-attention,gru",
-        help="comma-separated architectures (default: transformer,gru-attention,gru; also lstm, "
+        default="transformer,prefix-lm,gru-attention,gru",
+        help="comma-separated architectures (default: transformer,prefix-lm,gru-attention,gru -- the "
+        "encoder-decoder and the decoder-only Transformer, GRU with and without attention; also lstm, "
         "lstm-attention, gru-luong)",
     )
     p.add_argument(

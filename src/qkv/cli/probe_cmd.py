@@ -18,7 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="8,16,32",
         help="comma-separated source lengths in tokens; one short training per length and model",
     )
-    p.add_argument("--models", default="transformer,gru-attention,gru", help="comma-separated architectures")
+    p.add_argument(
+        "--models",
+        default="transformer,prefix-lm,gru-attention,gru",
+        help="comma-separated architectures (default: transformer,prefix-lm,gru-attention,gru)",
+    )
     p.add_argument(
         "--budget",
         default="10s",
