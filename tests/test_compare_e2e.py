@@ -30,7 +30,19 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "quick"
     env = {**os.environ, "QKV_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "qkv", "compare", "--quick", "--no-progress", "--out", str(out)],
+        # the three-model lineup keeps this run short; prefix-lm has its own tests (test_prefix_lm, test_probe_cmd)
+        [
+            sys.executable,
+            "-m",
+            "qkv",
+            "compare",
+            "--quick",
+            "--no-progress",
+            "--models",
+            ",".join(MODELS),
+            "--out",
+            str(out),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         env=env,

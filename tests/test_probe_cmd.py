@@ -20,7 +20,7 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
             "--lengths",
             "6",
             "--models",
-            "gru,transformer",
+            "gru,transformer,prefix-lm",
             "--budget",
             "4steps",
             "--params",
@@ -41,7 +41,7 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     # length 6 = 2 key-value pairs + "? k": the queried pair is 1 or 2 pairs back, i.e. 3 or 5 tokens
     assert results["distances"] == [3, 5]
-    assert set(results["accuracy"]) == {"gru", "transformer"}
+    assert set(results["accuracy"]) == {"gru", "transformer", "prefix-lm"}
     for name, acc in results["accuracy"].items():
         assert len(acc) == 2 and all(0 <= a <= 1 for a in acc)
         run = results["runs"][name][0]
