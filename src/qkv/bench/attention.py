@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from qkv.bench.machine import describe, machine_info
 from qkv.errors import UserError
+from qkv.machine import describe, machine_info
 
 IMPLS = ("reference", "fused", "sdpa", "qkv-mha", "torch-mha")
 IMPL_HELP = {
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available on this machine")
     info = machine_info(args.device)
-    info["torch_threads"] = args.threads
+    info["threads"] = args.threads
     shape = {"batch": args.batch, "heads": args.heads, "head_dim": args.head_dim, "causal": args.causal}
     print(
         f"qkv bench attention on {describe(info)}; B={args.batch} H={args.heads} D={args.head_dim} "

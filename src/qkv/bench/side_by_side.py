@@ -285,8 +285,8 @@ def run_case(case: str, args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from qkv.bench.machine import machine_info
     from qkv.errors import UserError
+    from qkv.machine import machine_info
 
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in PEER_CASES]

@@ -13,6 +13,8 @@ compare architectures at (about) equal size.
 
 from __future__ import annotations
 
+from typing import Any
+
 from qkv.models import ModelConfig, build_model
 from qkv.models.config import TRANSFORMER_NAMES
 from qkv.training.config import OptimConfig, ScheduleConfig
@@ -25,32 +27,33 @@ SIZES = {
 }
 
 
+def transformer_config(
+    name: str, width: int, *, d_ff: int, layers: int, max_len: int, dropout: float, **extra: Any
+) -> ModelConfig:
+    """A Transformer of ``width`` with 4 heads and ``layers`` per stack. ``prefix-lm`` has one stack, as deep
+    as the encoder-decoder's two together (``2 * layers``), with the rotary positions it requires."""
+    if name == "prefix-lm":
+        encoder_layers, decoder_layers, extra = 0, 2 * layers, {"positions": "rotary", **extra}
+    else:
+        encoder_layers, decoder_layers = layers, layers
+    return ModelConfig(
+        name=name,
+        d_model=width,
+        n_heads=4,
+        d_ff=d_ff,
+        n_encoder_layers=encoder_layers,
+        n_decoder_layers=decoder_layers,
+        max_len=max_len,
+        dropout=dropout,
+        **extra,
+    )
+
+
 def model_config(name: str, size: str = "small", *, max_len: int = 256, dropout: float = 0.1) -> ModelConfig:
     """The :class:`ModelConfig` of architecture ``name`` at a named size."""
     width, layers, rnn_layers = SIZES[size]
-    if name == "prefix-lm":  # one causal stack as deep as the encoder-decoder's two together
-        return ModelConfig(
-            name=name,
-            d_model=width,
-            n_heads=4,
-            d_ff=4 * width,
-            n_encoder_layers=0,
-            n_decoder_layers=2 * layers,
-            positions="rotary",
-            max_len=max_len,
-            dropout=dropout,
-        )
     if name in TRANSFORMER_NAMES:
-        return ModelConfig(
-            name=name,
-            d_model=width,
-            n_heads=4,
-            d_ff=4 * width,
-            n_encoder_layers=layers,
-            n_decoder_layers=layers,
-            max_len=max_len,
-            dropout=dropout,
-        )
+        return transformer_config(name, width, d_ff=4 * width, layers=layers, max_len=max_len, dropout=dropout)
     return ModelConfig(
         name=name, d_model=width, hidden_size=width, n_rnn_layers=rnn_layers, max_len=max_len, dropout=dropout
     )
@@ -85,29 +88,8 @@ def sized_config(
     """
 
     def make(width: int) -> ModelConfig:
-        if name == "prefix-lm":  # one causal stack as deep as the encoder-decoder's two together
-            return ModelConfig(
-                name=name,
-                d_model=width,
-                n_heads=4,
-                d_ff=2 * width,
-                n_encoder_layers=0,
-                n_decoder_layers=4,
-                positions="rotary",
-                max_len=max_len,
-                dropout=dropout,
-            )
         if name in TRANSFORMER_NAMES:
-            return ModelConfig(
-                name=name,
-                d_model=width,
-                n_heads=4,
-                d_ff=2 * width,
-                n_encoder_layers=2,
-                n_decoder_layers=2,
-                max_len=max_len,
-                dropout=dropout,
-            )
+            return transformer_config(name, width, d_ff=2 * width, layers=2, max_len=max_len, dropout=dropout)
         return ModelConfig(
             name=name, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len, dropout=dropout
         )

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from qkv.compare.budget import ScalingPlan
 from qkv.compare.memory import PeakMemory
+from qkv.compare.recipes import transformer_config
 from qkv.models import ModelConfig, build_model
 from qkv.special import PAD_ID
 
@@ -65,24 +66,13 @@ def arch_config(arch: Arch, plan: ScalingPlan) -> ModelConfig:
     common = {"name": arch.name, "dropout": 0.0, "max_len": max(plan.lengths) + 2}
     if arch.recurrent:
         return ModelConfig(**common, d_model=plan.d_model, hidden_size=plan.d_model, n_rnn_layers=plan.layers)
-    if arch.name == "prefix-lm":  # one causal stack as deep as the encoder-decoder's two
-        return ModelConfig(
-            **common,
-            d_model=plan.d_model,
-            n_heads=4,
-            d_ff=4 * plan.d_model,
-            n_encoder_layers=0,
-            n_decoder_layers=2 * plan.layers,
-            positions="rotary",
-            attention_backend=arch.backend,
-        )
-    return ModelConfig(
-        **common,
-        d_model=plan.d_model,
-        n_heads=4,
+    return transformer_config(
+        arch.name,
+        plan.d_model,
         d_ff=4 * plan.d_model,
-        n_encoder_layers=plan.layers,
-        n_decoder_layers=plan.layers,
+        layers=plan.layers,
+        max_len=common["max_len"],
+        dropout=0.0,
         attention_backend=arch.backend,
     )
 
