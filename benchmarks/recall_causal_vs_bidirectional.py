@@ -37,15 +37,24 @@ from qkv.special import BOS_ID
 N_SPECIAL = 4  # qkv's pad, bos, eos, unk come first in every vocabulary
 
 
-def recall_batch(batch: int, pairs: int, n_keys: int, n_values: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``(B, 2 * pairs + 2)`` sources ``k v k v ... ? k`` and the ``(B,)`` value ids to output."""
+def recall_batch(
+    batch: int, pairs: int, n_keys: int, n_values: int, g: torch.Generator, slots: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """``(B, 2 * slots + 2)`` sources ``k v k v ... ? k`` and the ``(B,)`` value ids to output. With
+    ``slots > pairs`` the pairs sit at random two-token slots among filler ``_ _`` (as in Zoology's MQAR),
+    so the queried key is up to ``2 * slots + 1`` tokens back while the memory load stays ``pairs``."""
+    slots = slots or pairs
     keys = torch.stack([torch.randperm(n_keys, generator=g)[:pairs] for _ in range(batch)])  # (B, P), distinct
     values = torch.randint(n_values, (batch, pairs), generator=g)  # (B, P)
     asked = torch.randint(pairs, (batch, 1), generator=g)  # (B, 1): which pair is queried
     key_ids, value_ids = N_SPECIAL + keys, N_SPECIAL + n_keys + values
     question = torch.full((batch, 1), N_SPECIAL + n_keys + n_values)
-    context = torch.stack([key_ids, value_ids], dim=-1).reshape(batch, 2 * pairs)  # (B, P, 2) -> (B, 2P)
-    src = torch.cat([context, question, key_ids.gather(1, asked)], dim=1)  # (B, 2P + 2)
+    filler = N_SPECIAL + n_keys + n_values + 1
+    where = torch.stack([torch.randperm(slots, generator=g)[:pairs].sort().values for _ in range(batch)])  # (B, P)
+    context = torch.full((batch, slots, 2), filler)  # (B, S, 2): slot s holds tokens 2s and 2s + 1
+    context.scatter_(1, where[..., None].expand(-1, -1, 2), torch.stack([key_ids, value_ids], dim=-1))
+    context = context.reshape(batch, 2 * slots)  # (B, S, 2) -> (B, 2S)
+    src = torch.cat([context, question, key_ids.gather(1, asked)], dim=1)  # (B, 2S + 2)
     return src, value_ids.gather(1, asked)[:, 0]
 
 
@@ -111,15 +120,16 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
 
 def train_one(kind: str, args: argparse.Namespace) -> dict:
     n_keys, n_values = max(16, args.pairs), 8
-    vocab = N_SPECIAL + n_keys + n_values + 1
+    slots = max(args.slots or args.pairs, args.pairs)
+    vocab = N_SPECIAL + n_keys + n_values + 1 + (slots > args.pairs)  # + "?" and the filler, if any
     torch.manual_seed(args.seed)
-    model = make_model(kind, vocab, args.d_model, args.layers, 2 * args.pairs + 8)
+    model = make_model(kind, vocab, args.d_model, args.layers, 2 * slots + 8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)
     data = torch.Generator().manual_seed(args.seed + 1)
-    held_out = recall_batch(500, args.pairs, n_keys, n_values, torch.Generator().manual_seed(10_000 + args.seed))
+    held_out = recall_batch(500, args.pairs, n_keys, n_values, torch.Generator().manual_seed(10_000 + args.seed), slots)
     curve, solved_at, start = [], None, time.perf_counter()
     for step in range(1, args.steps + 1):
-        src, answer = recall_batch(args.batch, args.pairs, n_keys, n_values, data)
+        src, answer = recall_batch(args.batch, args.pairs, n_keys, n_values, data, slots)
         loss = F.cross_entropy(model(src), answer)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,6 +164,13 @@ KINDS = {
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pairs", type=int, default=8, help="key-value pairs per sequence (default 8)")
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=None,
+        help="two-token slots in the context (default: --pairs, no filler); more slots put the pairs among "
+        "filler, up to 2 * slots + 1 tokens before the query",
+    )
     p.add_argument("--steps", type=int, default=3000, help="most optimizer steps per model (default 3000)")
     p.add_argument("--batch", type=int, default=64, help="sequences per step, drawn fresh (default 64)")
     p.add_argument("--d-model", type=int, default=64, help="width (default 64)")
@@ -168,7 +185,10 @@ def main() -> None:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise SystemExit(f"error: --models: unknown {', '.join(unknown)}; choose from {', '.join(KINDS)}")
-    print(f"associative recall, {args.pairs} pairs, batch {args.batch} fresh per step, up to {args.steps} steps")
+    slots = args.slots or args.pairs
+    print(
+        f"associative recall, {args.pairs} pairs in {slots} slots, batch {args.batch} fresh, up to {args.steps} steps"
+    )
     runs = [train_one(kind, args) for kind in kinds]
     for r in runs:
         print(f"{r['model']:34s} {r['params']:>8,} params  steps to 99%: {r['steps_to_solve'] or 'not solved'}")

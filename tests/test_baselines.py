@@ -186,3 +186,25 @@ def test_samsum_lead_three_through_the_command(tmp_path, capsys):
     assert printed["baseline"] == "lead-3" and printed["skip_greeting"] is None
     expected = _expected([" ".join(dialogue_turns(DIALOGUE)[:3])], [[rows[0]["summary"]]])
     assert printed["metrics"] == pytest.approx(expected)
+
+
+def test_baseline_reference_result_folder_feeds_the_results_page(tmp_path, capsys):
+    from qkv.results.collect import load_results
+    from qkv.results.page import render
+
+    _aeslc(tmp_path)
+    results = tmp_path / "results"
+    args = ["baseline", "lead", "--task", "aeslc", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*args, "--results", str(results)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-2])
+    (record,) = load_results(results)
+    assert record.recipe == "aeslc-lead1" and record.decoding == "extractive" and record.examples == 3
+    assert record.metrics == pytest.approx(printed["metrics"]) and record.command == printed["command"]
+    assert record.train_seconds == 0 and record.train_steps == 0
+    for key in ("rouge1", "rouge2", "rougeL"):  # the interval brackets the score it resamples
+        ci = record.intervals[key]
+        assert ci["low"] <= record.metrics[key] <= ci["high"] and ci["value"] == pytest.approx(record.metrics[key])
+    samples = (results / "aeslc-lead1" / "samples.txt").read_text()
+    assert "hyp: Please review the attached gas contract by Friday." in samples
+    page = render([record])
+    assert "[aeslc-lead1](../results/aeslc-lead1)" in page and "lead-1 (extractive baseline)" in page

@@ -11,7 +11,7 @@ import torch
 from qkv.compare.budget import Budget, ScalingPlan, fit_probes, parse_budget, study_plan
 from qkv.compare.budgeted import _next_chunk
 from qkv.compare.memory import PeakMemory
-from qkv.compare.probes import ProbeSpec, by_distance, summarize
+from qkv.compare.probes import ProbeSpec, by_distance, distance_bin, probe_specs, summarize
 from qkv.compare.recipes import param_count, sized_config
 from qkv.compare.scaling import Arch, arch_config, attention_scores, bends, scaling_archs, sequential_steps
 from qkv.data.tasks import Example
@@ -151,6 +151,28 @@ def test_by_distance_assoc_recall_and_copy():
     assert by_distance(copy, examples, ["1 2 0 4", "4 4 0 1 1"]) == {4: (7, 9)}
 
 
+def test_multi_query_recall_scores_each_query_in_its_distance_bin():
+    assert [distance_bin(d) for d in (1, 4, 5, 8, 9, 200, 256, 257)] == [4, 4, 8, 8, 16, 256, 256, 512]
+    spec = ProbeSpec("assoc-recall", {"length": 40, "num_pairs": 2, "num_queries": 2})
+    examples = [
+        Example("src", "v1 v2", meta={"token_distances": [3, 30]}),  # bins 4 and 32
+        Example("src", "v3 v4", meta={"token_distances": [17, 6]}),  # bins 32 and 8
+    ]
+    # first: both right; second: first answer right, second missing (the output is one token short)
+    assert by_distance(spec, examples, ["v1 v2", "v3"]) == {4: (1, 1), 32: (2, 2), 8: (0, 1)}
+
+
+def test_probe_specs_recall_among_filler():
+    plain = probe_specs("assoc-recall", [14], 100, 10)[0].options
+    assert plain["length"] == 14 and "num_pairs" not in plain  # 6 pairs fill the context, as before
+    spec = probe_specs("assoc-recall", [69, 261], 100, 10, pairs=8, queries=2, mixed_lengths=True)
+    # slots = (length - 1 - queries) // 2; the source is the slots, "?" and the queries
+    assert [s.length for s in spec] == [69, 261]
+    assert spec[0].options["num_pairs"] == 8 and spec[0].options["num_queries"] == 2
+    assert spec[0].options["min_train_length"] == 2 * 8 + 1 + 2
+    assert "min_train_length" not in probe_specs("assoc-recall", [69], 100, 10, pairs=8)[0].options
+
+
 def test_summarize_merges_runs_on_a_shared_axis():
     specs = [ProbeSpec("copy", {"length": 4}), ProbeSpec("copy", {"length": 8})]
     runs = {
@@ -187,16 +209,18 @@ def test_sized_config_hits_the_target(name):
 
 
 def test_fit_probes_only_when_behind_schedule():
-    plan = study_plan("g2p")  # deadline 570 s, scaling 60 s; probes 7 s x 3 models x (1 + 3 lengths)
+    # deadline 570 s, scaling 60 s; called after the recall probe: copy 7 s x 3 models x 3 lengths
+    plan = study_plan("g2p")
     same, note = fit_probes(plan, elapsed=200.0, n_models=3)
-    assert same == plan.probes and note is None  # 12 runs x (7 + 3) = 120 s fit in 570 - 200 - 60
-    fitted, note = fit_probes(plan, elapsed=400.0, n_models=3)
-    # 110 s left for 3 x (1 + 2) = 9 runs: 110 / 9 - 3 = 9.2 s each, more than planned -> keep 7 s, drop a length
+    assert same == plan.probes and note is None  # 9 runs x (7 + 3) = 90 s fit in 570 - 200 - 60
+    fitted, note = fit_probes(plan, elapsed=440.0, n_models=3)
+    # 70 s left for 3 x 2 = 6 runs: 70 / 6 - 3 = 8.7 s each, more than planned -> keep 7 s, drop a length
     assert fitted.copy_lengths == (4, 16) and fitted.budget.amount == 7.0 and "behind schedule" in note
-    fitted, _ = fit_probes(plan, elapsed=450.0, n_models=3)
-    assert fitted.budget.amount == round(60 / 9 - 3, 1)
+    fitted, _ = fit_probes(plan, elapsed=470.0, n_models=3)
+    assert fitted.budget.amount == round(40 / 6 - 3, 1)
     fitted, _ = fit_probes(plan, elapsed=600.0, n_models=3)
     assert fitted.budget.amount == 2.0  # never below 2 s
+    assert fitted.recall_budget == plan.probes.recall_budget  # the recall probe's steps are never cut
     user = plan.with_budget(Budget("steps", 100))
     assert fit_probes(user, elapsed=10_000.0, n_models=3) == (user.probes, None)  # no deadline with --budget
 

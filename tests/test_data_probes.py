@@ -89,3 +89,57 @@ def test_bad_probe_options():
         get_task("sort", distance=3)
     with pytest.raises(UserError, match="num_keys >= 20"):
         get_task("assoc-recall", length=42, num_keys=10)
+
+
+def solve_recall(tokens: list[str]) -> tuple[list[str], list[int]]:
+    """Independent solver of multi-query recall: (answers, token distance of each query to its key)."""
+    end = tokens.index("?")
+    where = {tok: i for i, tok in enumerate(tokens[:end]) if tok.startswith("k")}
+    queries = tokens[end + 1 :]
+    answers = [tokens[where[q] + 1] for q in queries]
+    return answers, [end + 1 + j - where[q] for j, q in enumerate(queries)]
+
+
+def test_assoc_recall_pairs_among_filler_and_multi_query():
+    task = get_task("assoc-recall", length=68, num_pairs=8, num_queries=3, num_examples=300, num_eval_examples=50)
+    assert task.slots == 32 and "_" in task.symbols()  # 32 two-token slots, "?", three query keys
+    seen = set()
+    for e in task.examples("train") + task.examples("test"):
+        toks = e.src.split()
+        assert len(toks) == 68 and toks[-4] == "?"
+        context = toks[:-4]
+        assert sum(t.startswith("k") for t in context) == 8 and context.count("_") == 64 - 16
+        for i in range(0, 64, 2):  # a pair fills a whole slot, or the slot is filler
+            assert (context[i].startswith("k") and context[i + 1].startswith("v")) or context[i : i + 2] == ["_"] * 2
+        assert len(set(toks[-3:])) == 3  # three distinct keys asked
+        answers, distances = solve_recall(toks)
+        assert e.tgt.split() == answers and e.meta["token_distances"] == distances
+        seen.update(distances)
+    assert min(seen) <= 6 and max(seen) >= 60  # the distance spans the context, the load stays 8 pairs
+
+
+def test_assoc_recall_mixed_training_lengths():
+    task = get_task("assoc-recall", length=69, num_pairs=8, min_train_length=18, num_examples=400)
+    lengths = [len(e.src.split()) for e in task.examples("train")]
+    assert min(lengths) == 18 and max(lengths) == 68 and 30 < statistics.mean(lengths) < 56  # uniform slots 8..33
+    for e in task.examples("train"):
+        answers, distances = solve_recall(e.src.split())
+        assert e.tgt.split() == answers and e.meta["token_distances"] == distances
+    assert {len(e.src.split()) for e in task.examples("test")} == {68}  # evaluation at the full length
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"length": 20, "num_pairs": 10}, r"num_pairs must be 1\.\.9"),
+        ({"length": 20, "num_pairs": 4, "num_queries": 5}, r"num_queries must be 1\.\.4"),
+        ({"length": 20, "num_pairs": 4, "distance": 2}, "distance is for the single-query task"),
+        ({"length": 20, "num_pairs": 4, "min_train_length": 8}, r"min_train_length must be 10\.\.20"),
+        ({"length": 20, "min_train_length": 12}, "min_train_length needs num_pairs"),
+    ],
+)
+def test_bad_recall_options(options, message):
+    with pytest.raises(UserError, match=message):
+        get_task("assoc-recall", **options)
+    with pytest.raises(UserError, match="options of assoc-recall only"):
+        get_task("copy", num_pairs=3)

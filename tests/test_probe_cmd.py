@@ -108,6 +108,11 @@ def test_probe_copy_distance_is_the_length(tmp_path):
         ["--params", "10"],
         ["--threads", "0"],
         ["--checks", "0"],
+        ["--task", "copy", "--pairs", "4"],
+        ["--pairs", "0"],
+        ["--pairs", "4", "--queries", "5"],
+        ["--mixed-lengths"],
+        ["--lr", "2"],
     ],
 )
 def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):

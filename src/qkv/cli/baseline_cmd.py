@@ -3,7 +3,8 @@
 Lead-n (AESLC: Lead-1, the email's first sentence as its subject; SAMSum: Lead-3, the first three
 utterances) or Longest-n, scored with the task's own ROUGE (:mod:`qkv.data.baselines`). Prints the scores
 as JSON and writes ``DIR/<split>.json`` and ``DIR/<split>.hyp.txt`` (one summary per line); ``DIR``
-defaults to ``runs/<task>-<method><n>``.
+defaults to ``runs/<task>-<method><n>``. ``--results results`` also writes the reference-result folder
+``results/<task>-<method><n>/`` that ``qkv results page`` lists beside the trained summarizers.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-dir", help="datasets folder (default: $QKV_DATA, then the user cache)")
     parser.add_argument("--out", help="output directory (default: runs/<task>-<method><n>)")
+    parser.add_argument(
+        "--results",
+        metavar="DIR",
+        help="also write a reference-result folder DIR/<task>-<method><n>/ (result.json with 95%% bootstrap "
+        "intervals, samples.txt) for `qkv results page`, e.g. --results results",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,4 +67,11 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / f"{split}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result))
+    if args.results:
+        from qkv.results.collect import collect_baseline
+
+        record = collect_baseline(
+            task, split, args.method, n, args.results, command=result["command"], skip_greeting=skip_greeting
+        )
+        print(f"wrote {Path(args.results) / record.recipe}")
     return 0

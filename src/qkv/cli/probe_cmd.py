@@ -52,6 +52,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=8,
         help="test-set checks along each training run, for the learning curve and steps-to-solve (default 8)",
     )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help="assoc-recall: this many key-value pairs at random places among filler, so the distance grows "
+        "with the length while the memory load stays fixed (default: pairs fill the whole context)",
+    )
+    p.add_argument(
+        "--queries",
+        type=int,
+        default=1,
+        help="assoc-recall: keys asked per example, answered in order (multi-query recall as in Zoology, "
+        "Arora et al. 2023; default 1)",
+    )
+    p.add_argument(
+        "--mixed-lengths",
+        action="store_true",
+        help="assoc-recall with --pairs: training examples get a random amount of filler (lengths from the "
+        "shortest that holds the pairs up to the test length), so the lookup is learnt on short ones first",
+    )
+    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate, every model (default 3e-3)")
     p.add_argument("--test-examples", type=int, default=300, help="test examples per length (default 300)")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
     p.add_argument("--seed", type=int, default=1)
@@ -96,14 +117,44 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
     if args.max_tokens < 16:
         raise UserError(f"--max-tokens {args.max_tokens}: at least 16")
+    from qkv.compare.probes import PROBE_LR
+
+    args.lr = PROBE_LR if args.lr is None else args.lr
+    if not 0 < args.lr < 1:
+        raise UserError(f"--lr {args.lr}: expected a rate between 0 and 1, e.g. 1e-3")
     if args.checks < 1:
         raise UserError(f"--checks {args.checks}: at least 1 (the end of training)")
+    if args.task != "assoc-recall" and (args.pairs is not None or args.queries != 1):
+        raise UserError(f"--pairs/--queries are options of --task assoc-recall, not {args.task}")
+    if args.mixed_lengths and args.pairs is None:
+        raise UserError("--mixed-lengths needs --pairs (the filler around the pairs is what varies)")
+    if args.pairs is not None and args.pairs < 1:
+        raise UserError(f"--pairs {args.pairs}: at least 1")
+    if args.queries < 1 or (args.pairs is not None and args.queries > args.pairs):
+        raise UserError(f"--queries {args.queries}: between 1 and the number of pairs ({args.pairs})")
     budget = parse_budget(args.budget)
     device = resolve_device(args.device)
-    specs = probe_specs(args.task, lengths, args.examples, args.test_examples, seed=args.seed)
+    specs = probe_specs(
+        args.task,
+        lengths,
+        args.examples,
+        args.test_examples,
+        seed=args.seed,
+        pairs=args.pairs,
+        queries=args.queries,
+        mixed_lengths=args.mixed_lengths,
+    )
+    from qkv.data import get_task
+
+    for spec in specs:  # option errors (too short for the pairs, ...) before any training
+        get_task(spec.probe, **spec.options)
     out = Path(args.out)
+    lengths = [spec.length for spec in specs]
+    setting = f"{args.pairs} pairs among filler, " if args.pairs is not None else ""
+    setting += f"{args.queries} queries per example, " if args.queries > 1 else ""
+    setting += "training lengths mixed, " if args.mixed_lengths else ""
     print(
-        f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {budget.describe()}, "
+        f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {setting}{budget.describe()}, "
         f"~{args.params:,} parameters each"
     )
     result = run_probe(
@@ -116,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=device.type,
         checks=args.checks,
+        lr=args.lr,
         progress=lambda what: print(f"  training {what}"),
     )
     result["machine"] = machine_info(device)

@@ -176,29 +176,31 @@ class StudyPlan:
 
 
 def fit_probes(plan: StudyPlan, elapsed: float, n_models: int, overhead: float = 3.0) -> tuple[ProbePlan, str | None]:
-    """Shrink the probes so the study still ends by its deadline (a busy machine makes training slower).
+    """Shrink the copy probes so the study still ends by its deadline (a busy machine makes training slower).
 
-    Training budgets are never touched (they must stay equal across models); the probes, which come after
-    them, get what is left: fewer copy lengths and a shorter budget per run, at least 2 s. Returns the
-    probe plan to use and a note saying what changed (None when nothing did).
+    Called after the recall probe, whose fixed step budget has then been spent (and counted in
+    ``elapsed``). Training budgets are never touched (they must stay equal across models); the copy
+    probes, which come last before the scaling study, get what is left: fewer lengths and a shorter
+    budget per run, at least 2 s. Returns the probe plan to use and a note saying what changed (None
+    when nothing did).
     """
     probes = plan.probes
     if plan.deadline_seconds is None or probes.budget.kind != "seconds":
         return probes, None
     left = plan.deadline_seconds - elapsed - plan.scaling_seconds
     lengths = probes.copy_lengths
-    runs = n_models * (1 + len(lengths))
+    runs = n_models * len(lengths)
     if runs * (probes.budget.amount + overhead) <= left:
         return probes, None
     if len(lengths) > 2:
         lengths = (lengths[0], lengths[-1])
-        runs = n_models * (1 + len(lengths))
+        runs = n_models * len(lengths)
     seconds = max(2.0, left / runs - overhead)
     if seconds >= probes.budget.amount:
         seconds = probes.budget.amount
     fitted = replace(probes, budget=Budget("seconds", round(seconds, 1)), copy_lengths=lengths)
     note = (
-        f"behind schedule after {elapsed:.0f} s: probes cut to {fitted.budget.describe()} and copy lengths "
+        f"behind schedule after {elapsed:.0f} s: copy probes cut to {fitted.budget.describe()} and copy lengths "
         f"{', '.join(map(str, lengths))} to end near the {plan.deadline_seconds:.0f} s deadline"
     )
     return fitted, note

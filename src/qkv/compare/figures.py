@@ -189,6 +189,8 @@ def probe_accuracy(probes: dict[str, dict]) -> Figure:
             title=f"{task}: accuracy vs distance",
             ylim=(-0.03, 1.03),
         )
+        if probe.get("binned_distances"):  # power-of-two bins: equal spacing on a log axis
+            ax.set_xscale("log", base=2)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

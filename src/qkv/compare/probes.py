@@ -69,22 +69,53 @@ class ProbeSpec:
         return int(self.options.get("length", 32))
 
 
-def probe_specs(probe: str, lengths: list[int], n_train: int, n_test: int, seed: int = 0) -> list[ProbeSpec]:
-    """One spec per source length. assoc-recall: ``(length - 2) // 2`` key-value pairs, 16 keys, 8 values;
-    the other probes: 8 data symbols."""
+def probe_specs(
+    probe: str,
+    lengths: list[int],
+    n_train: int,
+    n_test: int,
+    seed: int = 0,
+    *,
+    pairs: int | None = None,
+    queries: int = 1,
+    mixed_lengths: bool = False,
+) -> list[ProbeSpec]:
+    """One spec per source length. assoc-recall: by default ``(length - 2) // 2`` key-value pairs fill
+    the context; with ``pairs`` that many pairs sit among filler and ``queries`` keys are asked
+    (multi-query recall, as in Zoology) -- the memory load stays fixed while the distance grows with
+    the length; ``mixed_lengths`` spreads the training examples' lengths from the shortest that holds
+    the pairs up to the test length. 16 keys (or one per pair), 8 values. The other probes: 8 data
+    symbols."""
     specs = []
     for length in lengths:
         options: dict[str, Any] = {"length": length, "num_examples": n_train, "num_eval_examples": n_test, "seed": seed}
-        if probe == "assoc-recall":
-            pairs = max((length - 2) // 2, 2)
-            options.update(length=2 * pairs + 2, num_keys=max(pairs, 16), num_values=8)
+        if probe == "assoc-recall" and pairs is None and queries == 1:
+            n_pairs = max((length - 2) // 2, 2)
+            options.update(length=2 * n_pairs + 2, num_keys=max(n_pairs, 16), num_values=8)
+        elif probe == "assoc-recall":
+            n_pairs = pairs if pairs is not None else (length - 1 - queries) // 2
+            slots = max((length - 1 - queries) // 2, n_pairs)
+            options.update(
+                length=2 * slots + 1 + queries,
+                num_pairs=n_pairs,
+                num_queries=queries,
+                num_keys=max(n_pairs, 16),
+                num_values=8,
+            )
+            if mixed_lengths:
+                options["min_train_length"] = 2 * n_pairs + 1 + queries
         elif probe in ("copy", "reverse", "sort", "selective-copy"):
             options["vocab_size"] = 8
         specs.append(ProbeSpec(probe, options))
     return specs
 
 
-def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int, seed: int, device: str) -> Config:
+PROBE_LR = 3e-3  # Adam's rate on the probes unless a study asks for another
+
+
+def probe_config(
+    spec: ProbeSpec, name: str, target_params: int, max_tokens: int, seed: int, device: str, lr: float = PROBE_LR
+) -> Config:
     """The training config of architecture ``name`` on probe ``spec``."""
     from qkv.data import get_task
 
@@ -93,7 +124,7 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
     vocab = len(task.symbols()) + 4  # + the special tokens
     model = sized_config(name, target_params, vocab, vocab, max_len=spec.length + 8)
     # One recipe for every architecture on these tiny tasks: Adam, a short warmup, then a constant rate.
-    optim = OptimConfig(lr=3e-3, betas=[0.9, 0.98], eps=1e-8, label_smoothing=0.0, clip_norm=1.0)
+    optim = OptimConfig(lr=lr, betas=[0.9, 0.98], eps=1e-8, label_smoothing=0.0, clip_norm=1.0)
     schedule = ScheduleConfig(kind="constant", warmup_steps=20)
     return Config(
         task=TaskConfig(name=spec.probe, options=dict(spec.options)),
@@ -105,12 +136,28 @@ def probe_config(spec: ProbeSpec, name: str, target_params: int, max_tokens: int
     )
 
 
+def distance_bin(distance: int) -> int:
+    """The power of two at or above ``distance`` (at least 4): the bins of long-range distance plots."""
+    edge = 4
+    while edge < distance:
+        edge *= 2
+    return edge
+
+
 def by_distance(spec: ProbeSpec, examples: list, hyps: list[str]) -> dict[int, tuple[int, int]]:
-    """Distance -> (correct, total). assoc-recall: per example, its ``token_distance``; other probes: output
-    tokens right at their position, all at distance ``spec.length``."""
+    """Distance -> (correct, total). assoc-recall: per query, its token distance (per example when there
+    is one query; binned to powers of two when the pairs sit among filler, whose distances take every
+    value up to the length); other probes: output tokens right at their position, all at distance
+    ``spec.length``."""
     counts: dict[int, list[int]] = {}
     for example, hyp in zip(examples, hyps, strict=True):
-        if spec.probe == "assoc-recall":
+        if spec.probe == "assoc-recall" and "token_distances" in example.meta:
+            ref, out = example.tgt.split(), hyp.split()
+            for j, distance in enumerate(example.meta["token_distances"]):
+                c = counts.setdefault(distance_bin(int(distance)), [0, 0])
+                c[0] += int(j < len(out) and out[j] == ref[j])
+                c[1] += 1
+        elif spec.probe == "assoc-recall":
             c = counts.setdefault(int(example.meta["token_distance"]), [0, 0])
             c[0] += int(hyp.strip() == example.tgt.strip())
             c[1] += 1
@@ -154,12 +201,13 @@ def run_probe_model(
     seed: int = 0,
     device: str = "cpu",
     checks: int = 1,
+    lr: float = PROBE_LR,
 ) -> dict[str, Any]:
     """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split, also at
     ``checks - 1`` evenly spaced points before the end (the learning curve)."""
     from qkv.training.run import load_run
 
-    config = probe_config(spec, name, target_params, max_tokens, seed, device)
+    config = probe_config(spec, name, target_params, max_tokens, seed, device, lr)
     metric = "exact_match" if spec.probe in ("assoc-recall", "listops") else "token_accuracy"
     curve: list[dict[str, Any]] = []
 
@@ -197,6 +245,7 @@ def run_probe(
     seed: int = 0,
     device: str = "cpu",
     checks: int = 1,
+    lr: float = PROBE_LR,
     progress: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
     """Every architecture on one probe (one short training per spec, i.e. per length), each checked
@@ -215,10 +264,22 @@ def run_probe(
                     seed=seed,
                     device=device,
                     checks=checks,
+                    lr=lr,
                     run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}",
                 )
             )
     return summarize(specs, runs, budget)
+
+
+def _distance_label(specs: list[ProbeSpec]) -> str:
+    probe = specs[0].probe
+    if probe == "assoc-recall" and "num_pairs" in specs[0].options:
+        options = specs[0].options
+        return (
+            f"tokens between a queried key and its query, binned (d = up to d tokens); "
+            f"{options['num_pairs']} pairs among filler, {options['num_queries']} queries"
+        )
+    return DISTANCE_LABELS.get(probe, "sequence length T (tokens)")
 
 
 def summarize(specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budget) -> dict[str, Any]:
@@ -239,7 +300,8 @@ def summarize(specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budge
         "options": [spec.options for spec in specs],
         "budget": {"kind": budget.kind, "amount": budget.amount},
         "distances": distances,
-        "distance_label": DISTANCE_LABELS.get(probe, "sequence length T (tokens)"),
+        "distance_label": _distance_label(specs),
+        "binned_distances": probe == "assoc-recall" and "num_pairs" in specs[0].options,
         "accuracy": accuracy,
         "params": {name: round(sum(r["params"] for r in rs) / len(rs)) for name, rs in runs.items() if rs},
         "lengths": [spec.length for spec in specs],

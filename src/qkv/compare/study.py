@@ -540,15 +540,16 @@ class Study:
     def probes(self) -> None:
         from qkv.compare.probes import probe_specs, run_probe
 
-        p, note = fit_probes(self.plan, self.clock.elapsed(), len(self.options.models))
-        if note:
-            self.log(f"   {note}")
-            self.results["config"]["adjustments"] = [note]
-        runs = (
-            ("assoc-recall", [p.assoc_length], p.recall_budget, p.recall_train, p.recall_checks),
-            ("copy", list(p.copy_lengths), p.budget, p.n_train, 1),
-        )
-        for probe, lengths, budget, n_train, checks in runs:
+        p = self.plan.probes
+        for probe in ("assoc-recall", "copy"):
+            if probe == "assoc-recall":
+                lengths, budget, n_train, checks = [p.assoc_length], p.recall_budget, p.recall_train, p.recall_checks
+            else:  # the copy probes get what the recall probe's fixed steps left before the deadline
+                p, note = fit_probes(self.plan, self.clock.elapsed(), len(self.options.models))
+                if note:
+                    self.log(f"   {note}")
+                    self.results["config"]["adjustments"] = [note]
+                lengths, budget, n_train, checks = list(p.copy_lengths), p.budget, p.n_train, 1
             self.log(
                 f"-- probe {probe} (length {', '.join(map(str, lengths))}; {budget.describe()}; "
                 f"~{p.target_params:,} parameters each)"

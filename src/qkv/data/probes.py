@@ -7,7 +7,13 @@
   Weights to Attend to the Recent Past"): a Q/K/V lookup in its purest form. ``distance=d`` puts the
   queried pair ``d`` pairs before the query (``d=1`` is the last pair), i.e. ``2d + 1`` tokens between
   the queried key and the query key; without it the pair is uniform at random. ``meta["distance"]`` is
-  ``d`` and ``meta["token_distance"]`` is ``2d + 1``.
+  ``d`` and ``meta["token_distance"]`` is ``2d + 1``. With ``num_pairs`` the context holds that many
+  pairs at random two-token slots among ``_ _`` filler, so the distance grows with the length while the
+  memory load stays fixed; with ``num_queries=m`` the input ends ``? ka kb ...`` and the output is the
+  ``m`` values in that order -- multi-query associative recall (MQAR, Arora et al. 2023, "Zoology"), which
+  also gives ``m`` supervised tokens per example. ``meta["token_distances"]`` lists, per query, the
+  positions from its key in the context to it in the query. ``min_train_length`` makes the training
+  examples' filler random, so their lengths spread from it to ``length`` (dev and test stay at ``length``).
 * ``selective-copy`` — ``num_tokens`` data tokens scattered among ``.`` noise; output them in order (Gu &
   Dao 2023, "Mamba"). ``meta["distance"]`` = tokens from the first data token to the end of the input.
 * ``listops`` — nested ``[MAX``/``[MIN``/``[MED``/``[SM`` expressions over digits, answer one digit
@@ -44,8 +50,9 @@ _LISTOPS: dict[str, Callable[[list[int]], float]] = {
 @dataclass
 class ProbeTask:
     """Probe options: ``length``, ``distance`` (copy delay / assoc-recall pairs back), ``num_examples``
-    (train; dev and test get ``num_eval_examples``), ``vocab_size`` (data symbols), ``num_keys`` and
-    ``num_values`` (assoc-recall), ``num_tokens`` (selective-copy), ``depth`` and ``max_args`` (listops)."""
+    (train; dev and test get ``num_eval_examples``), ``vocab_size`` (data symbols), ``num_keys``,
+    ``num_values``, ``num_pairs``, ``num_queries`` and ``min_train_length`` (assoc-recall), ``num_tokens``
+    (selective-copy), ``depth`` and ``max_args`` (listops)."""
 
     probe: str = "copy"
     length: int = 32
@@ -55,6 +62,9 @@ class ProbeTask:
     vocab_size: int = 16
     num_keys: int | None = None
     num_values: int = 16
+    num_pairs: int | None = None
+    num_queries: int = 1
+    min_train_length: int | None = None
     num_tokens: int = 8
     depth: int = 6
     max_args: int = 5
@@ -71,8 +81,29 @@ class ProbeTask:
         if self.length < minimum:
             raise UserError(f"{self.probe}: length must be at least {minimum}, got {self.length}")
         self.name = self.probe
-        self.pairs = max(1, (self.length - 2) // 2)
+        # assoc-recall: the context is ``slots`` two-token slots, then "?" and the query keys.
+        self.slots = max(1, (self.length - 1 - self.num_queries) // 2)
+        self.pairs = self.num_pairs if self.num_pairs is not None else self.slots
+        if self.probe != "assoc-recall" and (self.num_pairs is not None or self.num_queries != 1):
+            raise UserError(f"{self.probe}: num_pairs and num_queries are options of assoc-recall only")
         if self.probe == "assoc-recall":
+            if not 1 <= self.pairs <= self.slots:
+                raise UserError(
+                    f"assoc-recall: num_pairs must be 1..{self.slots} (length {self.length} holds {self.slots} "
+                    f"pairs before {self.num_queries} query key(s)), got {self.pairs}"
+                )
+            if not 1 <= self.num_queries <= self.pairs:
+                raise UserError(f"assoc-recall: num_queries must be 1..{self.pairs}, got {self.num_queries}")
+            if self.distance is not None and (self.num_pairs is not None or self.num_queries != 1):
+                raise UserError("assoc-recall: distance is for the single-query task without filler (no num_pairs)")
+            if self.min_train_length is not None and self.num_pairs is None:
+                raise UserError("assoc-recall: min_train_length needs num_pairs (the filler is what varies)")
+            shortest = 2 * self.pairs + 1 + self.num_queries
+            if self.min_train_length is not None and not shortest <= self.min_train_length <= self.length:
+                raise UserError(
+                    f"assoc-recall: min_train_length must be {shortest}..{self.length} (the pairs and queries "
+                    f"must fit), got {self.min_train_length}"
+                )
             self.keys = self.num_keys if self.num_keys is not None else max(64, self.pairs)
             if self.keys < self.pairs:
                 raise UserError(f"assoc-recall: {self.pairs} pairs need num_keys >= {self.pairs}, got {self.keys}")
@@ -88,7 +119,8 @@ class ProbeTask:
     def symbols(self) -> list[str]:
         """Every token this probe can produce, in a fixed order."""
         if self.probe == "assoc-recall":
-            return [f"k{i}" for i in range(self.keys)] + [f"v{i}" for i in range(self.num_values)] + ["?"]
+            filler = ["_"] if self.pairs < self.slots else []
+            return [f"k{i}" for i in range(self.keys)] + [f"v{i}" for i in range(self.num_values)] + ["?"] + filler
         if self.probe == "listops":
             return [str(d) for d in range(10)] + list(_LISTOPS) + ["]"]
         extra = {"copy": ["_"], "selective-copy": ["."]}.get(self.probe, [])
@@ -100,6 +132,8 @@ class ProbeTask:
             rng = random.Random(f"{self.probe}/{self.length}/{self.distance}/{self.seed}/{split}")
             n = self.num_examples if split == "train" else self.num_eval_examples
             make = getattr(self, "_" + self.probe.replace("-", "_"))
+            if split == "train" and self.min_train_length is not None:
+                make = self._mixed_length_recall
             self._cache[split] = [make(rng) for _ in range(n)]
         return self._cache[split]
 
@@ -121,6 +155,8 @@ class ProbeTask:
         return Example(" ".join(map(str, seq)), " ".join(map(str, sorted(seq))))
 
     def _assoc_recall(self, rng: random.Random) -> Example:
+        if self.num_pairs is not None or self.num_queries != 1:
+            return self._multi_query_recall(rng)
         keys = rng.sample(range(self.keys), self.pairs)
         values = [rng.randrange(self.num_values) for _ in keys]
         back = self.distance if self.distance is not None else rng.randint(1, self.pairs)
@@ -128,6 +164,33 @@ class ProbeTask:
         context = [tok for k, v in zip(keys, values, strict=True) for tok in (f"k{k}", f"v{v}")]
         src = " ".join([*context, "?", f"k{keys[q]}"])
         return Example(src, f"v{values[q]}", meta={"distance": back, "token_distance": 2 * back + 1})
+
+    def _mixed_length_recall(self, rng: random.Random) -> Example:
+        """A training example with a random amount of filler: its context holds ``pairs`` to ``slots``
+        slots, uniformly, so short examples (where the lookup is easy to find) teach the long ones."""
+        fewest = (self.min_train_length or self.length) - 1 - self.num_queries
+        return self._multi_query_recall(rng, slots=rng.randint(max(self.pairs, fewest // 2), self.slots))
+
+    def _multi_query_recall(self, rng: random.Random, slots: int | None = None) -> Example:
+        """``pairs`` pairs at random slots among ``_ _`` filler, then ``? k_a k_b ...`` -> ``v_a v_b ...``."""
+        slots = slots or self.slots
+        keys = rng.sample(range(self.keys), self.pairs)
+        values = [rng.randrange(self.num_values) for _ in keys]
+        slot_of_pair = sorted(rng.sample(range(slots), self.pairs))
+        context = ["_"] * (2 * slots)
+        for slot, key, value in zip(slot_of_pair, keys, values, strict=True):
+            context[2 * slot : 2 * slot + 2] = [f"k{key}", f"v{value}"]
+        asked = rng.sample(range(self.pairs), self.num_queries)
+        # Query j sits at position 2 * slots + 1 + j; its key at 2 * slot_of_pair[pair].
+        distances = [2 * slots + 1 + j - 2 * slot_of_pair[pair] for j, pair in enumerate(asked)]
+        src = " ".join([*context, "?", *(f"k{keys[pair]}" for pair in asked)])
+        tgt = " ".join(f"v{values[pair]}" for pair in asked)
+        meta: dict[str, int | list[int]] = {
+            "distance": distances[0],
+            "token_distance": distances[0],
+            "token_distances": distances,
+        }
+        return Example(src, tgt, meta=meta)
 
     def _selective_copy(self, rng: random.Random) -> Example:
         positions = sorted(rng.sample(range(self.length), self.num_tokens))
@@ -171,5 +234,8 @@ class ProbeTask:
         """Scores grouped by ``meta[key]`` (e.g. ``"distance"``), for accuracy-vs-distance plots."""
         groups: dict[int, list[int]] = {}
         for i, e in enumerate(examples):
-            groups.setdefault(e.meta[key], []).append(i)
+            value = e.meta[key]
+            if not isinstance(value, int):
+                raise ValueError(f"score_by: meta[{key!r}] is a list (one per query); group by a single number")
+            groups.setdefault(value, []).append(i)
         return {k: self.score([hyps[i] for i in idx], [examples[i] for i in idx]) for k, idx in sorted(groups.items())}

@@ -48,7 +48,7 @@ class Example:
     src: str
     tgt: str
     refs: list[str] = field(default_factory=list)
-    meta: dict[str, int] = field(default_factory=dict)
+    meta: dict[str, int | list[int]] = field(default_factory=dict)
 
     @property
     def references(self) -> list[str]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from qkv.atomic import atomic_write_text
 
 if TYPE_CHECKING:
+    from qkv.data.summarization import SummarizationTask
     from qkv.data.tasks import Example
     from qkv.training.run import Run
 
@@ -172,6 +173,55 @@ def collect_run(
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
     shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "samples.txt").write_text(samples, encoding="utf-8")
+    atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
+    return record
+
+
+def collect_baseline(
+    task: SummarizationTask,
+    split: str,
+    method: str,
+    n: int,
+    out_root: str | Path,
+    *,
+    command: str,
+    skip_greeting: bool = True,
+) -> ResultRecord:
+    """Score an extractive baseline (:mod:`qkv.data.baselines`) on ``split`` and write
+    ``out_root/<dataset>-<method><n>/`` like a trained run's folder: the row every neural summarizer
+    must beat. Nothing is trained, so ``train_seconds`` and ``train_steps`` are 0."""
+    from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
+    from qkv.data.baselines import run_baseline
+    from qkv.machine import machine_info
+
+    metrics, hyps = run_baseline(task, split, method, n, skip_greeting=skip_greeting)
+    examples = task.examples(split)
+    recipe = f"{task.dataset}-{method}{n}"
+    machine = machine_info("cpu")
+    record = ResultRecord(
+        recipe=recipe,
+        task=task.name,
+        model=f"{method}-{n} (extractive baseline)",
+        split=split,
+        decoding="extractive",
+        metrics=metrics,
+        train_seconds=0.0,
+        train_steps=0,
+        threads=1,
+        machine=f"{machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}",
+        command=command,
+        commit=git_commit(Path(__file__).resolve().parents[3]),
+        examples=len(examples),
+        intervals={
+            m: bootstrap_interval(task_example_stats(task, m, hyps, examples)).to_dict()
+            for m in metrics
+            if m in SUPPORTED
+        },
+        notes="" if task.dataset != "aeslc" else f"leading salutation {'skipped' if skip_greeting else 'kept'}",
+    )
+    out = Path(out_root) / recipe
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "samples.txt").write_text(_seq2seq_samples(examples, hyps), encoding="utf-8")
     atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
     return record
 
