@@ -50,7 +50,10 @@ def recall_batch(
     key_ids, value_ids = N_SPECIAL + keys, N_SPECIAL + n_keys + values
     question = torch.full((batch, 1), N_SPECIAL + n_keys + n_values)
     filler = N_SPECIAL + n_keys + n_values + 1
-    where = torch.stack([torch.randperm(slots, generator=g)[:pairs].sort().values for _ in range(batch)])  # (B, P)
+    if slots == pairs:  # no filler: pair i in slot i (and no draw, so the batches are those of a plain recall)
+        where = torch.arange(pairs).expand(batch, -1)  # (B, P)
+    else:
+        where = torch.stack([torch.randperm(slots, generator=g)[:pairs].sort().values for _ in range(batch)])
     context = torch.full((batch, slots, 2), filler)  # (B, S, 2): slot s holds tokens 2s and 2s + 1
     context.scatter_(1, where[..., None].expand(-1, -1, 2), torch.stack([key_ids, value_ids], dim=-1))
     context = context.reshape(batch, 2 * slots)  # (B, S, 2) -> (B, 2S)
