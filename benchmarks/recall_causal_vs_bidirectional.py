@@ -61,6 +61,28 @@ def recall_batch(
     return src, value_ids.gather(1, asked)[:, 0]
 
 
+def mqar_batch(
+    batch: int, pairs: int, n_keys: int, n_values: int, g: torch.Generator, slots: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Multi-query recall in Zoology's language-model form (Arora et al. 2023): the context of
+    :func:`recall_batch`, then every key asked once in random order, each followed by its value --
+    ``... k3 v1 ... k7 v0 ... | k7 v0 k3 v1 ...``. Returns the ``(B, 2S + 2P)`` streams and next-token
+    targets ``(B, 2S + 2P)`` that are -100 except at the asked keys, whose target is their value: one
+    supervised lookup per pair, so a batch teaches ``pairs`` times more than a single query does."""
+    slots = slots or pairs
+    src, _ = recall_batch(batch, pairs, n_keys, n_values, g, slots)  # (B, 2S + 2); only its context is used
+    context = src[:, : 2 * slots]  # (B, 2S)
+    is_key = (context >= N_SPECIAL) & (context < N_SPECIAL + n_keys)  # (B, 2S)
+    key_at = is_key.nonzero()[:, 1].reshape(batch, pairs)  # (B, P): positions of the keys, in order
+    order = torch.stack([torch.randperm(pairs, generator=g) for _ in range(batch)])  # (B, P)
+    asked_at = key_at.gather(1, order)  # (B, P)
+    asked = torch.stack([context.gather(1, asked_at), context.gather(1, asked_at + 1)], dim=-1)  # (B, P, 2)
+    stream = torch.cat([context, asked.reshape(batch, 2 * pairs)], dim=1)  # (B, 2S + 2P)
+    targets = torch.full_like(stream, -100)  # (B, T): the logits at position t predict token t + 1
+    targets[:, 2 * slots :: 2] = asked[..., 1]  # at each asked key: its value
+    return stream, targets
+
+
 class TorchEncoderReader(nn.Module):
     """The peer: ``nn.TransformerEncoder`` over learned positions; logits read at the last position."""
 
@@ -93,7 +115,7 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
         d_ff=4 * d,
         dropout=0.0,
         max_len=max_len,
-        positions="rotary" if name == "prefix-lm" or kind == "qkv-gpt-rotary" else "sinusoidal",
+        positions="rotary" if name == "prefix-lm" or kind in ("qkv-gpt-rotary", "qkv-gpt-mqar") else "sinusoidal",
         causal_encoder=kind.startswith("qkv-transformer-causal"),
     )
     model = build_model(config, vocab, vocab)
@@ -107,6 +129,8 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
             if kind == "qkv-gpt-bos":
                 stream = torch.cat([src, torch.full((src.size(0), 1), BOS_ID)], dim=1)  # (B, T_s + 1)
                 return self.model(stream).logits[:, -1]  # (B, V): read at the BOS after the query
+            if kind == "qkv-gpt-mqar":
+                return self.model(src).logits  # (B, T, V): every position; the targets pick the asked keys
             if name == "gpt":
                 return self.model(src).logits[:, -1]  # (B, V): the token after the query key
             bos = torch.full((src.size(0), 1), BOS_ID)
@@ -126,21 +150,25 @@ def train_one(kind: str, args: argparse.Namespace) -> dict:
     slots = max(args.slots or args.pairs, args.pairs)
     vocab = N_SPECIAL + n_keys + n_values + 1 + (slots > args.pairs)  # + "?" and the filler, if any
     torch.manual_seed(args.seed)
-    model = make_model(kind, vocab, args.d_model, args.layers, 2 * slots + 8)
+    length = 2 * slots + (2 * args.pairs if kind == "qkv-gpt-mqar" else 2)  # tokens per sequence
+    model = make_model(kind, vocab, args.d_model, args.layers, length + 6)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.98), weight_decay=0.0)
     data = torch.Generator().manual_seed(args.seed + 1)
-    held_out = recall_batch(500, args.pairs, n_keys, n_values, torch.Generator().manual_seed(10_000 + args.seed), slots)
+    make_batch = mqar_batch if kind == "qkv-gpt-mqar" else recall_batch
+    held_out = make_batch(500, args.pairs, n_keys, n_values, torch.Generator().manual_seed(10_000 + args.seed), slots)
     curve, solved_at, start = [], None, time.perf_counter()
     for step in range(1, args.steps + 1):
-        src, answer = recall_batch(args.batch, args.pairs, n_keys, n_values, data, slots)
-        loss = F.cross_entropy(model(src), answer)
+        src, answer = make_batch(args.batch, args.pairs, n_keys, n_values, data, slots)
+        logits = model(src)  # (B, V), or (B, T, V) for the multi-query stream
+        loss = F.cross_entropy(logits.flatten(0, -2), answer.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % args.eval_every == 0:
             with torch.no_grad():
-                accuracy = (model(held_out[0]).argmax(-1) == held_out[1]).float().mean().item()
+                asked = held_out[1] != -100  # every answer (one per sequence, or one per asked key)
+                accuracy = (model(held_out[0]).argmax(-1) == held_out[1])[asked].float().mean().item()
             curve.append({"step": step, "train_loss": round(loss.item(), 4), "exact_match": round(accuracy, 4)})
             print(f"  {kind:34s} step {step:5d}  loss {loss.item():.3f}  exact match {accuracy:.3f}", flush=True)
             if accuracy >= 0.99:
@@ -159,6 +187,7 @@ KINDS = {
     "qkv-prefix-lm": "qkv prefix-lm: decoder-only on source -> target, rotary positions",
     "qkv-gpt-rotary": "qkv decoder-only (causal), rotary positions",
     "qkv-gpt-bos": "qkv decoder-only (causal), answer read at a BOS after the query",
+    "qkv-gpt-mqar": "qkv decoder-only (causal), rotary, every key asked once after the context (Zoology's MQAR)",
     "torch-bidirectional": "torch nn.TransformerEncoder, no mask",
     "torch-causal": "torch nn.TransformerEncoder, causal mask",
 }

@@ -28,6 +28,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-transformer": [Anchor("bleu_lowercase", 36.5, True, BENTREVETT)],
     "multi30k-gru-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT)],
     "multi30k-gru": [Anchor("bleu_lowercase", 20.6, True, BENTREVETT)],
+    "multi30k-lstm": [Anchor("bleu_lowercase", 13.8, True, BENTREVETT)],
     "multi30k-lstm-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT + "; GRU + Bahdanau row")],
     "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
