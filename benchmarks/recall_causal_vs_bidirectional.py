@@ -101,6 +101,9 @@ class TorchEncoderReader(nn.Module):
         return self.out(self.encoder(x, mask=mask, is_causal=self.causal))[:, -1]  # (B, V)
 
 
+POSITIONS = {"qkv-gpt-rotary": "rotary", "qkv-gpt-mqar": "rotary", "qkv-gpt-learned": "learned"}
+
+
 def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.Module:
     """A module mapping sources ``(B, T)`` to answer logits ``(B, V)``."""
     if kind.startswith("torch"):
@@ -115,7 +118,7 @@ def make_model(kind: str, vocab: int, d: int, layers: int, max_len: int) -> nn.M
         d_ff=4 * d,
         dropout=0.0,
         max_len=max_len,
-        positions="rotary" if name == "prefix-lm" or kind in ("qkv-gpt-rotary", "qkv-gpt-mqar") else "sinusoidal",
+        positions=POSITIONS.get(kind, "rotary" if name == "prefix-lm" else "sinusoidal"),
         causal_encoder=kind.startswith("qkv-transformer-causal"),
     )
     model = build_model(config, vocab, vocab)
@@ -186,6 +189,7 @@ KINDS = {
     "qkv-gpt": "qkv decoder-only (causal)",
     "qkv-prefix-lm": "qkv prefix-lm: decoder-only on source -> target, rotary positions",
     "qkv-gpt-rotary": "qkv decoder-only (causal), rotary positions",
+    "qkv-gpt-learned": "qkv decoder-only (causal), learned positions (as the torch peer)",
     "qkv-gpt-bos": "qkv decoder-only (causal), answer read at a BOS after the query",
     "qkv-gpt-mqar": "qkv decoder-only (causal), rotary, every key asked once after the context (Zoology's MQAR)",
     "torch-bidirectional": "torch nn.TransformerEncoder, no mask",

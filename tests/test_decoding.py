@@ -254,7 +254,7 @@ class FixedLM(torch.nn.Module):
     def decode_step(self, tokens, encoded, state):
         return self.logits.expand(tokens.size(0), tokens.size(1), -1), state + tokens.size(1)
 
-    def reorder(self, encoded, state, index):
+    def reorder(self, encoded, state, index, *, same_rows=False):
         return encoded, state.index_select(0, index)
 
 

@@ -128,11 +128,12 @@ def beam_search(
             next_tokens.extend(t for _, t, _ in survivors)
             next_scores.append([s for _, _, s in survivors])
 
+        same_rows = still_active == active  # no input finished: beams move only within their input's block
         active = still_active
         if not active:
             break
         index = torch.tensor(keep_rows, dtype=torch.long, device=device)  # (A' * beam,)
-        encoded, state = model.reorder(encoded, state, index)
+        encoded, state = model.reorder(encoded, state, index, same_rows=same_rows)
         beam_scores = torch.tensor(next_scores, device=device)  # (A', beam)
         step = torch.tensor(next_tokens, dtype=torch.long, device=device).unsqueeze(1)  # (A' * beam, 1)
         logits, state = model.decode_step(step, encoded, state)  # (A' * beam, 1, V)

@@ -8,8 +8,10 @@ LSTM and Transformer decoders). ``docs/architecture.md`` states the contract; th
 - ``bos_id``, ``eos_id``, ``pad_id``: the model's special ids (a pretrained checkpoint brings its own).
 - ``encode(src (B, T_s)) -> Encoded`` once per batch; ``init_state(encoded, batch_size) -> state``;
   ``decode_step(tokens (B, t), encoded, state) -> (logits (B, t, V), state)`` for ``t >= 1`` tokens that
-  follow what ``state`` has seen; ``reorder(encoded, state, index (B',)) -> (encoded, state)`` selects or
-  duplicates batch rows (beams, and dropping finished rows).
+  follow what ``state`` has seen; ``reorder(encoded, state, index (B',), same_rows=False) -> (encoded,
+  state)`` selects or duplicates batch rows (beams, and dropping finished rows); ``same_rows=True``
+  promises that each new row comes from a row of the same input, so what the encoder computed (equal
+  for all beams of an input) may be kept without copying.
 - ``state`` is model-specific and opaque to the searches: KV caches for Transformers, hidden (and cell,
   input-feed) state for RNNs.
 """
@@ -51,7 +53,9 @@ class DecodingModel(Protocol):
     def encode(self, src: Any) -> Encoded | None: ...
     def init_state(self, encoded: Any, batch_size: int) -> State: ...
     def decode_step(self, tokens: Tensor, encoded: Any, state: State) -> tuple[Tensor, State]: ...
-    def reorder(self, encoded: Any, state: State, index: Tensor) -> tuple[Encoded | None, State]: ...
+    def reorder(
+        self, encoded: Any, state: State, index: Tensor, *, same_rows: bool = False
+    ) -> tuple[Encoded | None, State]: ...
 
 
 def as_decoding_model(model: nn.Module) -> DecodingModel:

@@ -56,5 +56,7 @@ class DecoderOnlyLM(nn.Module):
         hidden, _, _ = self.decoder(tokens, state=state)  # (B, t, E)
         return self.lm_head(hidden), state
 
-    def reorder(self, encoded: None, state: DecoderState, index: Tensor) -> tuple[None, DecoderState]:
-        return None, state.reorder(index)
+    def reorder(
+        self, encoded: None, state: DecoderState, index: Tensor, *, same_rows: bool = False
+    ) -> tuple[None, DecoderState]:
+        return None, state.reorder(index)  # no encoder side: same_rows changes nothing

@@ -75,6 +75,11 @@ class Transformer(nn.Module):
         hidden, _, _ = self.decoder(tokens, encoded.memory, encoded.src_mask, state=state)  # (B, t, E)
         return self.lm_head(hidden), state
 
-    def reorder(self, encoded: Encoded, state: DecoderState, index: Tensor) -> tuple[Encoded, DecoderState]:
-        encoded = Encoded(encoded.memory.index_select(0, index), encoded.src_mask.index_select(0, index))
-        return encoded, state.reorder(index)
+    def reorder(
+        self, encoded: Encoded, state: DecoderState, index: Tensor, *, same_rows: bool = False
+    ) -> tuple[Encoded, DecoderState]:
+        """Keep/duplicate batch rows ``index (B',)``; with ``same_rows`` (beams reordered within their input)
+        the encoder side, equal for all beams of an input, is left as it is."""
+        if not same_rows:
+            encoded = Encoded(encoded.memory.index_select(0, index), encoded.src_mask.index_select(0, index))
+        return encoded, state.reorder(index, same_rows=same_rows)

@@ -110,8 +110,13 @@ class RecurrentSeq2Seq(nn.Module):
         logits, state, _ = self.decoder(tokens, encoded, state)
         return logits, state
 
-    def reorder(self, encoded: Encoded, state: RecurrentState, index: Tensor) -> tuple[Encoded, RecurrentState]:
-        """Keep/duplicate batch rows ``index (B',)`` of both the encoder output and the decoder state."""
+    def reorder(
+        self, encoded: Encoded, state: RecurrentState, index: Tensor, *, same_rows: bool = False
+    ) -> tuple[Encoded, RecurrentState]:
+        """Keep/duplicate batch rows ``index (B',)`` of both the encoder output and the decoder state; with
+        ``same_rows`` (beams reordered within their input) the encoder output is left as it is."""
+        if same_rows:
+            return encoded, state.select(index)
         selected = Encoded(
             memory=encoded.memory.index_select(0, index),
             src_mask=encoded.src_mask.index_select(0, index),

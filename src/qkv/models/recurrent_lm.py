@@ -115,6 +115,8 @@ class RecurrentLM(nn.Module):
         outputs, state = self._run(tokens, state)  # (B, t, H)
         return self.lm_head(self.dropout(outputs)), state
 
-    def reorder(self, encoded: None, state: RecurrentState, index: Tensor) -> tuple[None, RecurrentState]:
+    def reorder(
+        self, encoded: None, state: RecurrentState, index: Tensor, *, same_rows: bool = False
+    ) -> tuple[None, RecurrentState]:
         """Keep/duplicate batch rows ``index (B',)`` of the state (beam search, finished rows)."""
         return None, state.select(index)

@@ -41,9 +41,11 @@ class DecoderState:
         """How many target positions have been decoded so far."""
         return len(self.self_caches[0])
 
-    def reorder(self, index: Tensor) -> DecoderState:
-        """Select/duplicate batch rows (beam search) in place; returns ``self``."""
-        for cache in self.self_caches + (self.cross_caches or []):
+    def reorder(self, index: Tensor, *, same_rows: bool = False) -> DecoderState:
+        """Select/duplicate batch rows (beam search) in place; returns ``self``. ``same_rows``: every new row
+        comes from a row of the same input (beams reordered within their input), so the static
+        cross-attention caches -- equal for all beams of an input -- are kept as they are."""
+        for cache in self.self_caches + ([] if same_rows else (self.cross_caches or [])):
             cache.reorder(index)
         return self
 

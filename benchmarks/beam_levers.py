@@ -1,0 +1,97 @@
+"""Beam search levers, each measured before/after in one run: what does skipping the encoder-side copies buy?
+
+Beam search reorders the decoder state after every step (``model.reorder``). Between steps where no input
+finishes, the beams only move within their own input's block, so what the encoder computed -- the
+memory, the source mask and every layer's static cross-attention keys/values, identical for all beams of
+an input -- need not be copied (``same_rows=True``). This script times ``qkv.decoding.beam_search`` on the
+Marian model of ``qkv bench decode`` (Multi30k size: 3+3 layers, d=256, 8 heads, 8,000 tokens; random
+weights, random 20-token sources) with the lever on and off (off = every reorder copies everything, as
+before), alternating the two, and checks that both give the same outputs.
+
+    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/beam_levers.py --rounds 5 --out results/bench/beam-levers.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from qkv.bench.decode import same_weights
+from qkv.bench.side_by_side import commit
+from qkv.decoding import beam_search
+from qkv.machine import machine_info
+
+
+class CopyEverything(torch.nn.Module):
+    """The model with the lever off: ``reorder`` ignores ``same_rows`` and copies the encoder side too."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.kind, self.bos_id, self.eos_id, self.pad_id = model.kind, model.bos_id, model.eos_id, model.pad_id
+
+    def encode(self, src):
+        return self.model.encode(src)
+
+    def init_state(self, encoded, batch_size):
+        return self.model.init_state(encoded, batch_size)
+
+    def decode_step(self, tokens, encoded, state):
+        return self.model.decode_step(tokens, encoded, state)
+
+    def reorder(self, encoded, state, index, *, same_rows=False):
+        return self.model.reorder(encoded, state, index, same_rows=False)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--max-len", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, model = same_weights("marian", 8000, False, Path(tmp))
+    src = torch.randint(4, 8000, (args.batch, 20), generator=torch.Generator().manual_seed(0))  # (B, 20)
+    sides = {"copy everything (before)": CopyEverything(model), "skip encoder-side copies (after)": model}
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    outputs: dict[str, list] = {}
+    with torch.no_grad():
+        beam_search(model, src, beam=args.beam, max_len=4)  # warm-up
+        for round_ in range(args.rounds):
+            for name in list(sides)[:: 1 if round_ % 2 == 0 else -1]:  # alternate the order
+                start = time.perf_counter()
+                hyps = beam_search(sides[name], src, beam=args.beam, max_len=args.max_len, length_penalty=1.0)
+                seconds[name].append(time.perf_counter() - start)
+                outputs[name] = hyps.tokens
+    before, after = seconds.values()
+    ratios = [b / a for b, a in zip(before, after, strict=True)]
+    result = {
+        "benchmark": "beam levers: skip encoder-side copies in reorder",
+        "settings": vars(args) | {"out": str(args.out)},
+        "seconds": seconds,
+        "speedup_median": statistics.median(ratios),
+        "speedup_rounds": ratios,
+        "identical_outputs": outputs[list(sides)[0]] == outputs[list(sides)[1]],
+        "commit": commit(),
+        "machine": machine_info("cpu"),
+    }
+    for name, times in seconds.items():
+        print(f"{name:34s} median {statistics.median(times):.3f} s  (rounds {min(times):.3f} .. {max(times):.3f})")
+    print(f"speedup x{result['speedup_median']:.3f} (rounds {min(ratios):.3f} .. {max(ratios):.3f}); "
+          f"identical outputs: {result['identical_outputs']}")  # fmt: skip
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
