@@ -145,3 +145,26 @@ def test_an_encoder_only_model_is_not_a_decoding_model():
     encoder = build_model(ModelConfig(name="encoder", d_model=16, n_heads=2, d_ff=32, n_encoder_layers=1), 10, 0)
     with pytest.raises(TypeError, match=r"^EncoderOnly does not implement the decoding interface \(missing: "):
         as_decoding_model(encoder)
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+def test_reorder_within_rows_keeps_the_encoder_side_and_decodes_the_same(name):
+    """``same_rows=True`` (beams moved within their input) skips copying what the encoder computed; the
+    next step's logits equal those after a full reorder, which copies everything."""
+    model = tiny(name)
+    expand = torch.arange(3).repeat_interleave(2)  # (6,): two beams per input
+    within = torch.tensor([1, 1, 2, 3, 5, 4])  # beams swapped/duplicated, each inside its own input's block
+    tokens = torch.tensor([[4], [5], [6], [7], [4], [5]])  # (6, 1)
+    logits = []
+    for same_rows in (False, True):
+        with torch.no_grad():
+            encoded = model.encode(SRC)
+            state = model.init_state(encoded, 3)
+            _, state = model.decode_step(torch.full((3, 1), BOS_ID), encoded, state)
+            encoded, state = model.reorder(encoded, state, expand)
+            _, state = model.decode_step(tokens, encoded, state)
+            kept, state = model.reorder(encoded, state, within, same_rows=same_rows)
+            assert (kept is encoded) == same_rows  # no copy of the encoder side when the rows stay
+            out, _ = model.decode_step(tokens, kept, state)
+            logits.append(out)
+    torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=0)
