@@ -61,6 +61,11 @@ def test_verdicts_say_plainly_where_qkv_is_behind_or_ahead():
     assert "**behind** by 4.40" in behind
     ahead = render([_record("multi30k-transformer", {"bleu_lowercase": 37.0})])  # higher BLEU is better
     assert "**reaches it** (+0.50)" in ahead
+    close = _record("multi30k-transformer", {"bleu_lowercase": 36.2})
+    close.intervals = {"bleu_lowercase": {"value": 36.2, "low": 34.9, "high": 37.4}}
+    assert "**behind** by 0.30, inside the 95% interval" in render([close])
+    close.intervals["bleu_lowercase"]["high"] = 36.4  # the anchor 36.5 is outside: plainly behind
+    assert "**behind** by 0.30 |" in render([close])
 
 
 @pytest.mark.slow

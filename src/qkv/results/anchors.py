@@ -36,5 +36,8 @@ ANCHORS: dict[str, list[Anchor]] = {
     "tinyshakespeare-gpt": [Anchor("loss", 1.88, False, NANOGPT)],
     "tinyshakespeare-lstm": [Anchor("loss", 1.88, False, NANOGPT + " (the GPT it is compared with)")],
     "ptb-lstm": [Anchor("ppl", 114.5, False, ZAREMBA)],
+    "samsum-lead3": [
+        Anchor("rouge1", 31.40, True, "Gliwa et al. 2019 (SAMSum), Table 2: Lead-3 31.40 / 8.68 ROUGE-1/2")
+    ],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
 }
