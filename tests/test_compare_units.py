@@ -221,6 +221,13 @@ def test_fit_probes_only_when_behind_schedule():
     fitted, _ = fit_probes(plan, elapsed=600.0, n_models=3)
     assert fitted.budget.amount == 2.0  # never below 2 s
     assert fitted.recall_budget == plan.probes.recall_budget  # the recall probe's steps are never cut
+    # one thread: the scaling study still to come is expected to take twice its 60 s
+    same, _ = fit_probes(plan, elapsed=350.0, n_models=3)  # 570 - 350 - 60 = 160 s left: all 9 runs fit
+    assert same == plan.probes
+    fitted, _ = fit_probes(plan, elapsed=350.0, n_models=3, threads=1)  # 570 - 350 - 120 = 100 s < 90 + ...
+    assert fitted == plan.probes  # 9 x (7 + 3) = 90 s still fits in 100 s
+    fitted, _ = fit_probes(plan, elapsed=400.0, n_models=3, threads=1)  # 50 s left: 6 runs, 50 / 6 - 3 = 5.3 s
+    assert fitted.copy_lengths == (4, 16) and fitted.budget.amount == round(50 / 6 - 3, 1)
     user = plan.with_budget(Budget("steps", 100))
     assert fit_probes(user, elapsed=10_000.0, n_models=3) == (user.probes, None)  # no deadline with --budget
 

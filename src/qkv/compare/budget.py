@@ -154,7 +154,7 @@ class StudyPlan:
     scaling: ScalingPlan = field(default_factory=ScalingPlan)
     ladder: tuple[float, ...] = ()  # budget ladder: smaller budgets (same kind as ``train``) also evaluated
     deadline_seconds: float | None = 570.0  # whole study; None = no deadline (a budget given by the user)
-    scaling_seconds: float = 60.0  # what the scaling study is expected to take
+    scaling_seconds: float = 60.0  # what the scaling study is expected to take on 2 threads (see fit_probes)
 
     def with_budget(self, budget: Budget | None, ladder: tuple[float, ...] | None = None) -> StudyPlan:
         """The plan for a user's budget (no deadline); ``ladder`` replaces the default rungs."""
@@ -175,19 +175,23 @@ class StudyPlan:
         return [Budget(self.train.kind, a) for a in self.ladder if a < self.train.amount] + [self.train]
 
 
-def fit_probes(plan: StudyPlan, elapsed: float, n_models: int, overhead: float = 3.0) -> tuple[ProbePlan, str | None]:
+def fit_probes(
+    plan: StudyPlan, elapsed: float, n_models: int, overhead: float = 3.0, threads: int = 2
+) -> tuple[ProbePlan, str | None]:
     """Shrink the copy probes so the study still ends by its deadline (a busy machine makes training slower).
 
     Called after the recall probe, whose fixed step budget has then been spent (and counted in
     ``elapsed``). Training budgets are never touched (they must stay equal across models); the copy
     probes, which come last before the scaling study, get what is left: fewer lengths and a shorter
-    budget per run, at least 2 s. Returns the probe plan to use and a note saying what changed (None
-    when nothing did).
+    budget per run, at least 2 s. The scaling study still to come is expected to take
+    ``plan.scaling_seconds`` on 2 threads and proportionally longer on fewer (on one thread of a busy
+    2-core VM it took 128 s against the 60 s planned). Returns the probe plan to use and a note saying
+    what changed (None when nothing did).
     """
     probes = plan.probes
     if plan.deadline_seconds is None or probes.budget.kind != "seconds":
         return probes, None
-    left = plan.deadline_seconds - elapsed - plan.scaling_seconds
+    left = plan.deadline_seconds - elapsed - plan.scaling_seconds * max(1.0, 2 / max(threads, 1))
     lengths = probes.copy_lengths
     runs = n_models * len(lengths)
     if runs * (probes.budget.amount + overhead) <= left:

@@ -545,7 +545,8 @@ class Study:
             if probe == "assoc-recall":
                 lengths, budget, n_train, checks = [p.assoc_length], p.recall_budget, p.recall_train, p.recall_checks
             else:  # the copy probes get what the recall probe's fixed steps left before the deadline
-                p, note = fit_probes(self.plan, self.clock.elapsed(), len(self.options.models))
+                threads = torch.get_num_threads()
+                p, note = fit_probes(self.plan, self.clock.elapsed(), len(self.options.models), threads=threads)
                 if note:
                     self.log(f"   {note}")
                     self.results["config"]["adjustments"] = [note]
