@@ -174,7 +174,7 @@ def train_one(kind: str, args: argparse.Namespace) -> dict:
                 accuracy = (model(held_out[0]).argmax(-1) == held_out[1])[asked].float().mean().item()
             curve.append({"step": step, "train_loss": round(loss.item(), 4), "exact_match": round(accuracy, 4)})
             print(f"  {kind:34s} step {step:5d}  loss {loss.item():.3f}  exact match {accuracy:.3f}", flush=True)
-            if accuracy >= 0.99:
+            if accuracy >= args.solved_at:
                 solved_at = step
                 break
     params = sum(p.numel() for p in model.parameters())
@@ -212,6 +212,7 @@ def main() -> None:
     p.add_argument("--d-model", type=int, default=64, help="width (default 64)")
     p.add_argument("--layers", type=int, default=2, help="layers (encoder and decoder each; default 2)")
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--solved-at", type=float, default=0.99, help="held-out exact match that stops a run (0.99)")
     p.add_argument("--eval-every", type=int, default=250, help="steps between held-out checks (default 250)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--models", default=",".join(KINDS), help="comma-separated subset of: " + ", ".join(KINDS))
@@ -227,7 +228,8 @@ def main() -> None:
     )
     runs = [train_one(kind, args) for kind in kinds]
     for r in runs:
-        print(f"{r['model']:34s} {r['params']:>8,} params  steps to 99%: {r['steps_to_solve'] or 'not solved'}")
+        solved = r["steps_to_solve"] or "not solved"
+        print(f"{r['model']:34s} {r['params']:>8,} params  steps to {args.solved_at:.0%}: {solved}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         settings = {k: v for k, v in vars(args).items() if k != "out"}

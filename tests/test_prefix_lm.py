@@ -111,7 +111,7 @@ def test_a_two_layer_prefix_lm_solves_associative_recall_where_the_encoder_decod
     import argparse
 
     args = argparse.Namespace(
-        pairs=8, slots=None, steps=2000, batch=64, d_model=64, layers=2, lr=1e-3, eval_every=250, seed=0
+        pairs=8, slots=None, steps=2000, batch=64, d_model=64, layers=2, lr=1e-3, eval_every=250, seed=0, solved_at=0.99
     )
     solved = recall.train_one("qkv-prefix-lm", args)
     assert solved["steps_to_solve"] is not None, solved["curve"]
