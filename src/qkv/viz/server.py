@@ -34,6 +34,7 @@ import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 from collections import OrderedDict
@@ -562,11 +563,31 @@ class ExplorerServer:
         return self.socket.getsockname()
 
     def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown` or Ctrl-C; on Ctrl-C raise ``KeyboardInterrupt`` after the graceful stop.
+
+        uvicorn captures SIGINT while it serves and re-raises it to the handler it found once it has
+        stopped. Left to asyncio's default handler that re-raise could be swallowed (the process then
+        exited 0, not 130, in one CI run); so in the main thread a handler of our own is
+        installed first, records the interrupt and asks the server to stop.
+        """
         self._running.set()
+        interrupted = False
+
+        def on_sigint(signum: int, frame: object) -> None:
+            nonlocal interrupted
+            interrupted = True
+            self.server.should_exit = True  # (a Ctrl-C before uvicorn installed its own handler)
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if main else None
         try:
             self.server.run(sockets=[self.socket])
         finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
             self._stopped.set()
+        if interrupted:
+            raise KeyboardInterrupt
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self.server.should_exit = True  # a serve_forever() that has not started yet returns at once
