@@ -72,3 +72,9 @@ class Encoded:
     memory: Tensor
     src_mask: Tensor
     state: Any = None
+
+    def select(self, index: Tensor) -> Encoded:
+        """Batch rows ``index (B',)`` (kept, dropped or duplicated: beams, finished rows); ``state`` must
+        have a ``select(index)`` of its own when it is set."""
+        state = None if self.state is None else self.state.select(index)
+        return Encoded(self.memory.index_select(0, index), self.src_mask.index_select(0, index), state)

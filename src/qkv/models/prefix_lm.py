@@ -129,6 +129,4 @@ class PrefixLM(nn.Module):
     ) -> tuple[Encoded, DecoderState]:
         """Keep/duplicate batch rows ``index (B',)``; with ``same_rows`` (beams reordered within their input)
         the encoder side, equal for all beams of an input, is left as it is."""
-        if not same_rows:
-            encoded = Encoded(encoded.memory.index_select(0, index), encoded.src_mask.index_select(0, index))
-        return encoded, state.reorder(index, same_rows=same_rows)
+        return (encoded if same_rows else encoded.select(index)), state.reorder(index, same_rows=same_rows)

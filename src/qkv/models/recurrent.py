@@ -115,14 +115,7 @@ class RecurrentSeq2Seq(nn.Module):
     ) -> tuple[Encoded, RecurrentState]:
         """Keep/duplicate batch rows ``index (B',)`` of both the encoder output and the decoder state; with
         ``same_rows`` (beams reordered within their input) the encoder output is left as it is."""
-        if same_rows:
-            return encoded, state.select(index)
-        selected = Encoded(
-            memory=encoded.memory.index_select(0, index),
-            src_mask=encoded.src_mask.index_select(0, index),
-            state=encoded.state.select(index),
-        )
-        return selected, state.select(index)
+        return (encoded if same_rows else encoded.select(index)), state.select(index)
 
     # -- teacher forcing ------------------------------------------------------------------------------
     def forward(self, src: Tensor, tgt_in: Tensor, *, need_weights: bool = False) -> ModelOutput:
