@@ -35,6 +35,7 @@ def _results() -> dict:
         "models": {
             "transformer": {
                 "params": 1234,
+                "flops_per_token": 7_400_000.0,
                 "test": {"greedy": {"wer": 50.0, "per": 12.5}, "beam": {"wer": 40.0}},
                 "train": {"steps": 10, "tokens_per_s": 1000.0, "seconds": 2.0},
                 "inference": {"latency_ms": 3.5, "tokens_per_s": 900.0},
@@ -68,9 +69,16 @@ def test_write_json_atomic_nan_is_null(tmp_path):
 
 def test_summary_rows_by_hand():
     header, rows = report.summary_rows(_results())
-    assert header[:5] == ["model", "params", "wer greedy ↓ [95% CI]", "wer greedy, first ? ↓", "wer beam, first ? ↓"]
-    assert rows[0][:5] == ["transformer", "1,234", "50.0", "–", "40.0"]
-    assert rows[1][:5] == ["gru", "999", "60.0", "–", "–"]  # missing numbers are a dash, not a crash
+    assert header[:6] == [
+        "model",
+        "params",
+        "train MFLOP/token",
+        "wer greedy ↓ [95% CI]",
+        "wer greedy, first ? ↓",
+        "wer beam, first ? ↓",
+    ]
+    assert rows[0][:6] == ["transformer", "1,234", "7.4", "50.0", "–", "40.0"]
+    assert rows[1][:6] == ["gru", "999", "–", "60.0", "–", "–"]  # missing numbers are a dash, not a crash
 
 
 def test_report_files_escape_everything_and_mark_missing_sections(tmp_path):

@@ -22,6 +22,7 @@ from qkv.errors import UserError
 # name -> module under qkv.cli (module names avoid clashing with the stdlib/python keywords)
 COMMANDS: dict[str, str] = {
     "compare": "compare_cmd",
+    "sweep": "sweep_cmd",
     "train": "train_cmd",
     "evaluate": "evaluate_cmd",
     "generate": "generate_cmd",

@@ -44,6 +44,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         help="train each model with N seeds (seed, seed+1, ..) and report mean ± spread (default 1)",
     )
+    p.add_argument(
+        "--recipes",
+        default=None,
+        metavar="SWEEP.json",
+        help="train each model with the recipe a `qkv sweep` chose for it (its sweep.json); models the "
+        "sweep did not cover keep the default recipe",
+    )
     p.add_argument("--out", default="runs/compare", help="output directory (default: runs/compare)")
     p.add_argument("--quick", action="store_true", help="a small, fast version (under 2 minutes on a 2-core CPU)")
     p.add_argument("--seed", type=int, default=1)
@@ -105,9 +112,13 @@ def run(args: argparse.Namespace) -> int:
     from qkv.compare.budget import parse_budgets
     from qkv.compare.report import summary_rows, text_table
     from qkv.compare.study import StudyOptions, run_study
+    from qkv.compare.sweep import load_recipes
 
+    recipes = load_recipes(args.recipes) if args.recipes else {}
     busy = _set_threads(args.threads)
     options = StudyOptions(
+        recipes=recipes,
+        recipes_source=args.recipes,
         task=args.task,
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         budget=_budget(args),

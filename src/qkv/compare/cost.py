@@ -67,26 +67,80 @@ def latency(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: int) ->
     }
 
 
+def _training_batch(
+    model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], max_tokens: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch of ``max_tokens`` with the most rows (a representative full batch): ``(src, tgt)`` on the
+    model's device, shapes ``(B, T_s)`` and ``(B, T_t)``."""
+    batcher = TokenBudgetBatcher(seq2seq_lengths(src_ids, tgt_ids), max_tokens, seed=0)
+    index = max(batcher.batches(0), key=len)
+    batch = make_batch(index, src_ids, tgt_ids)
+    assert batch.src is not None, "a seq2seq batch has sources"
+    device = _device(model)
+    return batch.src.to(device), batch.tgt.to(device)
+
+
+def _forward_backward(model: nn.Module, src: torch.Tensor, tgt: torch.Tensor) -> None:
+    """One training forward + backward (teacher forcing, cross-entropy over the non-pad targets)."""
+    logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID)
+    loss.backward()
+
+
 def train_step_memory(
     model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], max_tokens: int
 ) -> tuple[float | None, str]:
     """Peak extra memory (MiB) of one forward + backward on the first full training batch of ``max_tokens``."""
-    batcher = TokenBudgetBatcher(seq2seq_lengths(src_ids, tgt_ids), max_tokens, seed=0)
-    index = max(batcher.batches(0), key=len)  # the batch with the most rows: a representative full batch
-    batch = make_batch(index, src_ids, tgt_ids)
-    device = _device(model)
-    assert batch.src is not None, "a seq2seq batch has sources"
-    src, tgt = batch.src.to(device), batch.tgt.to(device)  # (B, T_s), (B, T_t)
+    src, tgt = _training_batch(model, src_ids, tgt_ids, max_tokens)
     was_training = model.training
     model.train()
-    with PeakMemory(device) as memory:
-        logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID)
-        loss.backward()
-        del logits, loss
+    with PeakMemory(_device(model)) as memory:
+        _forward_backward(model, src, tgt)
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return memory.mib, memory.method
+
+
+def _lstm_layer_flops(x, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """``aten::mkldnn_rnn_layer`` (PyTorch's CPU LSTM layer): the two gate products at every time step,
+    ``2 * T * B * 4H * (I + H)``. ``x`` is time-major ``(T, B, I)``; ``w_ih`` ``(4H, I)``, ``w_hh`` ``(4H, H)``."""
+    steps, batch = x[0], x[1]
+    return 2 * steps * batch * (w_ih[0] * w_ih[1] + w_hh[0] * w_hh[1])
+
+
+def _lstm_layer_backward_flops(x, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """Its backward: the gradients of the input and of the weights, twice the forward."""
+    return 2 * _lstm_layer_flops(x, w_ih, w_hh)
+
+
+def train_flops_per_token(
+    model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], max_tokens: int
+) -> float:
+    """Floating-point operations of one training step (forward + backward) per target token.
+
+    Counted, not estimated: PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode` adds up the matrix
+    products, convolutions and attention kernels (2 FLOPs per multiply-add) of one forward + backward on a
+    full training batch of ``max_tokens``; element-wise work (activations, normalisation, the RNN gates'
+    sigmoids, the optimizer) is not counted; PyTorch's CPU LSTM kernel gets its formula here. For a model
+    made of linear layers this is the familiar ``6 N`` per token (Kaplan et al. 2020): 2N forward, 4N backward.
+    Dropout is off, so the count is exact.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    src, tgt = _training_batch(model, src_ids, tgt_ids, max_tokens)
+    target_tokens = int((tgt[:, 1:] != PAD_ID).sum())
+    was_training = model.training
+    model.eval()  # no dropout: the same operations as training, counted deterministically
+    # FlopCounterMode has no formula for the CPU LSTM kernel (it would count 0): supply it
+    lstm = {
+        torch.ops.aten.mkldnn_rnn_layer: _lstm_layer_flops,
+        torch.ops.aten.mkldnn_rnn_layer_backward: _lstm_layer_backward_flops,
+    }
+    with torch.enable_grad(), FlopCounterMode(display=False, custom_mapping=lstm) as counter:
+        _forward_backward(model, src, tgt)
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return counter.get_total_flops() / max(target_tokens, 1)
 
 
 def decode_memory(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: int) -> float | None:

@@ -87,6 +87,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     header = [
         "model",
         "params",
+        "train MFLOP/token",
         f"{metric} greedy {arrow} [95% CI]",
         f"{metric} greedy, first {n_beam} {arrow}",
         f"{metric} beam, first {n_beam} {arrow}",
@@ -100,6 +101,7 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
             [
                 name,
                 fmt(m.get("params")),
+                _mflops(m),
                 fmt((test.get("greedy") or {}).get(metric)) + _ci_text(test, metric),
                 fmt((test.get("greedy_on_beam_examples") or {}).get(metric)),
                 fmt((test.get("beam") or {}).get(metric)),
@@ -112,6 +114,12 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return header, rows
+
+
+def _mflops(model_entry: dict) -> str:
+    """Training FLOPs per target token (forward + backward, counted by PyTorch), in millions."""
+    flops = model_entry.get("flops_per_token")
+    return fmt(flops / 1e6) if flops else "–"
 
 
 def _ci_text(test: dict, metric: str) -> str:
@@ -291,6 +299,7 @@ def _cost(results: dict) -> tuple[str, str]:
     header = [
         "model",
         "params",
+        "train MFLOP/token",
         "train tok/s",
         "train steps",
         "train s",
@@ -306,6 +315,7 @@ def _cost(results: dict) -> tuple[str, str]:
             [
                 name,
                 fmt(m.get("params")),
+                _mflops(m),
                 fmt(tr.get("tokens_per_s")),
                 fmt(tr.get("steps")),
                 fmt(tr.get("seconds")),
@@ -320,7 +330,9 @@ def _cost(results: dict) -> tuple[str, str]:
     )
     note = (
         f"Latency: greedy decoding of one sequence at a time (batch 1), mean over the first test examples; "
-        f"inference tokens/s: batched greedy decoding of the test set. Memory: {method}."
+        f"inference tokens/s: batched greedy decoding of the test set. Memory: {method}. Train MFLOP/token: "
+        f"matrix products and attention of one training forward + backward per target token, counted by "
+        f"PyTorch's FlopCounterMode on a full batch (element-wise work not counted)."
     )
     return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
 
@@ -455,8 +467,18 @@ def _headline(results: dict) -> str:
         + f". Models: {', '.join(cfg.get('models', []))}. Budget: {cfg.get('budget_text', '?')}. "
         f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
         f"torch {machine.get('torch', '?')} ({machine.get('threads', '?')} threads), "
-        f"device {machine.get('device', '?')}."
+        f"device {machine.get('device', '?')}." + _recipes_text(cfg.get("recipes"))
     )
+
+
+def _recipes_text(recipes: dict | None) -> str:
+    """The sweep's recipes the models trained with (``qkv compare --recipes``), or nothing."""
+    if not recipes or not recipes.get("points"):
+        return ""
+    chosen = "; ".join(
+        f"{model} " + ", ".join(f"{k}={v:g}" for k, v in point.items()) for model, point in recipes["points"].items()
+    )
+    return f" Recipes chosen by a sweep on validation data ({recipes.get('source')}): {chosen}."
 
 
 def _md_anchor(key: str) -> str:

@@ -33,6 +33,7 @@ from qkv.compare import cost, report
 from qkv.compare.budget import Budget, Stopwatch, StudyPlan, fit_probes, study_plan
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.recipes import model_config, optim_recipe
+from qkv.compare.sweep import apply_point
 from qkv.errors import UserError
 from qkv.machine import machine_info
 from qkv.models.config import MODEL_NAMES, RECURRENT_LM_NAMES, ModelConfig
@@ -105,6 +106,8 @@ class StudyOptions:
     warnings: list[str] = field(default_factory=list)  # shown at the top of the report (e.g. a busy machine)
     ladder: tuple[float, ...] | None = None  # budget ladder rungs (None: the plan's default)
     seeds: int = 1  # seeds per model (mean and spread of the test metric)
+    recipes: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> sweep point (qkv sweep)
+    recipes_source: str | None = None  # the sweep.json the recipes came from
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -156,6 +159,7 @@ class Study:
                 "budget": {"kind": self.plan.train.kind, "amount": self.plan.train.amount},
                 "budget_text": self.plan.train.describe(),
                 "plan": dataclasses.asdict(self.plan),
+                "recipes": {"source": options.recipes_source, "points": options.recipes} if options.recipes else None,
             },
             "machine": machine_info(self.device),
             "warnings": list(options.warnings),
@@ -261,6 +265,12 @@ class Study:
         )
 
     def run_config(self, name: str) -> Config:
+        """The model's training config: the family's recipe, with its sweep point when ``--recipes`` gave one."""
+        config = self._family_config(name)
+        point = self.options.recipes.get(name)
+        return apply_point(config, point) if point else config
+
+    def _family_config(self, name: str) -> Config:
         optim, schedule = optim_recipe(name, quick=self.options.quick)
         return Config(
             task=self.task_config(),
@@ -493,6 +503,7 @@ class Study:
         # a full training batch of plan.max_tokens tokens, drawn from test pairs (the same length distribution)
         tgt_ids = run.tgt_tok.encode_batch([e.tgt for e in test])
         train_mib, method = cost.train_step_memory(model, src_ids, tgt_ids, plan.max_tokens)
+        entry["flops_per_token"] = cost.train_flops_per_token(model, src_ids, tgt_ids, plan.max_tokens)
         infer_mib = cost.decode_memory(model, src_ids[:64], max_len)
         entry["memory"] = {
             "train_peak_mib": train_mib,
