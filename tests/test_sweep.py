@@ -103,6 +103,10 @@ def test_load_recipes_errors(tmp_path):
     bad.write_text(json.dumps({"best": {"gru": {"point": {"heads": 2}}}}))
     with pytest.raises(UserError, match="best.gru.point"):
         load_recipes(bad)
+    bad.write_text(json.dumps({"task": "g2p", "best": {"gru": {"point": {"lr": 0.001}}}}))
+    assert load_recipes(bad, task="g2p") == {"gru": {"lr": 0.001}}
+    with pytest.raises(UserError, match="for --task g2p, not translation"):
+        load_recipes(bad, task="translation")
 
 
 def test_compare_trains_with_the_recipes(tmp_path):

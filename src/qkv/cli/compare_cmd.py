@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from qkv.compare.study import StudyOptions, run_study
     from qkv.compare.sweep import load_recipes
 
-    recipes = load_recipes(args.recipes) if args.recipes else {}
+    recipes = load_recipes(args.recipes, task=args.task) if args.recipes else {}
     busy = _set_threads(args.threads)
     options = StudyOptions(
         recipes=recipes,

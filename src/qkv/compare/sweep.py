@@ -156,8 +156,10 @@ def best_points(runs: list[dict], higher_is_better: bool) -> dict[str, dict]:
     return best
 
 
-def load_recipes(path: str | Path) -> dict[str, Point]:
-    """``qkv compare --recipes FILE``: model -> the winning grid point of a sweep's ``sweep.json``."""
+def load_recipes(path: str | Path, task: str | None = None) -> dict[str, Point]:
+    """``qkv compare --recipes FILE``: model -> the winning grid point of a sweep's ``sweep.json``.
+
+    With ``task``, a sweep made for another task is refused (its recipes were chosen on other data)."""
     import json
 
     path = Path(path)
@@ -167,6 +169,8 @@ def load_recipes(path: str | Path) -> dict[str, Point]:
         raise UserError(f"--recipes {path}: no such file (write one with `qkv sweep --out DIR`)") from None
     except (OSError, ValueError) as err:
         raise UserError(f"--recipes {path}: not a readable sweep.json ({err})") from None
+    if task is not None and isinstance(data, dict) and data.get("task") != task:
+        raise UserError(f"--recipes {path}: the sweep was for --task {data.get('task')}, not {task}")
     best = data.get("best") if isinstance(data, dict) else None
     if not isinstance(best, dict) or not best:
         raise UserError(f"--recipes {path}: no 'best' recipes in it (did the sweep finish a run?)")

@@ -22,22 +22,32 @@ Intervals are 95% bootstrap intervals over the test examples.
 """
 
 
-def _value(record: ResultRecord, metric: str) -> str:
-    value = record.metrics.get(metric)
+def _scored(record: ResultRecord, anchor: Anchor | None) -> tuple[dict[str, float], dict[str, dict], str]:
+    """The metrics, intervals and decoding a row compares: the run's own decoding, or the one the published
+    number used (an anchor's ``decoding``, from the run's other decodings; intervals are the primary's only)."""
+    if anchor is None or anchor.decoding is None or anchor.decoding == record.decoding:
+        return record.metrics, record.intervals, record.decoding
+    return record.other_decodings.get(anchor.decoding, {}), {}, anchor.decoding
+
+
+def _value(record: ResultRecord, metric: str, anchor: Anchor | None = None) -> str:
+    metrics, intervals, _ = _scored(record, anchor)
+    value = metrics.get(metric)
     if value is None:
         return "–"
-    ci = record.intervals.get(metric)
+    ci = intervals.get(metric)
     return f"{value:.2f}" + (f" [{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "")
 
 
 def _verdict(record: ResultRecord, anchor: Anchor) -> str:
-    value = record.metrics.get(anchor.metric)
+    metrics, intervals, _ = _scored(record, anchor)
+    value = metrics.get(anchor.metric)
     if value is None:
         return "not measured"
     gap = value - anchor.value if anchor.higher_is_better else anchor.value - value
     if gap >= 0:
         return f"**reaches it** (+{gap:.2f})"
-    ci = record.intervals.get(anchor.metric)
+    ci = intervals.get(anchor.metric)
     if ci and ci["low"] <= anchor.value <= ci["high"]:  # short of it, but not by more than the test set's noise
         return f"**behind** by {-gap:.2f}, inside the 95% interval"
     return f"**behind** by {-gap:.2f}"
@@ -63,9 +73,9 @@ def render(records: list[ResultRecord]) -> str:
             verdict = _verdict(r, anchor) if anchor else "no published anchor"
             lines.append(
                 f"| [{r.recipe}](../results/{r.recipe}) | {r.task}, {r.split} | {r.model} | {r.params:,} | "
-                f"{metric} {_value(r, metric)} | {published} | {verdict} | "
+                f"{metric} {_value(r, metric, anchor)} | {published} | {verdict} | "
                 f"{r.train_seconds / 60:.0f} min, {r.train_steps:,} steps, {r.threads} thread(s) | "
-                f"{r.decoding} |"
+                f"{_scored(r, anchor)[2]} |"
             )
     lines += ["", "## Every metric, every decoding", ""]
     for r in records:
