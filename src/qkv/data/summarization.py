@@ -138,7 +138,11 @@ DATASETS = [
 @dataclass
 class SummarizationTask:
     """Summarization options: ``dataset`` (``aeslc`` | ``samsum``), ``tokenizer``/``vocab_size`` per side,
-    ``max_examples`` caps train, ``max_src_chars``/``truncate`` bound the source length."""
+    ``max_examples`` caps train, ``max_src_chars``/``truncate`` bound the source length. ``shared_vocab``
+    trains one tokenizer on sources and summaries together and uses it for both sides, so a model can
+    share its encoder/decoder embeddings and tie the output layer to them (``model.share_embeddings``,
+    ``model.tie_embeddings``): a word of the source is then the same vector in the summary, which is how
+    Transformer summarizers learn to copy (See et al. 2017 share one vocabulary for the same reason)."""
 
     dataset: str = "samsum"
     data_dir: str | None = None
@@ -147,6 +151,7 @@ class SummarizationTask:
     max_examples: int | None = None
     max_src_chars: int | None = None
     truncate: bool = False
+    shared_vocab: bool = False
     seed: int = 0
     name: str = field(default="summarization", init=False)
     kind: str = field(default="seq2seq", init=False)
@@ -181,6 +186,13 @@ class SummarizationTask:
         return self._cache[split]
 
     def build_tokenizers(self, train: list[Example]):
+        if self.shared_vocab:
+            from qkv.data.tokenizers import train_tokenizer
+
+            if not train:
+                raise UserError("cannot train tokenizers on an empty training split")
+            shared = train_tokenizer(self.tokenizer, [e.src for e in train] + [e.tgt for e in train], self.vocab_size)
+            return shared, shared
         return seq2seq_tokenizers(train, self.tokenizer, self.tokenizer, self.vocab_size, self.vocab_size)
 
     def metric_references(self, examples: list[Example]) -> list[list[str]]:
