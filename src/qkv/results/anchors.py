@@ -27,6 +27,10 @@ MULTI30K_EN_DE = (
     "best text-only en->de test2016 in the literature, a tiny Transformer with beam 5 (shared/data/README.md)"
 )
 
+AESLC_LEAD1 = (
+    "the Lead-1 extractive baseline on the same test set, which a neural model must beat (results/aeslc-lead1)"
+)
+
 # recipe name (configs/<recipe>.yaml) -> anchors
 ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-transformer": [Anchor("bleu_lowercase", 36.5, True, BENTREVETT)],
@@ -44,5 +48,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "samsum-lead3": [
         Anchor("rouge1", 31.40, True, "Gliwa et al. 2019 (SAMSum), Table 2: Lead-3 31.40 / 8.68 ROUGE-1/2")
     ],
+    "aeslc-transformer": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
+    "aeslc-transformer-shared": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
 }
