@@ -239,9 +239,11 @@ class Sweep:
         return any(r["model"] == model and r["point"] == point for r in self.results["runs"])
 
     def run(self) -> dict[str, Any]:
-        from qkv.compare.study import Study, StudyOptions
+        from qkv.compare.study import Study, StudyOptions, resolve_device
+        from qkv.machine import machine_info
 
         self.out.mkdir(parents=True, exist_ok=True)
+        self.results["machine"] = machine_info(resolve_device(self.options.device))
         clock = Stopwatch()
         todo = [(m, p) for m in self.options.models for p in self.points if not self._done(m, p)]
         budget = self.options.budget.describe()
@@ -269,10 +271,10 @@ class Sweep:
             entry = {"model": model, "point": dict(point), **self._score(study, run_dir)}
             entry.update(steps=info["steps"], train_seconds=round(info["seconds"], 1))
             self.results["runs"].append(entry)
-            self._finish(study)
+            self._finish()
             self.log(f"      valid {entry['metric']} {fmt(entry['valid'])}, {entry['steps']} steps")
         if not todo and self.results["runs"]:
-            self._finish(None)
+            self._finish()
         self.results["wall_seconds"] = round(clock.elapsed(), 1)
         self._save()
         return self.results
@@ -301,7 +303,7 @@ class Sweep:
             "flops_per_token": cost.train_flops_per_token(run.model, src_ids, tgt_ids, study.plan.max_tokens),
         }
 
-    def _finish(self, study: Any) -> None:
+    def _finish(self) -> None:
         higher = bool(self.results.get("higher_is_better"))
         self.results["best"] = {
             m: {"point": r["point"], "valid": r["valid"]} for m, r in best_points(self.results["runs"], higher).items()
