@@ -11,6 +11,7 @@ from qkv.cli import main
 from qkv.compare.budget import Budget
 from qkv.compare.study import Study, StudyOptions
 from qkv.compare.sweep import (
+    Sweep,
     SweepOptions,
     apply_point,
     best_points,
@@ -81,6 +82,39 @@ def test_apply_point_width_must_split_into_heads():
         apply_point(_study("transformer").run_config("transformer"), {"width": 66})
 
 
+def test_a_point_that_does_not_fit_a_model_is_refused_before_any_training(tmp_path):
+    """prefix-lm's rotary positions need an even head dimension: width 36 over 4 heads (9) cannot work, and
+    the sweep says so before it trains the other models."""
+    options = SweepOptions(models=["gru", "prefix-lm"], grid={"width": [36]}, out=tmp_path / "s")
+    with pytest.raises(UserError, match="width=36 does not fit model prefix-lm"):
+        Sweep(options)
+    assert not (tmp_path / "s").exists()
+
+
+def test_grid_values_and_models_are_not_repeated():
+    assert parse_grid("lr=1e-3,0.001,3e-3") == {"lr": [0.001, 0.003]}
+    with pytest.raises(UserError, match="each model once"):
+        Sweep(SweepOptions(models=["gru", "gru"]))
+
+
+def test_a_diverging_setting_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    from qkv.compare import sweep as sweep_module
+    from qkv.training.loop import TrainingDiverged
+
+    trained = []
+
+    def fake_train(config, run_dir, budget, **kwargs):
+        trained.append(config.optim.lr)
+        raise TrainingDiverged("loss is nan at step 3")
+
+    monkeypatch.setattr(sweep_module, "train_with_budget", fake_train)
+    options = SweepOptions(models=["gru"], grid={"lr": [0.1, 0.2]}, budget=Budget("steps", 5), out=tmp_path / "s")
+    results = run_sweep(options, log=lambda line: None)
+    assert trained == [0.1, 0.2]  # the second point still ran
+    assert [r["valid"] for r in results["runs"]] == [None, None] and results["best"] == {}
+    assert "diverged" in (tmp_path / "s" / "sweep.md").read_text()
+
+
 def test_best_points_follow_the_metric_direction():
     runs = [
         {"model": "gru", "point": {"lr": 1.0}, "valid": 40.0},
@@ -102,6 +136,18 @@ def test_load_recipes_errors(tmp_path):
         load_recipes(bad)
     bad.write_text(json.dumps({"best": {"gru": {"point": {"heads": 2}}}}))
     with pytest.raises(UserError, match="best.gru.point"):
+        load_recipes(bad)
+    for point, words in [
+        ({"lr": "fast"}, "must be a number"),
+        ({"lr": None}, "must be a number"),
+        ({"width": 2.5}, "whole number"),
+        ({"lr": float("nan")}, "out of range"),
+    ]:
+        bad.write_text(json.dumps({"best": {"gru": {"point": point}}}))
+        with pytest.raises(UserError, match=words):
+            load_recipes(bad)
+    bad.write_text(json.dumps({"best": {"grru": {"point": {"lr": 0.001}}}}))
+    with pytest.raises(UserError, match="best.grru: not a model"):
         load_recipes(bad)
     bad.write_text(json.dumps({"task": "g2p", "best": {"gru": {"point": {"lr": 0.001}}}}))
     assert load_recipes(bad, task="g2p") == {"gru": {"lr": 0.001}}
@@ -125,7 +171,6 @@ def test_sweep_end_to_end_chooses_on_validation_and_resumes(tmp_path):
         grid={"lr": [1e-4, 1e-2], "width": [32]},
         budget=Budget("steps", 30),
         out=tmp_path / "sweep",
-        progress=False,
     )
     results = run_sweep(options, log=lambda line: None)
     runs = results["runs"]

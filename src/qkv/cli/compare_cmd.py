@@ -112,15 +112,24 @@ def run(args: argparse.Namespace) -> int:
     from qkv.compare.budget import parse_budgets
     from qkv.compare.report import summary_rows, text_table
     from qkv.compare.study import StudyOptions, run_study
-    from qkv.compare.sweep import load_recipes
+    from qkv.compare.sweep import load_recipes, sweep_budget
 
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     recipes = load_recipes(args.recipes, task=args.task) if args.recipes else {}
+    warnings = []
+    if args.recipes:
+        without = [m for m in models if m not in recipes]
+        if without:
+            warnings.append(f"--recipes {args.recipes} has no recipe for {', '.join(without)}: default recipe")
+            print(f"warning: {warnings[-1]}", flush=True)
+        recipes = {m: point for m, point in recipes.items() if m in models}
     busy = _set_threads(args.threads)
     options = StudyOptions(
         recipes=recipes,
         recipes_source=args.recipes,
+        recipes_budget=sweep_budget(args.recipes) if args.recipes else None,
         task=args.task,
-        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        models=models,
         budget=_budget(args),
         ladder=tuple(b.amount for b in parse_budgets(args.budgets)) if args.budgets else None,
         seeds=args.seeds,
@@ -132,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         probes=not args.no_probes,
         scaling=not args.no_scaling,
         progress=not args.no_progress,
-        warnings=[busy] if busy else [],
+        warnings=[busy, *warnings] if busy else warnings,
     )
     _sigterm_as_interrupt()
     results = run_study(options)

@@ -115,7 +115,7 @@ def _lstm_layer_backward_flops(x, w_ih, w_hh, *args, out_shape=None, **kwargs) -
 
 def train_flops_per_token(
     model: nn.Module, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]], max_tokens: int
-) -> float:
+) -> float | None:
     """Floating-point operations of one training step (forward + backward) per target token.
 
     Counted, not estimated: PyTorch's :class:`torch.utils.flop_counter.FlopCounterMode` adds up the matrix
@@ -123,10 +123,14 @@ def train_flops_per_token(
     full training batch of ``max_tokens``; element-wise work (activations, normalisation, the RNN gates'
     sigmoids, the optimizer) is not counted; PyTorch's CPU LSTM kernel gets its formula here. For a model
     made of linear layers this is the familiar ``6 N`` per token (Kaplan et al. 2020): 2N forward, 4N backward.
-    Dropout is off, so the count is exact.
+    Dropout is off, so the count is exact. Padding positions are computed, and counted, but the division is by
+    real (non-pad) target tokens: with padding the figure is what a real token costs, above ``6 N``.
+    ``None`` for a recurrent model off the CPU (no formula for the cuDNN RNN kernels: it would count 0).
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    if _device(model).type != "cpu" and any(isinstance(m, nn.RNNBase) for m in model.modules()):
+        return None
     src, tgt = _training_batch(model, src_ids, tgt_ids, max_tokens)
     target_tokens = int((tgt[:, 1:] != PAD_ID).sum())
     was_training = model.training

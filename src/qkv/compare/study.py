@@ -108,6 +108,7 @@ class StudyOptions:
     seeds: int = 1  # seeds per model (mean and spread of the test metric)
     recipes: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> sweep point (qkv sweep)
     recipes_source: str | None = None  # the sweep.json the recipes came from
+    recipes_budget: dict | None = None  # the budget the sweep chose them at ({"kind", "amount"})
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -147,6 +148,13 @@ class Study:
         self.plan = self.plan.with_budget(options.budget, options.ladder)
         self.spec = TASKS[options.task]
         self.clock = Stopwatch()
+        plan_budget = {"kind": self.plan.train.kind, "amount": self.plan.train.amount}
+        if options.recipes and options.recipes_budget and options.recipes_budget != plan_budget:
+            options.warnings.append(
+                f"the recipes ({options.recipes_source}) were chosen at a budget of "
+                f"{options.recipes_budget.get('amount')} {options.recipes_budget.get('kind')}, this comparison "
+                f"trains for {self.plan.train.describe()}"
+            )
         self._greedy: dict[str, tuple[list[str], list]] = {}  # model -> (greedy test outputs, test examples)
         self.results: dict[str, Any] = {
             "qkv_compare": 1,

@@ -66,7 +66,7 @@ def parse_grid(text: str) -> dict[str, list[float]]:
             raise UserError(f"--grid {key}: no values")
         for v in numbers:
             _check_value(key, v)
-        grid[key] = numbers
+        grid[key] = list(dict.fromkeys(numbers))  # a value given twice is one grid point, trained once
     if not grid:
         raise UserError(f"--grid {text!r}: no axes; e.g. --grid 'lr=1e-3,3e-3;warmup=20,60'")
     return grid
@@ -123,6 +123,10 @@ def apply_point(config: Config, point: Mapping[str, float]) -> Config:
                 model.n_encoder_layers = model.n_decoder_layers = layers
         else:  # parse_grid admits only GRID_KEYS
             raise UserError(f"unknown sweep key {key!r}")
+    try:
+        model.validate()
+    except ValueError as err:
+        raise UserError(f"--grid {point_label(point)} does not fit model {model.name}: {err}") from None
     return config
 
 
@@ -136,7 +140,6 @@ class SweepOptions:
     seed: int = 1
     device: str = "auto"
     data_dir: str | None = None
-    progress: bool = True
     command: str = ""
 
 
@@ -156,11 +159,25 @@ def best_points(runs: list[dict], higher_is_better: bool) -> dict[str, dict]:
     return best
 
 
+def sweep_budget(path: str | Path) -> dict | None:
+    """The training budget a sweep chose its recipes at (``{"kind", "amount"}``), if it says."""
+    import json
+
+    try:
+        budget = json.loads(Path(path).read_text()).get("budget")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return budget if isinstance(budget, dict) else None
+
+
 def load_recipes(path: str | Path, task: str | None = None) -> dict[str, Point]:
     """``qkv compare --recipes FILE``: model -> the winning grid point of a sweep's ``sweep.json``.
 
-    With ``task``, a sweep made for another task is refused (its recipes were chosen on other data)."""
+    With ``task``, a sweep made for another task is refused (its recipes were chosen on other data). Every
+    value is checked as ``--grid`` checks it; a model name qkv does not know is refused."""
     import json
+
+    from qkv.compare.study import SEQ2SEQ_MODELS
 
     path = Path(path)
     try:
@@ -176,10 +193,20 @@ def load_recipes(path: str | Path, task: str | None = None) -> dict[str, Point]:
         raise UserError(f"--recipes {path}: no 'best' recipes in it (did the sweep finish a run?)")
     recipes: dict[str, Point] = {}
     for model, entry in best.items():
+        if model not in SEQ2SEQ_MODELS:
+            raise UserError(f"--recipes {path}: best.{model}: not a model qkv compare trains")
         point = entry.get("point") if isinstance(entry, dict) else None
         if not isinstance(point, dict) or any(k not in GRID_KEYS for k in point):
             raise UserError(f"--recipes {path}: best.{model}.point is not a grid point")
-        recipes[model] = {k: float(v) for k, v in point.items()}
+        recipes[model] = {}
+        for key, value in point.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"--recipes {path}: best.{model}.point.{key} must be a number, got {value!r}")
+            try:
+                _check_value(key, float(value))
+            except UserError as err:
+                raise UserError(f"--recipes {path}: best.{model}.point: {err}") from None
+            recipes[model][key] = float(value)
     return recipes
 
 
@@ -197,10 +224,16 @@ class Sweep:
             raise UserError(
                 f"--models: unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SEQ2SEQ_MODELS)}"
             )
+        if len(set(options.models)) != len(options.models):
+            raise UserError(f"--models: each model once, got {','.join(options.models)}")
         self.options, self.log = options, log
         self.out = Path(options.out)
         self.path = self.out / "sweep.json"
         self.points = grid_points(options.grid)
+        for model in options.models:  # every point must fit every model before anything trains
+            study = self._study(model)
+            for point in self.points:
+                apply_point(study.run_config(model), point)
         self.results: dict[str, Any] = {
             "qkv_sweep": 1,
             "task": options.task,
@@ -230,7 +263,7 @@ class Sweep:
         except (OSError, ValueError):
             return  # an unreadable file is replaced, never trusted
         if isinstance(old, dict) and self._same_setup(old):
-            self.results["runs"] = [r for r in old.get("runs", []) if r.get("valid") is not None]
+            self.results["runs"] = [r for r in old.get("runs", []) if r.get("valid") is not None or r.get("error")]
             for key in ("metric", "higher_is_better"):
                 if key in old:
                     self.results[key] = old[key]
@@ -238,9 +271,30 @@ class Sweep:
     def _done(self, model: str, point: Point) -> bool:
         return any(r["model"] == model and r["point"] == point for r in self.results["runs"])
 
+    def _study(self, model: str) -> Any:
+        """The comparison this sweep tunes for, with one model: its task, plan and recipes."""
+        from qkv.compare.study import Study, StudyOptions
+
+        return Study(
+            StudyOptions(
+                task=self.options.task,
+                models=[model],
+                budget=self.options.budget,
+                out=self.out,
+                seed=self.options.seed,
+                device=self.options.device,
+                data_dir=self.options.data_dir,
+                probes=False,
+                scaling=False,
+                progress=False,
+            ),
+            log=self.log,
+        )
+
     def run(self) -> dict[str, Any]:
-        from qkv.compare.study import Study, StudyOptions, resolve_device
+        from qkv.compare.study import resolve_device
         from qkv.machine import machine_info
+        from qkv.training.loop import TrainingDiverged
 
         self.out.mkdir(parents=True, exist_ok=True)
         self.results["machine"] = machine_info(resolve_device(self.options.device))
@@ -249,25 +303,20 @@ class Sweep:
         budget = self.options.budget.describe()
         self.log(f"sweep: {len(todo)} runs of {budget} ({len(self.points)} grid points per model)")
         for i, (model, point) in enumerate(todo, 1):
-            study = Study(
-                StudyOptions(
-                    task=self.options.task,
-                    models=[model],
-                    budget=self.options.budget,
-                    out=self.out,
-                    seed=self.options.seed,
-                    device=self.options.device,
-                    data_dir=self.options.data_dir,
-                    probes=False,
-                    scaling=False,
-                    progress=False,
-                ),
-                log=self.log,
-            )
+            study = self._study(model)
             config = apply_point(study.run_config(model), point)
             run_dir = self.out / "runs" / model / point_label(point)
             self.log(f"[{i}/{len(todo)}] {model} {point_label(point)}")
-            info = train_with_budget(config, run_dir, study.plan.train)
+            try:
+                # validated on the comparison's schedule and scored at its best checkpoint, as qkv compare does
+                info = train_with_budget(
+                    config, run_dir, study.plan.train, eval_every_seconds=study.plan.eval_every_seconds
+                )
+            except TrainingDiverged as err:  # a diverging setting is a result (never chosen), not the end
+                self.results["runs"].append({"model": model, "point": dict(point), "valid": None, "error": str(err)})
+                self._finish()
+                self.log(f"      diverged: {err}")
+                continue
             entry = {"model": model, "point": dict(point), **self._score(study, run_dir)}
             entry.update(steps=info["steps"], train_seconds=round(info["seconds"], 1))
             self.results["runs"].append(entry)
@@ -280,12 +329,13 @@ class Sweep:
         return self.results
 
     def _score(self, study: Any, run_dir: Path) -> dict[str, Any]:
-        """Validation metric (greedy) of the last checkpoint, parameters and training FLOPs per token."""
+        """Validation metric (greedy) of the best checkpoint (the one qkv compare scores), parameters and
+        training FLOPs per token."""
         from qkv.compare import cost
         from qkv.data.tasks import is_seq2seq
         from qkv.training.run import load_run, split_examples
 
-        run = load_run(run_dir, "last", device=study.device)
+        run = load_run(run_dir, "best", device=study.device)
         task = run.task
         assert is_seq2seq(task), "qkv sweep trains seq2seq tasks"
         valid = split_examples(task, "valid", study.plan.max_eval_examples)
@@ -329,7 +379,9 @@ def sweep_markdown(results: dict) -> str:
             fmt(r.get("params")),
             fmt(r["flops_per_token"] / 1e6) if r.get("flops_per_token") else "–",
             fmt(r.get("steps")),
-            "**yes**" if (best.get(r["model"]) or {}).get("point") == r["point"] else "",
+            "**yes**"
+            if (best.get(r["model"]) or {}).get("point") == r["point"]
+            else ("diverged" if r.get("error") else ""),
         ]
         for r in results.get("runs", [])
     ]
