@@ -80,6 +80,7 @@ def test_transformer_variants_start_at_the_uniform_loss(name, variant, width, vo
 
 
 def test_without_the_rescale_tied_scaled_embeddings_start_far_above_uniform():
-    """The defect the rescale removes, kept visible: the tied head gives the input token a logit ~ sqrt(E)."""
+    """The defect the zero gain (pre-norm) or the rescale (post-norm) removes, kept visible: without either the
+    tied head gives the input token a logit ~ sqrt(E)."""
     loss = initial_loss(config_for("transformer", 256, tie_embeddings=True, scale_logits=False), 8000)
     assert loss > math.log(8000) + 2.0

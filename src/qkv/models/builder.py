@@ -66,7 +66,7 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
             src_tokens = _token_embedding(config, src_vocab)
         encoder = _encoder(config, src_tokens)
         decoder = _decoder(config, tgt_tokens, cross_attention=True)
-        return Transformer(encoder, decoder, _output(config, tgt_tokens, tgt_vocab), **ids)
+        return Transformer(encoder, decoder, _output(config, tgt_tokens, tgt_vocab, final_norm=decoder.norm), **ids)
     if config.name == "prefix-lm":
         tokens = _token_embedding(config, tgt_vocab + src_vocab)  # target rows first, then source rows
         decoder = _decoder(config, tokens, cross_attention=False)
@@ -74,13 +74,14 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
     if config.name == "gpt":
         tokens = _token_embedding(config, tgt_vocab)
         decoder = _decoder(config, tokens, cross_attention=False)
-        return DecoderOnlyLM(decoder, _output(config, tokens, tgt_vocab), **ids)
+        return DecoderOnlyLM(decoder, _output(config, tokens, tgt_vocab, final_norm=decoder.norm), **ids)
     # encoder: a per-token output layer when tgt_vocab > 0, else hidden states (BERT's BertModel)
     tokens = _token_embedding(config, src_vocab)
     head = None
+    encoder = _encoder(config, tokens)
     if tgt_vocab > 0:
-        head = _output(config, tokens if src_vocab == tgt_vocab else None, tgt_vocab)
-    return EncoderOnly(_encoder(config, tokens), head, **ids)
+        head = _output(config, tokens if src_vocab == tgt_vocab else None, tgt_vocab, final_norm=encoder.norm)
+    return EncoderOnly(encoder, head, **ids)
 
 
 def _recurrent(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, int]) -> RecurrentSeq2Seq:
@@ -218,17 +219,29 @@ def _decoder(config: ModelConfig, tokens: nn.Embedding, *, cross_attention: bool
 
 
 def _output(
-    config: ModelConfig, tokens: nn.Embedding | None, vocab: int, *, width: int | None = None
+    config: ModelConfig,
+    tokens: nn.Embedding | None,
+    vocab: int,
+    *,
+    width: int | None = None,
+    final_norm: nn.Module | None = None,
 ) -> OutputProjection:
     """The logits layer, started so that the initial loss is ``ln V`` (see :mod:`qkv.models.output_projection`).
 
     Untied (the default): small random weights, so every logit starts near zero. Tied: the input embedding
     is still in each position's residual stream, so the shared matrix would give the input token a large
-    logit; T5's ``d_model ** -0.5`` rescale (``scale_logits``, on by default when tied) removes it.
+    logit. A pre-norm stack (``final_norm``, its last LayerNorm) starts that norm's gain at zero instead:
+    every logit starts at exactly 0 and the gain, not the embeddings, learns the logits' scale (Adam's
+    steps do not depend on the gradient's size, so the gain grows from the first step). Without a final
+    norm (post-norm), T5's ``d_model ** -0.5`` rescale removes the input token's logit, at the price of
+    logits capped near the embeddings' norm (``scale_logits``; docs/models.md).
     ``width`` is the size of the hidden state it reads (default ``d_model``; a recurrent LM's ``hidden_size``).
     """
     tied = config.tie_embeddings and tokens is not None
-    scale_logits = tied if config.scale_logits is None else config.scale_logits
+    zero_gain = tied and config.scale_logits is None and isinstance(final_norm, nn.LayerNorm)
+    scale_logits = (tied and not zero_gain) if config.scale_logits is None else config.scale_logits
+    if zero_gain and isinstance(final_norm, nn.LayerNorm):
+        nn.init.zeros_(final_norm.weight)
     head = OutputProjection(
         config.d_model if width is None else width,
         vocab,
