@@ -162,6 +162,23 @@ def test_compare_trains_with_the_recipes(tmp_path):
     assert study.results["config"]["recipes"] == {"source": "s.json", "points": {"gru": {"lr": 0.0005, "width": 40}}}
 
 
+def test_recipes_chosen_at_another_budget_are_flagged_in_the_report():
+    options = StudyOptions(
+        models=["gru"],
+        budget=Budget("seconds", 45.0),
+        recipes={"gru": {"lr": 0.003}},
+        recipes_source="s.json",
+        recipes_budget={"kind": "seconds", "amount": 20.0},
+        probes=False,
+        scaling=False,
+    )
+    warnings = Study(options).results["warnings"]
+    assert len(warnings) == 1 and "20.0 seconds" in warnings[0] and "45 s" in warnings[0]
+    assert options.warnings == []  # the caller's options are left as they were
+    options.recipes_budget = {"kind": "seconds", "amount": 45.0}
+    assert Study(options).results["warnings"] == []
+
+
 def test_sweep_end_to_end_chooses_on_validation_and_resumes(tmp_path):
     """Two learning rates for a tiny GRU: the one with the better validation WER is chosen (checked
     against the runs themselves), and a second run of the same sweep trains nothing."""

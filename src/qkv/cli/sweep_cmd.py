@@ -43,12 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qkv.cli.compare_cmd import _set_threads
     from qkv.compare.budget import parse_budget
-    from qkv.compare.sweep import SweepOptions, point_label, run_sweep
+    from qkv.compare.sweep import SweepOptions, parse_grid, point_label, run_sweep
 
     options = SweepOptions(
         task=args.task,
         models=[m.strip() for m in args.models.split(",") if m.strip()],
-        grid=_grid(args.grid),
+        grid=parse_grid(args.grid),
         budget=parse_budget(args.budget),
         out=Path(args.out),
         seed=args.seed,
@@ -63,9 +63,3 @@ def run(args: argparse.Namespace) -> int:
     table, data = options.out / "sweep.md", options.out / "sweep.json"
     print(f"sweep: {table} ({data}); train with it: qkv compare --recipes {data}")
     return 0
-
-
-def _grid(text: str):
-    from qkv.compare.sweep import parse_grid
-
-    return parse_grid(text)

@@ -148,9 +148,10 @@ class Study:
         self.plan = self.plan.with_budget(options.budget, options.ladder)
         self.spec = TASKS[options.task]
         self.clock = Stopwatch()
+        warnings = list(options.warnings)  # (the caller's options are not changed)
         plan_budget = {"kind": self.plan.train.kind, "amount": self.plan.train.amount}
         if options.recipes and options.recipes_budget and options.recipes_budget != plan_budget:
-            options.warnings.append(
+            warnings.append(
                 f"the recipes ({options.recipes_source}) were chosen at a budget of "
                 f"{options.recipes_budget.get('amount')} {options.recipes_budget.get('kind')}, this comparison "
                 f"trains for {self.plan.train.describe()}"
@@ -170,7 +171,7 @@ class Study:
                 "recipes": {"source": options.recipes_source, "points": options.recipes} if options.recipes else None,
             },
             "machine": machine_info(self.device),
-            "warnings": list(options.warnings),
+            "warnings": warnings,
             "sections": {name: {"status": "not run"} for name in self.SECTIONS},
             "task": {},
             "models": {name: {} for name in options.models},

@@ -215,17 +215,10 @@ class Sweep:
     ``sweep.json`` and ``sweep.md`` under ``options.out``, and returns the results dict."""
 
     def __init__(self, options: SweepOptions, log: Callable[[str], None] = print) -> None:
-        from qkv.compare.study import SEQ2SEQ_MODELS, TASKS
+        from qkv.compare.study import StudyOptions
 
-        if options.task not in TASKS:
-            raise UserError(f"--task {options.task!r}: qkv sweep runs on {', '.join(TASKS)}")
-        bad = [m for m in options.models if m not in SEQ2SEQ_MODELS]
-        if bad or not options.models:
-            raise UserError(
-                f"--models: unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SEQ2SEQ_MODELS)}"
-            )
-        if len(set(options.models)) != len(options.models):
-            raise UserError(f"--models: each model once, got {','.join(options.models)}")
+        # the comparison's own checks of task, models and device (one place for them)
+        StudyOptions(task=options.task, models=list(options.models), device=options.device).check()
         self.options, self.log = options, log
         self.out = Path(options.out)
         self.path = self.out / "sweep.json"

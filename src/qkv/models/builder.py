@@ -240,7 +240,8 @@ def _output(
     tied = config.tie_embeddings and tokens is not None
     zero_gain = tied and config.scale_logits is None and isinstance(final_norm, nn.LayerNorm)
     scale_logits = (tied and not zero_gain) if config.scale_logits is None else config.scale_logits
-    if zero_gain and isinstance(final_norm, nn.LayerNorm):
+    if zero_gain:
+        assert isinstance(final_norm, nn.LayerNorm)  # (for the type checker: zero_gain implies it)
         nn.init.zeros_(final_norm.weight)
     head = OutputProjection(
         config.d_model if width is None else width,
