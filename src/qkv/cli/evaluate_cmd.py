@@ -41,7 +41,15 @@ def run(args: argparse.Namespace) -> int:
     examples: int | None = None
     if is_lm(task):
         text = split_text(task, split, args.max_examples)
-        metrics = evaluate_lm(loaded.model, task, text, loaded.tgt_tok, config.training.context, len(text))
+        metrics = evaluate_lm(
+            loaded.model,
+            task,
+            text,
+            loaded.tgt_tok,
+            config.training.context,
+            len(text),
+            carry_state=config.training.carry_state,
+        )
     elif is_seq2seq(task):
         data = split_examples(task, split, args.max_examples)
         max_len = args.max_len or config.eval.max_len

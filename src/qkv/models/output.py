@@ -53,11 +53,14 @@ class ModelOutput:
       over allowed keys; also readable as a mapping, ``attentions["cross"]``). Recurrent alignments are
       ``cross``: one layer, one head.
     - ``hidden``: the final hidden states ``(B, T, E)`` (before the output projection), when the model has them.
+    - ``state``: recurrent language models only, the recurrent state after the last token (a
+      ``RecurrentState``), which truncated backpropagation through time carries into the next segment.
     """
 
     logits: Tensor
     attentions: Attentions | None = None
     hidden: Tensor | None = None
+    state: Any = None
 
 
 @dataclass

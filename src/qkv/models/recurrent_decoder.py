@@ -46,6 +46,14 @@ class RecurrentState:
     cell: Tensor | None = None  # (L, B, H), LSTM only
     feed: Tensor | None = None  # (B, H): the previous attentional state h~ (Luong input feeding)
 
+    def detach(self) -> RecurrentState:
+        """The same values, cut from the autograd graph (truncated BPTT carries the state, not its history)."""
+        return RecurrentState(
+            hidden=self.hidden.detach(),
+            cell=None if self.cell is None else self.cell.detach(),
+            feed=None if self.feed is None else self.feed.detach(),
+        )
+
     def select(self, index: Tensor) -> RecurrentState:
         """Keep/duplicate batch rows ``index (B',)`` (beam search)."""
         return RecurrentState(

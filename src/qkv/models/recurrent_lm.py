@@ -23,10 +23,12 @@ step to step.
 The model speaks the same decoding interface as the GPT (:mod:`qkv.models.decoder_only`): ``kind =
 "lm"``, ``encode(None) -> None``, and ``decode_step`` with an explicit
 :class:`~qkv.models.recurrent_decoder.RecurrentState` (the ``(L, B, H)`` hidden and, for LSTMs, cell
-states) instead of a KV cache, so :mod:`qkv.decoding` continues prompts with it unchanged. Every window
-starts from the zero state (as the GPT starts from an empty cache): qkv's LM training draws random
-windows and its evaluation scores non-overlapping ones, so the state is not carried across windows as
-in Zaremba et al.'s truncated backpropagation through the whole corpus.
+states) instead of a KV cache, so :mod:`qkv.decoding` continues prompts with it unchanged. By default
+every window starts from the zero state (as the GPT starts from an empty cache): qkv's LM training draws
+random windows and its evaluation scores non-overlapping ones. With ``training.carry_state`` the run is
+Zaremba et al.'s truncated backpropagation through time instead: ``forward(tokens, state=...)`` starts
+from the state the previous segment ended with and returns its own final state in ``ModelOutput.state``
+(:class:`qkv.training.batches.LMSegmentStream`), and evaluation carries the state through the text.
 
 Notation: ``B`` batch, ``t`` new tokens, ``E`` embedding size, ``L`` layers, ``H`` hidden size,
 ``V`` vocabulary.
@@ -88,13 +90,17 @@ class RecurrentLM(nn.Module):
             cell = None
         return outputs, RecurrentState(hidden=hidden, cell=cell)
 
-    def forward(self, tokens: Tensor, *, need_weights: bool = False) -> ModelOutput:
-        """``tokens (B, T)`` (right-padded) -> next-token logits ``(B, T, V)``, from the zero state.
+    def forward(
+        self, tokens: Tensor, *, state: RecurrentState | None = None, need_weights: bool = False
+    ) -> ModelOutput:
+        """``tokens (B, T)`` (right-padded) -> next-token logits ``(B, T, V)``, from ``state`` (``None``: the
+        zero state); ``ModelOutput.state`` is the state after the last token (not detached).
 
         A recurrent model has no attention weights: ``attentions`` is always ``None``.
         """
-        outputs, _ = self._run(tokens, self.init_state(None, tokens.size(0)))  # (B, T, H)
-        return ModelOutput(self.lm_head(self.dropout(outputs)), None, outputs)
+        start = self.init_state(None, tokens.size(0)) if state is None else state
+        outputs, final = self._run(tokens, start)  # (B, T, H)
+        return ModelOutput(self.lm_head(self.dropout(outputs)), None, outputs, state=final)
 
     # -- the decoding interface --
     def encode(self, src: None = None) -> None:

@@ -145,8 +145,11 @@ def collect_run(
     samples = ""
     if is_lm(task):
         text = split_text(task, name, None)
-        record.decoding = "teacher-forced"
-        record.metrics = evaluate_lm(run.model, task, text, run.tgt_tok, config.training.context, len(text))
+        carried = config.training.carry_state  # truncated BPTT: scored with the state carried through the text
+        record.decoding = "teacher-forced, state carried" if carried else "teacher-forced"
+        record.metrics = evaluate_lm(
+            run.model, task, text, run.tgt_tok, config.training.context, len(text), carry_state=carried
+        )
         samples = _lm_sample(run)
     elif is_seq2seq(task):
         data = split_examples(task, name, None)

@@ -6,6 +6,9 @@ Two streams, one per task kind:
   :class:`qkv.data.TokenBudgetBatcher` (batching by length, Vaswani et al. 2017, section 5.1).
 - :class:`LMStream`: ``batch_size`` random windows of ``context + 1`` tokens from one long token stream
   (the sampling of nanoGPT's ``get_batch``), drawn with a private ``torch.Generator``.
+- :class:`LMSegmentStream`: truncated backpropagation through time for recurrent language models
+  (Zaremba et al. 2014): the token stream cut into ``batch_size`` parallel streams, read in consecutive
+  segments, with the recurrent state carried (detached) from one step to the next.
 
 Every process computes the same *global* batch and keeps the rows ``rank::world``; it also knows the
 global number of target tokens, so each process can scale its summed loss such that DDP's gradient
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -30,12 +34,19 @@ class StepBatch:
     ``src (B, T_s) | None``; ``tgt (B, T_t)`` (seq2seq: BOS ... EOS padded; lm: a window of T+1 tokens);
     ``global_tokens``: target tokens in the whole global batch; ``weight``: 0 when this process got no
     real rows (it then runs one dummy row so DDP still sees every parameter's gradient).
+
+    Truncated BPTT (:class:`LMSegmentStream`) only: ``carried`` says the segment continues the previous
+    one, and ``state`` is the recurrent state to start from (``None``: the zero state); the loss function
+    sets ``final_state`` (detached) after the forward pass, for the stream to carry into the next step.
     """
 
     src: torch.Tensor | None
     tgt: torch.Tensor
     global_tokens: int
     weight: float = 1.0
+    carried: bool = False
+    state: Any = None
+    final_state: Any = None
 
 
 class Seq2SeqStream:
@@ -110,3 +121,65 @@ class LMStream:
     @property
     def epoch(self) -> float:
         return self.windows_drawn * self.context / max(len(self.ids), 1)
+
+
+class LMSegmentStream:
+    """Consecutive segments of ``batch_size`` parallel token streams, for truncated BPTT.
+
+    The training tokens are cut into ``B = batch_size`` contiguous streams of ``n = len(ids) // B`` tokens
+    (row ``b`` holds tokens ``b n .. (b + 1) n - 1``), and step ``k`` of an epoch reads tokens
+    ``k T .. k T + T`` of every row (``T = context``: ``T`` inputs, their ``T`` next tokens as targets).
+    The next segment starts where this one's inputs ended, so after each step the model's final state is
+    handed back with :meth:`carry` and becomes the next segment's starting state: gradients flow through
+    ``T`` steps, the state through the whole epoch (Zaremba et al. 2014, section 4: "we unroll the LSTM for
+    35 steps" and initialise each minibatch's state with the previous one's final state). A new epoch
+    starts again from the first token with the zero state. The order is fixed, so there is no generator:
+    the position and the carried state are the whole data state (both are checkpointed).
+    """
+
+    def __init__(self, ids: torch.Tensor, batch_size: int, context: int) -> None:
+        self.batch_size, self.context = batch_size, context
+        per_row = len(ids) // batch_size
+        if per_row < context + 1:
+            from qkv.errors import UserError
+
+            raise UserError(
+                f"training text has {len(ids)} tokens: cut into training.batch_size = {batch_size} streams, each"
+                f" has {per_row}, fewer than training.context + 1 = {context + 1}"
+            )
+        self.rows = ids[: batch_size * per_row].view(batch_size, per_row)  # (B, n): B contiguous streams
+        self.segments_per_epoch = (per_row - 1) // context
+        self.segments_read = 0  # over all epochs
+        self.state: Any = None  # the state after the last segment read (None: start from zeros)
+
+    def next(self) -> StepBatch:
+        index = self.segments_read % self.segments_per_epoch
+        if index == 0:  # a new epoch starts from the first token, with the zero state
+            self.state = None
+        start = index * self.context
+        segment = self.rows[:, start : start + self.context + 1]  # (B, T + 1)
+        self.segments_read += 1
+        return StepBatch(None, segment, self.batch_size * self.context, carried=True, state=self.state)
+
+    def carry(self, final_state: Any) -> None:
+        """The state the model ended the last segment with: the next segment starts from it."""
+        self.state = final_state
+
+    def state_dict(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        tensors = {}
+        if self.state is not None:
+            tensors["data.carry.hidden"] = self.state.hidden
+            if self.state.cell is not None:
+                tensors["data.carry.cell"] = self.state.cell
+        return {"segments_read": self.segments_read}, tensors
+
+    def load_state_dict(self, data: dict, tensors: dict[str, torch.Tensor]) -> None:
+        from qkv.models.recurrent_decoder import RecurrentState
+
+        self.segments_read = int(data["segments_read"])
+        hidden = tensors.get("data.carry.hidden")
+        self.state = None if hidden is None else RecurrentState(hidden=hidden, cell=tensors.get("data.carry.cell"))
+
+    @property
+    def epoch(self) -> float:
+        return self.segments_read / self.segments_per_epoch

@@ -111,6 +111,10 @@ class TrainingConfig:
     save_every: int = 0  # also write checkpoints/last every N steps (0 = only at each evaluation)
     save_every_seconds: float = 300.0  # and once this much wall-clock time passed since the last save (0 = off)
     average_last: int = 0  # keep the last N step checkpoints and write checkpoints/averaged (0 = off)
+    # lm with lstm-lm/gru-lm only: truncated backpropagation through time (Zaremba et al. 2014) -- batch_size
+    # parallel streams read in consecutive segments of `context` tokens, the state carried from step to step;
+    # evaluation then carries the state through the text too (default: random windows from the zero state)
+    carry_state: bool = False
 
     def check(self) -> list[tuple[str, str]]:
         errors = []
@@ -252,10 +256,39 @@ def from_dict(data: dict, where: _Where | None = None) -> Config:
     for section in ("task", "optim", "schedule", "training", "eval"):
         errors += [(f"{section}.{k}", msg) for k, msg in getattr(config, section).check()]
     errors += _check_model(config.model, where)
+    errors += _check_carry_state(config)
     if errors:
         key, msg = errors[0]
         raise UserError(f"{where(key)}: {msg}" if msg.startswith(key) else f"{where(key)}: {key}: {msg}")
     return config
+
+
+def _check_carry_state(config: Config) -> list[tuple[str, str]]:
+    """``training.carry_state`` needs a recurrent language model and one micro-batch per step (the next
+    segment's starting state is the previous segment's final state)."""
+    if not config.training.carry_state:
+        return []
+    from qkv.models.config import RECURRENT_LM_NAMES
+
+    key = "training.carry_state"
+    if config.task.name != "lm" or config.model.name not in RECURRENT_LM_NAMES:
+        names = "/".join(RECURRENT_LM_NAMES)
+        return [
+            (
+                key,
+                f"carries a recurrent state: needs task lm with model {names}, got task "
+                f"{config.task.name} with model {config.model.name}",
+            )
+        ]
+    if config.training.grad_accum != 1:
+        return [
+            (
+                key,
+                f"needs training.grad_accum = 1 (each segment starts from the previous one's final "
+                f"state), got {config.training.grad_accum}",
+            )
+        ]
+    return []
 
 
 def _check_model(model: ModelConfig, where: _Where) -> list[tuple[str, str]]:

@@ -4,7 +4,9 @@
   target tokenizer, scored by ``task.score`` (sacreBLEU, ROUGE, WER/PER, ...); plus the teacher-forced
   validation loss (mean negative log-likelihood per target token, no label smoothing).
 - Language models: the mean negative log-likelihood per token over non-overlapping windows of the split,
-  its perplexity ``exp(loss)`` and bits per token ``loss / ln 2``.
+  its perplexity ``exp(loss)`` and bits per token ``loss / ln 2``. A recurrent LM trained with truncated
+  BPTT (``training.carry_state``) is scored as Zaremba et al. score theirs: the split cut into a few long
+  streams, each read segment by segment with the state carried through.
 
 Nothing here draws from the global random generators, so evaluating in the middle of training does not
 change what training does next (exact resumption relies on that).
@@ -51,14 +53,32 @@ def seq2seq_loss(model: nn.Module, src_ids: list[list[int]], tgt_ids: list[list[
 
 
 @torch.no_grad()
-def lm_nll(model: nn.Module, ids: list[int], context: int, max_tokens: int, batch_size: int = 16) -> tuple[float, int]:
+def lm_nll(
+    model: nn.Module,
+    ids: list[int],
+    context: int,
+    max_tokens: int,
+    batch_size: int = 16,
+    *,
+    carry_state: bool = False,
+) -> tuple[float, int]:
     """Summed NLL (nats) and number of predicted tokens over non-overlapping windows of ``context`` tokens,
-    using at most the first ``max_tokens`` tokens of ``ids``."""
+    using at most the first ``max_tokens`` tokens of ``ids``.
+
+    ``carry_state`` (recurrent LMs): instead, cut those tokens into ``batch_size`` contiguous streams and
+    read each in segments of ``context`` tokens, every segment starting from the state the previous one
+    ended with -- each token is predicted from its whole stream so far (all but each stream's first)."""
     was_training = model.training
     model.eval()
-    windows = lm_windows(ids[: max_tokens + 1], context)  # (N, context + 1)
     device = _device(model)
     total, count = 0.0, 0
+    if carry_state:
+        for segment, logits in _carried_segments(model, ids[: max_tokens + 1], context, batch_size, device):
+            total += token_cross_entropy(logits, segment[:, 1:], pad_id=None).item()  # running text: no padding
+            count += count_tokens(segment[:, 1:], pad_id=None)
+        model.train(was_training)
+        return total, count
+    windows = lm_windows(ids[: max_tokens + 1], context)  # (N, context + 1)
     for start in range(0, len(windows), batch_size):
         chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
         logits = model(chunk[:, :-1]).logits  # (B, context, V)
@@ -68,11 +88,37 @@ def lm_nll(model: nn.Module, ids: list[int], context: int, max_tokens: int, batc
     return total, count
 
 
+def _carried_segments(model: nn.Module, ids: list[int], context: int, streams: int, device: torch.device):
+    """Yield ``(segment (B, t + 1), logits (B, t, V))`` reading ``ids`` as ``B`` contiguous streams in
+    consecutive segments of ``t <= context`` inputs, the recurrent state carried from segment to segment."""
+    streams = max(1, min(streams, (len(ids) - 1) // max(context, 1)))  # each stream gets >= one full segment
+    per_row = len(ids) // streams
+    if per_row < 2:
+        from qkv.errors import UserError
+
+        raise UserError(f"text has {len(ids)} tokens, too few to score")
+    rows = torch.as_tensor(ids[: streams * per_row], dtype=torch.long).view(streams, per_row).to(device)  # (B, n)
+    state = None
+    for start in range(0, per_row - 1, context):
+        segment = rows[:, start : start + context + 1]  # (B, t + 1): t inputs and their next tokens
+        out = model(segment[:, :-1], state=state)
+        state = out.state
+        yield segment, out.logits
+
+
 def evaluate_lm(
-    model: nn.Module, task: LanguageModelingTask, text: str, tok: Tokenizer, context: int, max_tokens: int
+    model: nn.Module,
+    task: LanguageModelingTask,
+    text: str,
+    tok: Tokenizer,
+    context: int,
+    max_tokens: int,
+    *,
+    carry_state: bool = False,
 ) -> dict[str, float]:
-    """``loss``, ``ppl``, ``bits_per_token`` (and ``bpc`` for character-level tasks) on ``text``."""
-    nll, count = lm_nll(model, tok.encode(text), context, max_tokens)
+    """``loss``, ``ppl``, ``bits_per_token`` (and ``bpc`` for character-level tasks) on ``text``;
+    ``carry_state``: see :func:`lm_nll`."""
+    nll, count = lm_nll(model, tok.encode(text), context, max_tokens, carry_state=carry_state)
     # character-level: one token per character, so the scored text is its first `count + 1` characters
     chars = text[: count + 1][1:] if getattr(task, "level", None) == "char" else None
     return {k: float(v) for k, v in task.score_nll(nll, count, chars).items()}

@@ -44,7 +44,7 @@ from qkv.errors import UserError
 from qkv.special import PAD_ID
 from qkv.training import checkpoint as ckpt
 from qkv.training import distributed, rng
-from qkv.training.batches import LMStream, Seq2SeqStream, StepBatch
+from qkv.training.batches import LMSegmentStream, LMStream, Seq2SeqStream, StepBatch
 from qkv.training.config import Config, save_config
 from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, primary
 from qkv.training.interrupt import StopRequest
@@ -113,11 +113,15 @@ def _train(
         src_tok.save(out / "tokenizer" / "src")
         tgt_tok.save(out / "tokenizer" / "tgt")
 
-    if task.kind == "lm":
+    stream: Seq2SeqStream | LMStream | LMSegmentStream
+    if task.kind == "lm" and tc.carry_state:
+        if dist.enabled:  # each process would carry its own rows' state, and only rank 0 saves checkpoints
+            raise UserError("training.carry_state runs in one process (not under torchrun)")
         train_ids = torch.tensor(tgt_tok.encode(train_data), dtype=torch.long)
-        stream: Seq2SeqStream | LMStream = LMStream(
-            train_ids, tc.batch_size, tc.context, tc.seed, dist.rank, dist.world
-        )
+        stream = LMSegmentStream(train_ids, tc.batch_size, tc.context)
+    elif task.kind == "lm":
+        train_ids = torch.tensor(tgt_tok.encode(train_data), dtype=torch.long)
+        stream = LMStream(train_ids, tc.batch_size, tc.context, tc.seed, dist.rank, dist.world)
     else:
         src_ids, tgt_ids = encode_pairs(train_data, src_tok, tgt_tok, config)
         stream = Seq2SeqStream(src_ids, tgt_ids, tc.max_tokens, tc.seed, dist.rank, dist.world)
@@ -187,6 +191,8 @@ def _train(
                 )
             except NotFinite as err:  # err.replay: a bad loss or gradient, so the weights of step - 1 are suspect
                 raise diverged(str(err), step - 1 if err.replay else step, micro if err.replay else None) from None
+            if isinstance(stream, LMSegmentStream):  # truncated BPTT: the next segment starts from this state
+                stream.carry(micro[-1].final_state)
 
             state["tokens"] += step_tokens
             window_tokens += step_tokens
@@ -431,7 +437,10 @@ def _finite(tensors) -> bool:
 def loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, device: torch.device) -> torch.Tensor:
     """Summed (label-smoothed) cross-entropy over the target tokens of one micro-batch."""
     tgt = mb.tgt.to(device, non_blocking=True)
-    if kind == "lm":
+    if kind == "lm" and mb.carried:  # truncated BPTT: start from the carried state, hand on the final one
+        out = model(tgt[:, :-1], state=mb.state)
+        logits, mb.final_state = out.logits, out.state.detach()  # (B, T, V)
+    elif kind == "lm":
         logits = model(tgt[:, :-1]).logits  # (B, T, V)
     else:
         logits = model(mb.src.to(device, non_blocking=True), tgt[:, :-1]).logits  # (B, T_t - 1, V)
@@ -450,7 +459,15 @@ _loss_sum = loss_sum  # the name the step calls (the fault-injection tests repla
 def _evaluate(model, task, valid_data, src_tok, tgt_tok, config: Config, out: Path, step: int) -> dict:
     ec = config.eval
     if task.kind == "lm":
-        metrics = evaluate_lm(model, task, valid_data, tgt_tok, config.training.context, ec.lm_tokens)
+        metrics = evaluate_lm(
+            model,
+            task,
+            valid_data,
+            tgt_tok,
+            config.training.context,
+            ec.lm_tokens,
+            carry_state=config.training.carry_state,
+        )
         samples = _lm_samples(model, tgt_tok, ec.samples, config.training.context)
     else:
         examples = random_subset(valid_data, ec.max_examples, seed=0)  # the same examples at every evaluation
