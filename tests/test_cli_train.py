@@ -130,3 +130,23 @@ def test_lm_train_evaluate_generate(tmp_path: Path, capsys: pytest.CaptureFixtur
         for _ in range(10):
             tokens.append(int(loaded.model(torch.tensor([tokens])).logits[0, -1].argmax()))
     assert printed == prompt + loaded.tgt_tok.decode(tokens[len(loaded.tgt_tok.encode(prompt)) :])
+
+
+def test_resume_says_when_the_recipe_was_edited_since_the_run_started(tmp_path: Path, capsys) -> None:
+    """``--resume`` trains with the run's saved config; an edited YAML is not silently ignored."""
+    recipe, run = tmp_path / "reverse.yaml", tmp_path / "run"
+    recipe.write_text(SEQ2SEQ.replace("max_steps: 60", "max_steps: 4"))
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    recipe.write_text(SEQ2SEQ.replace("max_steps: 60", "max_steps: 6").replace("lr: 0.005", "lr: 0.001"))
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"continuing with the run's own config {run / 'config.yaml'}" in err
+    assert "optim.lr (0.005 in the run, 0.001 in" in err and "training.max_steps (4 in the run, 6 in" in err
+    # the run's config won: it was complete at 4 steps, so nothing was trained
+    assert json.loads((run / "checkpoints" / "last.json").read_text())["step"] == 4
+    # the documented way to change it: --max-steps; and an unchanged recipe gives no warning
+    recipe.write_text(SEQ2SEQ.replace("max_steps: 60", "max_steps: 4"))
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress", "--resume", "--max-steps", "6"]) == 0
+    assert "continuing with the run's own config" not in capsys.readouterr().err
+    assert json.loads((run / "checkpoints" / "last.json").read_text())["step"] == 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 HELP = "train one model from a YAML recipe (configs/<task>-<model>.yaml)"
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"training.max_steps={args.max_steps}")
     if args.seed is not None:
         overrides.append(f"training.seed={args.seed}")
-    if args.resume and (out / CONFIG_FILE).is_file():
+    if args.resume and (out / CONFIG_FILE).is_file() and (out / CONFIG_FILE).resolve() != config_path.resolve():
+        _warn_if_the_recipe_changed(config_path, out / CONFIG_FILE, overrides)
         config_path = out / CONFIG_FILE  # the run's resolved config is the truth when resuming
     config = load_config(config_path, overrides)
     result = train(config, out, resume=args.resume, progress=not args.no_progress)
@@ -62,3 +64,39 @@ def run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line
         print(json.dumps(summary))
     return 0
+
+
+def _warn_if_the_recipe_changed(recipe: Path, saved: Path, overrides: list[str]) -> None:
+    """``--resume`` trains with the run's own saved config: say so when the recipe named on the command line
+    now differs from it (an edited YAML is ignored; ``--set``/``--max-steps`` are how to change a run)."""
+    from qkv.training.config import load_config, to_dict
+
+    if recipe.is_dir():
+        return
+    try:
+        now, then = _flatten(to_dict(load_config(recipe, overrides))), _flatten(to_dict(load_config(saved, overrides)))
+    except Exception:  # an unreadable recipe: the run's own config is used anyway, and load_config reports it
+        return
+    changed = [
+        f"{key} ({then.get(key)!r} in the run, {now.get(key)!r} in {recipe})"
+        for key in sorted(now.keys() | then.keys())
+        if now.get(key) != then.get(key)
+    ]
+    if changed:
+        print(
+            f"qkv train --resume: continuing with the run's own config {saved}, not {recipe}, which now differs in "
+            + "; ".join(changed[:5])
+            + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+            + " -- pass --set KEY=VALUE (or --max-steps N) to change a resumed run",
+            file=sys.stderr,
+        )
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
