@@ -12,6 +12,7 @@ from torch import nn
 
 from qkv.attention import MultiHeadAttention
 from qkv.models.config import RECURRENT_LM_NAMES, ModelConfig
+from qkv.models.copy import CopyGenerator
 from qkv.models.decoder_only import DecoderOnlyLM
 from qkv.models.embeddings import Embeddings
 from qkv.models.encoder_decoder import Transformer
@@ -66,7 +67,13 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
             src_tokens = _token_embedding(config, src_vocab)
         encoder = _encoder(config, src_tokens)
         decoder = _decoder(config, tgt_tokens, cross_attention=True)
-        return Transformer(encoder, decoder, _output(config, tgt_tokens, tgt_vocab, final_norm=decoder.norm), **ids)
+        copy = None
+        if config.copy:
+            if src_vocab != tgt_vocab:
+                raise ValueError(f"model.copy needs one vocabulary, got src_vocab={src_vocab} tgt_vocab={tgt_vocab}")
+            copy = CopyGenerator(config.d_model)
+        head = _output(config, tgt_tokens, tgt_vocab, final_norm=decoder.norm)
+        return Transformer(encoder, decoder, head, copy=copy, **ids)
     if config.name == "prefix-lm":
         tokens = _token_embedding(config, tgt_vocab + src_vocab)  # target rows first, then source rows
         decoder = _decoder(config, tokens, cross_attention=False)

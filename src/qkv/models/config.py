@@ -83,6 +83,9 @@ class ModelConfig:
     scale_embeddings: bool = True  # multiply token embeddings by sqrt(d_model)
     tie_embeddings: bool = False  # output projection shares the (target) token embedding matrix
     share_embeddings: bool = False  # encoder and decoder share one embedding matrix (needs one vocabulary)
+    # transformer only: a pointer-generator output that can copy source tokens (See et al. 2017; needs one
+    # vocabulary for source and target, e.g. task.options.shared_vocab; qkv.models.copy)
+    copy: bool = False
     # Encoder self-attention masked causally (each source token sees itself and earlier ones), as in a
     # decoder-only model: the probe experiments (benchmarks/recall_causal_vs_bidirectional.py) vary it.
     causal_encoder: bool = False
@@ -126,6 +129,8 @@ class ModelConfig:
         _one_of("positions", self.positions, POSITIONS)
         _one_of("sinusoidal_layout", self.sinusoidal_layout, SINUSOIDAL_LAYOUTS)
         _one_of("activation", self.activation, ACTIVATIONS)
+        if self.copy and self.name != "transformer":
+            raise ValueError(f"model.copy is a Transformer encoder-decoder option, not one of model.name={self.name}")
         for key in ("d_model", "n_heads", "d_ff", "max_len", "hidden_size", "n_rnn_layers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")

@@ -2,7 +2,9 @@
 
 The encoder reads the whole source at once; the decoder predicts target token ``t`` from the target
 prefix (causal self-attention) and the encoder output (cross-attention), and a linear layer -- often
-tied to the target embedding (Press & Wolf 2017) -- turns its states into next-token logits.
+tied to the target embedding (Press & Wolf 2017) -- turns its states into next-token logits. With
+``copy`` (:mod:`qkv.models.copy`, See et al. 2017) the output is a pointer-generator's ``log P`` instead,
+which can also copy source tokens.
 
 Training calls ``forward(src, tgt_in)`` on whole sequences (teacher forcing). Generation uses the
 decoding interface shared with the recurrent models: ``encode`` once, then ``decode_step`` with an
@@ -17,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from qkv.attention.masks import tokens_mask
+from qkv.models.copy import CopyGenerator, CopySource
 from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.transformer_stacks import DecoderState, TransformerDecoder, TransformerEncoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
@@ -33,6 +36,7 @@ class Transformer(nn.Module):
         decoder: TransformerDecoder,
         lm_head: nn.Linear,
         *,
+        copy: CopyGenerator | None = None,
         pad_id: int = PAD_ID,
         bos_id: int = BOS_ID,
         eos_id: int = EOS_ID,
@@ -41,6 +45,7 @@ class Transformer(nn.Module):
         if not decoder.has_cross_attention:
             raise ValueError("an encoder-decoder needs decoder layers with cross-attention")
         self.encoder, self.decoder, self.lm_head = encoder, decoder, lm_head
+        self.copy = copy
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
 
     def forward(self, src: Tensor, tgt_in: Tensor, *, need_weights: bool = False) -> ModelOutput:
@@ -56,13 +61,20 @@ class Transformer(nn.Module):
         attentions = None
         if need_weights:
             attentions = Attentions(encoder_self=enc_weights, decoder_self=self_weights, cross=cross_weights)
-        return ModelOutput(self.lm_head(hidden), attentions, hidden)
+        return ModelOutput(self._logits(hidden, encoded), attentions, hidden)
+
+    def _logits(self, hidden: Tensor, encoded: Encoded) -> Tensor:
+        """Decoder states ``(B, t, E)`` -> logits ``(B, t, V)`` (with ``copy``: the mixture's ``log P``)."""
+        logits = self.lm_head(hidden)  # (B, t, V)
+        if self.copy is None:
+            return logits
+        return self.copy(logits, hidden, encoded.memory, encoded.src_mask, encoded.state.ids).log_probs
 
     # -- the decoding interface --
     def _encode(self, src: Tensor, need_weights: bool) -> tuple[Encoded, list[Tensor]]:
         keep = tokens_mask(src, self.pad_id)  # (B, T_s)
         memory, weights = self.encoder(src, keep, need_weights=need_weights)  # (B, T_s, E)
-        return Encoded(memory, keep), weights
+        return Encoded(memory, keep, CopySource(src) if self.copy is not None else None), weights
 
     def encode(self, src: Tensor) -> Encoded:
         return self._encode(src, need_weights=False)[0]
@@ -73,7 +85,7 @@ class Transformer(nn.Module):
     def decode_step(self, tokens: Tensor, encoded: Encoded, state: DecoderState) -> tuple[Tensor, DecoderState]:
         """Feed the next ``tokens (B, t)``; returns their logits ``(B, t, V)`` and the grown state."""
         hidden, _, _ = self.decoder(tokens, encoded.memory, encoded.src_mask, state=state)  # (B, t, E)
-        return self.lm_head(hidden), state
+        return self._logits(hidden, encoded), state
 
     def reorder(
         self, encoded: Encoded, state: DecoderState, index: Tensor, *, same_rows: bool = False

@@ -104,6 +104,12 @@ def _train(
     train_data = split_data(task, "train", config.task.max_train_examples)
     valid_data = split_data(task, "valid", config.task.max_eval_examples)
     src_tok, tgt_tok = _tokenizers(task, train_data, out, resume)
+    if config.model.copy and not _same_vocabulary(src_tok, tgt_tok):
+        raise UserError(
+            "model.copy points at source tokens, so source and target need one vocabulary: "
+            f"this task built {src_tok.vocab_size} source and {tgt_tok.vocab_size} target tokens",
+            hint="summarization: set task.options.shared_vocab: true",
+        )
     if dist.is_main:
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -635,6 +641,14 @@ def _tokenizers(task, train_data, out: Path, resume: bool):
 
         return load_tokenizer(out / "tokenizer" / "src"), load_tokenizer(out / "tokenizer" / "tgt")
     return task.build_tokenizers(train_data)
+
+
+def _same_vocabulary(src_tok, tgt_tok) -> bool:
+    """Whether every id means the same token on both sides (a copied source id is then a target id)."""
+    if src_tok is tgt_tok:
+        return True
+    n = src_tok.vocab_size
+    return n == tgt_tok.vocab_size and all(src_tok.token(i) == tgt_tok.token(i) for i in range(n))
 
 
 def encode_pairs(examples, src_tok, tgt_tok, config: Config) -> tuple[list[list[int]], list[list[int]]]:

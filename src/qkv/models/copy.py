@@ -1,0 +1,83 @@
+"""Copying from the source: the pointer-generator output of See, Liu & Manning 2017, "Get To The Point:
+Summarization with Pointer-Generator Networks" (section 2.2), on top of a Transformer decoder.
+
+A summary (or a subject line) reuses rare words of its source -- names, numbers, product codes -- that a
+softmax over a fixed vocabulary rarely learns to produce. A pointer-generator can *point* at them instead.
+At every target position the decoder's final state ``h_t`` asks one more attention question: a single head
+of scaled dot-product attention (:func:`qkv.attention.core.attend`) over the encoder states ``m_i`` gives
+copy weights ``a_t`` over the source positions and a context ``c_t = sum_i a_ti m_i``. A gate
+``p_gen = sigmoid(w . [h_t; c_t] + b)`` then mixes generating and copying::
+
+    P(w) = p_gen * softmax(W h_t)_w + (1 - p_gen) * sum_{i : x_i = w} a_ti
+
+Copying needs source and target to share one vocabulary (``task.options.shared_vocab``), so that a source
+token's id is also a target id. The layer returns ``log P`` in place of the logits: it is normalised
+already, so ``log_softmax`` leaves it unchanged and the loss, greedy, beam search and sampling use it
+exactly as they use logits. The gate's bias starts at +2 (``p_gen`` = 0.88), so the initial loss stays
+within ``-ln 0.88`` = 0.13 nats of ``ln V`` on targets that are not in the source.
+
+Notation: ``B`` batch, ``T`` target positions, ``T_s`` source positions, ``E`` model dim, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from qkv.attention.core import attend
+
+GATE_BIAS = 2.0  # initial p_gen = sigmoid(2) = 0.88: the model starts mostly generating
+
+
+@dataclass
+class CopySource:
+    """What the copy layer needs from the source at every decoding step: its token ids ``(B, T_s)``.
+    (Kept in ``Encoded.state`` of a Transformer, and selected with the encoder output for beams.)"""
+
+    ids: Tensor  # (B, T_s)
+
+    def select(self, index: Tensor) -> CopySource:
+        return CopySource(self.ids.index_select(0, index))
+
+
+@dataclass
+class CopyOutput:
+    """``log_probs (B, T, V)``: ``log P`` of the mixture; ``weights (B, T, T_s)``: where each position points;
+    ``p_gen (B, T)``: how much it generates rather than copies."""
+
+    log_probs: Tensor
+    weights: Tensor
+    p_gen: Tensor
+
+
+class CopyGenerator(nn.Module):
+    """Mixes the vocabulary distribution with a pointer distribution over the source tokens."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.gate = nn.Linear(2 * d_model, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, GATE_BIAS)
+
+    def forward(
+        self, vocab_logits: Tensor, hidden: Tensor, memory: Tensor, src_mask: Tensor, src: Tensor
+    ) -> CopyOutput:
+        """``vocab_logits (B, T, V)`` and decoder states ``hidden (B, T, E)``; encoder states ``memory (B, T_s, E)``,
+        ``src_mask (B, T_s)`` (True = a real token), source ids ``src (B, T_s)``."""
+        q = self.query(hidden).unsqueeze(1)  # (B, 1, T, E): one head
+        k = self.key(memory).unsqueeze(1)  # (B, 1, T_s, E)
+        v = memory.unsqueeze(1)  # (B, 1, T_s, E)
+        context, weights = attend(q, k, v, mask=src_mask[:, None, None, :], need_weights=True)  # (B, 1, T, E)
+        context, weights = context.squeeze(1), weights.squeeze(1)  # (B, T, E), (B, T, T_s)
+        p_gen = torch.sigmoid(self.gate(torch.cat([hidden, context], dim=-1)).float())  # (B, T, 1)
+        generate = torch.softmax(vocab_logits.float(), dim=-1)  # (B, T, V)
+        batch, length, n_src = weights.shape
+        pointer = torch.zeros_like(generate).scatter_add_(
+            2, src.unsqueeze(1).expand(batch, length, n_src), weights.float()
+        )  # (B, T, V): each source position's weight added at its token id (padding has weight 0)
+        mixed = p_gen * generate + (1.0 - p_gen) * pointer  # (B, T, V), sums to 1 over V
+        return CopyOutput(mixed.clamp_min(1e-12).log(), weights, p_gen.squeeze(-1))

@@ -1,0 +1,161 @@
+"""The pointer-generator output (``model.copy``; See et al. 2017): the mixture worked by hand, cached
+decoding equal to the full forward, beam scores equal to the full forward's log-probabilities, the
+initial loss, the config errors, and a model that learns to copy tokens it could not generate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from qkv.decoding import beam_search, greedy
+from qkv.errors import UserError
+from qkv.models import ModelConfig, build_model
+from qkv.models.copy import GATE_BIAS, CopyGenerator
+from qkv.special import BOS_ID, EOS_ID, PAD_ID
+
+V = 17
+
+
+def copy_transformer(seed: int = 0, **overrides):
+    torch.manual_seed(seed)
+    fields = dict(
+        name="transformer",
+        d_model=16,
+        n_heads=2,
+        d_ff=32,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        dropout=0.0,
+        max_len=32,
+        copy=True,
+    )
+    fields.update(overrides)
+    return build_model(ModelConfig(**fields), V, V).eval()
+
+
+def test_the_mixture_by_hand():
+    """Zero query/key weights give uniform pointing over the real source tokens; a zero gate weight gives
+    ``p_gen = sigmoid(bias)``. Then ``P(w) = p softmax(z)_w + (1 - p) count_w / n``, padding excluded."""
+    layer = CopyGenerator(4)
+    with torch.no_grad():
+        layer.query.weight.zero_()
+        layer.key.weight.zero_()
+        layer.key.bias.zero_()
+        layer.gate.bias.fill_(0.3)
+    src = torch.tensor([[5, 7, 5, PAD_ID]])  # (1, 4): token 5 twice, one padding position
+    mask = src != PAD_ID
+    memory, hidden = torch.randn(1, 4, 4), torch.randn(1, 2, 4)
+    vocab_logits = torch.randn(1, 2, 9)
+    out = layer(vocab_logits, hidden, memory, mask, src)
+    p = 1.0 / (1.0 + math.exp(-0.3))
+    expected = p * torch.softmax(vocab_logits, dim=-1)
+    expected[..., 5] += (1 - p) * 2 / 3
+    expected[..., 7] += (1 - p) * 1 / 3
+    assert torch.allclose(out.log_probs.exp(), expected, atol=1e-6)
+    assert torch.allclose(out.p_gen, torch.full((1, 2), p))
+    assert torch.allclose(out.weights, torch.tensor([1 / 3, 1 / 3, 1 / 3, 0.0]).expand(1, 2, 4))
+
+
+def test_the_output_is_a_distribution_and_starts_near_uniform():
+    model = copy_transformer()
+    src = torch.randint(3, V, (4, 6), generator=torch.Generator().manual_seed(1))
+    tgt = torch.randint(3, V, (4, 5), generator=torch.Generator().manual_seed(2))
+    log_probs = model(src, tgt).logits  # (B, T, V)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(4, 5), atol=1e-5)
+    assert torch.allclose(torch.log_softmax(log_probs, -1), log_probs, atol=1e-5)  # already normalised
+    # the gate starts at p_gen = sigmoid(2): a token not in the source costs about ln V - ln p_gen
+    outside = torch.tensor([t for t in range(3, V) if t not in src[0].tolist()])
+    loss = -log_probs[0, :, outside].mean()
+    assert loss.item() == pytest.approx(math.log(V) - math.log(1 / (1 + math.exp(-GATE_BIAS))), abs=0.35)
+
+
+def test_cached_decoding_equals_the_full_forward_and_beam_scores_are_its_log_probs():
+    model = copy_transformer(seed=3)
+    with torch.no_grad():  # make the pointer matter: the gate starts at p_gen = 0.5
+        model.copy.gate.bias.zero_()
+    src = torch.tensor([[4, 9, 11, 6, EOS_ID], [8, 8, 5, EOS_ID, PAD_ID]])
+    out = greedy(model, src, max_len=6)
+    for b, tokens in enumerate(out.tokens):
+        tgt_in = torch.tensor([[BOS_ID, *tokens]])
+        full = model(src[b : b + 1], tgt_in).logits[0]  # (T, V)
+        assert full[:-1].argmax(-1).tolist() == tokens[: len(full) - 1]  # greedy by hand agrees
+    found = beam_search(model, src, beam=3, max_len=6, length_penalty=0.0)
+    for b, tokens in enumerate(found.tokens):
+        tgt = [*tokens, EOS_ID] if found.finished[b] else tokens
+        tgt_in = torch.tensor([[BOS_ID, *tgt[:-1]]]) if tgt else torch.tensor([[BOS_ID]])
+        log_probs = model(src[b : b + 1], tgt_in).logits.log_softmax(-1)[0]  # (T, V)
+        expected = sum(log_probs[t, token].item() for t, token in enumerate(tgt))
+        assert found.scores[b] == pytest.approx(expected, abs=1e-4)
+
+
+def test_config_errors_name_the_option():
+    with pytest.raises(ValueError, match="model.copy is a Transformer encoder-decoder option"):
+        build_model(ModelConfig(name="gru-attention", copy=True), V, V)
+    with pytest.raises(ValueError, match="model.copy needs one vocabulary"):
+        build_model(ModelConfig(name="transformer", d_model=16, n_heads=2, copy=True), V, V + 1)
+
+
+def test_training_refuses_two_vocabularies(tmp_path: Path):
+    from qkv.training.config import from_dict
+    from qkv.training.loop import train
+
+    config = from_dict(  # G2P: letters in, phonemes out -- nothing to copy
+        {
+            "task": {"name": "g2p", "options": {"source": "cmudict", "max_examples": 50, "max_eval_examples": 5}},
+            "model": {"name": "transformer", "d_model": 16, "n_heads": 2, "d_ff": 32, "copy": True},
+            "training": {"max_steps": 2},
+        }
+    )
+    with pytest.raises(UserError, match="model.copy points at source tokens") as err:
+        train(config, tmp_path / "run", progress=False)
+    assert "shared_vocab" in str(err.value.hint)
+
+
+def test_the_pointer_learns_to_copy_tokens_the_decoder_never_generated():
+    """Targets are the source's 2nd and 4th tokens, drawn from 60 ids; the output layer's weights for
+    every id are frozen at zero, so generating gives the uniform distribution and only pointing can win.
+    (EOS is never in the source, so the model cannot learn to stop: the first two tokens are scored.)"""
+    torch.manual_seed(0)
+    vocab = 64
+    model = build_model(
+        ModelConfig(
+            name="transformer",
+            d_model=32,
+            n_heads=4,
+            d_ff=64,
+            n_encoder_layers=1,
+            n_decoder_layers=1,
+            dropout=0.0,
+            max_len=16,
+            copy=True,
+        ),
+        vocab,
+        vocab,
+    )
+    with torch.no_grad():
+        model.lm_head.weight.zero_()
+    model.lm_head.weight.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    g = torch.Generator().manual_seed(1)
+
+    def batch(n: int):
+        src = torch.randint(4, vocab, (n, 6), generator=g)
+        tgt = torch.cat([src[:, [1, 3]], torch.full((n, 1), EOS_ID)], dim=1)  # (n, 3)
+        tgt_in = torch.cat([torch.full((n, 1), BOS_ID), tgt[:, :-1]], dim=1)
+        return src, tgt_in, tgt
+
+    for _ in range(300):
+        src, tgt_in, tgt = batch(32)
+        log_probs = model(src, tgt_in).logits
+        loss = torch.nn.functional.nll_loss(log_probs.flatten(0, 1), tgt.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    src, _, tgt = batch(200)
+    found = greedy(model, src, max_len=4)
+    exact = sum(tokens[:2] == row[:2].tolist() for tokens, row in zip(found.tokens, tgt, strict=True)) / 200
+    assert exact > 0.9, exact  # uniform generation alone: 1/60 per token
