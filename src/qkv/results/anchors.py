@@ -50,5 +50,6 @@ ANCHORS: dict[str, list[Anchor]] = {
     ],
     "aeslc-transformer": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "aeslc-transformer-shared": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
+    "aeslc-transformer-copy": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
 }
