@@ -59,6 +59,24 @@ def test_the_mixture_by_hand():
     assert torch.allclose(out.weights, torch.tensor([1 / 3, 1 / 3, 1 / 3, 0.0]).expand(1, 2, 4))
 
 
+def test_log_space_keeps_every_token_finite_and_trainable_when_the_model_copies():
+    """With ``p_gen`` near 0 a token absent from the source still has ``log P = log p_gen + log softmax``
+    (finite, no floor), and label smoothing sends a finite gradient through every token."""
+    layer = CopyGenerator(4)
+    with torch.no_grad():
+        layer.gate.bias.fill_(-40.0)  # p_gen = 4e-18: a probability-space mixture would underflow to 0
+    src = torch.tensor([[5, 7, PAD_ID]])
+    vocab_logits = torch.randn(1, 2, 9, requires_grad=True)
+    out = layer(vocab_logits, torch.randn(1, 2, 4), torch.randn(1, 3, 4), src != PAD_ID, src)
+    absent = torch.tensor([0, 1, 2, 3, 4, 6, 8])
+    expected = -40.0 + torch.log_softmax(vocab_logits, -1)[..., absent]  # log sigmoid(-40) = -40 (to 4e-18)
+    assert torch.allclose(out.log_probs[..., absent], expected, atol=1e-4)
+    loss = torch.nn.functional.cross_entropy(out.log_probs.flatten(0, 1), torch.tensor([5, 8]), label_smoothing=0.1)
+    loss.backward()
+    assert torch.isfinite(vocab_logits.grad).all() and vocab_logits.grad.abs().sum() > 0
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters() if p.grad is not None)
+
+
 def test_the_output_is_a_distribution_and_starts_near_uniform():
     model = copy_transformer()
     src = torch.randint(3, V, (4, 6), generator=torch.Generator().manual_seed(1))
@@ -159,3 +177,14 @@ def test_the_pointer_learns_to_copy_tokens_the_decoder_never_generated():
     found = greedy(model, src, max_len=4)
     exact = sum(tokens[:2] == row[:2].tolist() for tokens, row in zip(found.tokens, tgt, strict=True)) / 200
     assert exact > 0.9, exact  # uniform generation alone: 1/60 per token
+
+
+def test_summary_shows_the_copy_knob_and_refuses_two_vocabularies_clearly(capsys):
+    from qkv.cli import main
+
+    recipe = "configs/aeslc-transformer-copy.yaml"
+    assert main(["summary", recipe, "--src-vocab", "100", "--tgt-vocab", "200"]) == 2
+    assert "needs one vocabulary, got src_vocab=100 tgt_vocab=200" in capsys.readouterr().err
+    assert main(["summary", recipe, "--src-vocab", "100", "--tgt-vocab", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "copy=True" in out.replace(" ", "") or "copy: True" in out, out[:800]

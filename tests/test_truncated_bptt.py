@@ -70,6 +70,38 @@ def test_the_stream_state_round_trips_with_the_carried_state():
     assert torch.equal(a.state.hidden, b.state.hidden) and torch.equal(a.state.cell, b.state.cell)
 
 
+def test_a_resumed_stream_refuses_another_geometry():
+    stream = LMSegmentStream(torch.arange(60), batch_size=3, context=3)
+    stream.next()
+    data, tensors = stream.state_dict()
+    with pytest.raises(ValueError, match="saved for context = 3, this run has 4"):
+        LMSegmentStream(torch.arange(60), batch_size=3, context=4).load_state_dict(data, tensors)
+    with pytest.raises(ValueError, match="saved for batch_size = 3, this run has 2"):
+        LMSegmentStream(torch.arange(60), batch_size=2, context=3).load_state_dict(data, tensors)
+
+
+@pytest.mark.parametrize("name", RECURRENT_LM_NAMES)
+def test_the_training_loss_starts_from_the_carried_state_and_hands_on_the_final_one(name):
+    from qkv.training.batches import StepBatch
+    from qkv.training.loop import loss_sum
+
+    model = tiny(name, seed=4)
+    window = torch.randint(3, VOCAB, (2, 7), generator=torch.Generator().manual_seed(5))  # (B, T + 1)
+    prefix = torch.randint(3, VOCAB, (2, 5), generator=torch.Generator().manual_seed(6))
+    carried = model(prefix).state  # what an earlier segment would have left
+    batch = StepBatch(None, window, 12, carried=True, state=carried)
+    got = loss_sum(model, batch, "lm", 0.0, torch.device("cpu"))
+    # reference: the whole prefix + window in one forward, scoring only the window's targets
+    logits = model(torch.cat([prefix, window[:, :-1]], dim=1)).logits[:, 5:]  # (B, T, V)
+    expected = F.cross_entropy(logits.flatten(0, 1), window[:, 1:].flatten(), reduction="sum")
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    zero = loss_sum(model, StepBatch(None, window, 12, carried=True), "lm", 0.0, torch.device("cpu"))
+    assert abs(zero.item() - expected.item()) > 1e-4 * expected.item()  # 50x the tolerance of the match above
+    assert not batch.final_state.hidden.requires_grad  # detached: no graph reaches into the next step
+    full_state = model(torch.cat([prefix, window[:, :-1]], dim=1)).state
+    assert torch.allclose(batch.final_state.hidden, full_state.hidden, atol=1e-6)
+
+
 def test_too_short_a_text_is_a_clear_error():
     with pytest.raises(UserError, match="batch_size = 4 streams"):
         LMSegmentStream(torch.arange(20), batch_size=4, context=8)
@@ -82,10 +114,7 @@ def test_too_short_a_text_is_a_clear_error():
 def test_segment_by_segment_with_the_state_carried_equals_one_forward(name):
     model = tiny(name)
     tokens = torch.randint(3, VOCAB, (3, 17), generator=torch.Generator().manual_seed(1))  # (B, T)
-    whole = model(tokens)
-    # the reference: PyTorch's own recurrent layer over the whole sequence in one call
-    reference_outputs, _ = model.rnn(model.embedding(tokens))  # (B, T, H)
-    assert torch.allclose(whole.hidden, reference_outputs, atol=1e-6)
+    whole = model(tokens)  # the reference: one call of the recurrent layer over the whole sequence
     state, pieces = None, []
     for start in range(0, 17, 5):
         out = model(tokens[:, start : start + 5], state=state)

@@ -53,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
         from qkv.training.config import load_config
 
         config = load_config(args.source, args.overrides)
-        model = build_model(config.model, args.src_vocab, args.tgt_vocab)
+        try:
+            model = build_model(config.model, args.src_vocab, args.tgt_vocab)
+        except ValueError as err:  # e.g. one shared vocabulary asked for, two sizes given
+            raise UserError(
+                f"{args.source}: {err}", hint="set --src-vocab and --tgt-vocab to sizes it accepts"
+            ) from None
         note = f"(vocabulary sizes assumed: source {args.src_vocab}, target {args.tgt_vocab}; see --src-vocab)"
     info = summarize(model, max_depth=args.depth)
     if args.json:

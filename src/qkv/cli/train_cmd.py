@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides.append(f"training.seed={args.seed}")
     if args.resume and (out / CONFIG_FILE).is_file() and (out / CONFIG_FILE).resolve() != config_path.resolve():
-        _warn_if_the_recipe_changed(config_path, out / CONFIG_FILE, overrides)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, said once
+            _warn_if_the_recipe_changed(config_path, out / CONFIG_FILE, overrides)
         config_path = out / CONFIG_FILE  # the run's resolved config is the truth when resuming
     config = load_config(config_path, overrides)
     result = train(config, out, resume=args.resume, progress=not args.no_progress)

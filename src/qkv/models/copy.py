@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qkv.attention.core import attend
@@ -73,11 +74,16 @@ class CopyGenerator(nn.Module):
         v = memory.unsqueeze(1)  # (B, 1, T_s, E)
         context, weights = attend(q, k, v, mask=src_mask[:, None, None, :], need_weights=True)  # (B, 1, T, E)
         context, weights = context.squeeze(1), weights.squeeze(1)  # (B, T, E), (B, T, T_s)
-        p_gen = torch.sigmoid(self.gate(torch.cat([hidden, context], dim=-1)).float())  # (B, T, 1)
-        generate = torch.softmax(vocab_logits.float(), dim=-1)  # (B, T, V)
+        gate = self.gate(torch.cat([hidden, context], dim=-1)).float()  # (B, T, 1): logit of p_gen
+        log_generate = torch.log_softmax(vocab_logits.float(), dim=-1)  # (B, T, V)
         batch, length, n_src = weights.shape
-        pointer = torch.zeros_like(generate).scatter_add_(
+        pointer = torch.zeros_like(log_generate).scatter_add_(
             2, src.unsqueeze(1).expand(batch, length, n_src), weights.float()
         )  # (B, T, V): each source position's weight added at its token id (padding has weight 0)
-        mixed = p_gen * generate + (1.0 - p_gen) * pointer  # (B, T, V), sums to 1 over V
-        return CopyOutput(mixed.clamp_min(1e-12).log(), weights, p_gen.squeeze(-1))
+        # log P = log(p_gen * generate + (1 - p_gen) * pointer), in log space so that no probability
+        # underflows; tokens absent from the source have log pointer = -inf (the where-twice keeps their
+        # gradient 0 rather than 0 * inf)
+        present = pointer > 0
+        log_pointer = torch.where(present, torch.where(present, pointer, 1.0).log(), float("-inf"))
+        log_probs = torch.logaddexp(F.logsigmoid(gate) + log_generate, F.logsigmoid(-gate) + log_pointer)
+        return CopyOutput(log_probs, weights, torch.sigmoid(gate).squeeze(-1))

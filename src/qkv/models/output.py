@@ -69,7 +69,8 @@ class Encoded:
 
     - ``memory``: ``(B, T_s, E)`` encoder states (for RNNs: the encoder outputs);
     - ``src_mask``: ``(B, T_s)`` bool, True = a real (non-padding) source token;
-    - ``state``: model-specific extras (e.g. an RNN encoder's final hidden state); Transformers leave it None.
+    - ``state``: model-specific extras (e.g. an RNN encoder's final hidden state; a copying Transformer's source
+      ids, :class:`qkv.models.copy.CopySource`); a plain Transformer leaves it None.
     """
 
     memory: Tensor

@@ -46,6 +46,14 @@ class RecurrentState:
     cell: Tensor | None = None  # (L, B, H), LSTM only
     feed: Tensor | None = None  # (B, H): the previous attentional state h~ (Luong input feeding)
 
+    def to(self, device: torch.device) -> RecurrentState:
+        """The same state on ``device`` (a carried state read back from a checkpoint is on the CPU)."""
+        return RecurrentState(
+            hidden=self.hidden.to(device),
+            cell=None if self.cell is None else self.cell.to(device),
+            feed=None if self.feed is None else self.feed.to(device),
+        )
+
     def detach(self) -> RecurrentState:
         """The same values, cut from the autograd graph (truncated BPTT carries the state, not its history)."""
         return RecurrentState(

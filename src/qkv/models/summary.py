@@ -26,6 +26,7 @@ _KNOBS = (
     "scale_embeddings",
     "tie_embeddings",
     "share_embeddings",
+    "copy",
     "max_len",
 )
 _RNN_KNOBS = ("d_model", "rnn_cell", "hidden_size", "n_rnn_layers", "bidirectional", "attention", "input_feeding")

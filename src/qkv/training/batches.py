@@ -171,11 +171,19 @@ class LMSegmentStream:
             tensors["data.carry.hidden"] = self.state.hidden
             if self.state.cell is not None:
                 tensors["data.carry.cell"] = self.state.cell
-        return {"segments_read": self.segments_read}, tensors
+        geometry = {"batch_size": self.batch_size, "context": self.context, "row_tokens": self.rows.size(1)}
+        return {"segments_read": self.segments_read, **geometry}, tensors
 
     def load_state_dict(self, data: dict, tensors: dict[str, torch.Tensor]) -> None:
         from qkv.models.recurrent_decoder import RecurrentState
 
+        now = {"batch_size": self.batch_size, "context": self.context, "row_tokens": self.rows.size(1)}
+        for key, value in now.items():  # the position and the carried state only mean something in these
+            if key in data and data[key] != value:
+                raise ValueError(
+                    f"the carried state was saved for {key} = {data[key]}, this run has {value}: a truncated-BPTT run "
+                    "cannot change training.batch_size, training.context or its training text when it resumes"
+                )
         self.segments_read = int(data["segments_read"])
         hidden = tensors.get("data.carry.hidden")
         self.state = None if hidden is None else RecurrentState(hidden=hidden, cell=tensors.get("data.carry.cell"))

@@ -5,8 +5,9 @@
   validation loss (mean negative log-likelihood per target token, no label smoothing).
 - Language models: the mean negative log-likelihood per token over non-overlapping windows of the split,
   its perplexity ``exp(loss)`` and bits per token ``loss / ln 2``. A recurrent LM trained with truncated
-  BPTT (``training.carry_state``) is scored as Zaremba et al. score theirs: the split cut into a few long
-  streams, each read segment by segment with the state carried through.
+  BPTT (``training.carry_state``) is scored with its state carried through the text, as in Zaremba et al.:
+  the split cut into 16 long streams, each read segment by segment (only each stream's first token is
+  predicted without context -- 16 of PTB's 82k test tokens -- where Zaremba et al. read the test set as one).
 
 Nothing here draws from the global random generators, so evaluating in the middle of training does not
 change what training does next (exact resumption relies on that).

@@ -98,6 +98,9 @@ def _train(
                 _write_average(checkpoints, tc.average_last)
         return {"step": done["step"], "best": done["best"], "metrics": {}, "complete": done["why"]}
 
+    if tc.carry_state and dist.enabled:  # each process would carry its own rows' state; only rank 0 saves
+        raise UserError("training.carry_state runs in one process (not under torchrun)")
+
     # ---- data and tokenizers ----------------------------------------------------------------------
     rng.seed_everything(tc.seed)
     task = open_task(config.task)
@@ -121,8 +124,6 @@ def _train(
 
     stream: Seq2SeqStream | LMStream | LMSegmentStream
     if task.kind == "lm" and tc.carry_state:
-        if dist.enabled:  # each process would carry its own rows' state, and only rank 0 saves checkpoints
-            raise UserError("training.carry_state runs in one process (not under torchrun)")
         train_ids = torch.tensor(tgt_tok.encode(train_data), dtype=torch.long)
         stream = LMSegmentStream(train_ids, tc.batch_size, tc.context)
     elif task.kind == "lm":
@@ -444,7 +445,7 @@ def loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, devic
     """Summed (label-smoothed) cross-entropy over the target tokens of one micro-batch."""
     tgt = mb.tgt.to(device, non_blocking=True)
     if kind == "lm" and mb.carried:  # truncated BPTT: start from the carried state, hand on the final one
-        out = model(tgt[:, :-1], state=mb.state)
+        out = model(tgt[:, :-1], state=None if mb.state is None else mb.state.to(device))
         logits, mb.final_state = out.logits, out.state.detach()  # (B, T, V)
     elif kind == "lm":
         logits = model(tgt[:, :-1]).logits  # (B, T, V)
