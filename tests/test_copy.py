@@ -49,7 +49,7 @@ def test_the_mixture_by_hand():
     mask = src != PAD_ID
     memory, hidden = torch.randn(1, 4, 4), torch.randn(1, 2, 4)
     vocab_logits = torch.randn(1, 2, 9)
-    out = layer(vocab_logits, hidden, memory, mask, src)
+    out = layer(vocab_logits, hidden, memory, mask, layer.source(src, memory))
     p = 1.0 / (1.0 + math.exp(-0.3))
     expected = p * torch.softmax(vocab_logits, dim=-1)
     expected[..., 5] += (1 - p) * 2 / 3
@@ -67,7 +67,8 @@ def test_log_space_keeps_every_token_finite_and_trainable_when_the_model_copies(
         layer.gate.bias.fill_(-40.0)  # p_gen = 4e-18: a probability-space mixture would underflow to 0
     src = torch.tensor([[5, 7, PAD_ID]])
     vocab_logits = torch.randn(1, 2, 9, requires_grad=True)
-    out = layer(vocab_logits, torch.randn(1, 2, 4), torch.randn(1, 3, 4), src != PAD_ID, src)
+    memory = torch.randn(1, 3, 4)
+    out = layer(vocab_logits, torch.randn(1, 2, 4), memory, src != PAD_ID, layer.source(src, memory))
     absent = torch.tensor([0, 1, 2, 3, 4, 6, 8])
     expected = -40.0 + torch.log_softmax(vocab_logits, -1)[..., absent]  # log sigmoid(-40) = -40 (to 4e-18)
     assert torch.allclose(out.log_probs[..., absent], expected, atol=1e-4)

@@ -34,13 +34,15 @@ GATE_BIAS = 2.0  # initial p_gen = sigmoid(2) = 0.88: the model starts mostly ge
 
 @dataclass
 class CopySource:
-    """What the copy layer needs from the source at every decoding step: its token ids ``(B, T_s)``.
-    (Kept in ``Encoded.state`` of a Transformer, and selected with the encoder output for beams.)"""
+    """What the copy layer needs from the source at every decoding step: its token ids ``(B, T_s)`` and the
+    pointer's keys ``(B, T_s, E)``, projected once per source. (Kept in ``Encoded.state`` of a Transformer,
+    and selected with the encoder output for beams.)"""
 
     ids: Tensor  # (B, T_s)
+    keys: Tensor  # (B, T_s, E)
 
     def select(self, index: Tensor) -> CopySource:
-        return CopySource(self.ids.index_select(0, index))
+        return CopySource(self.ids.index_select(0, index), self.keys.index_select(0, index))
 
 
 @dataclass
@@ -64,13 +66,18 @@ class CopyGenerator(nn.Module):
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, GATE_BIAS)
 
+    def source(self, src: Tensor, memory: Tensor) -> CopySource:
+        """Everything about the source the pointer reads at each step: ids ``(B, T_s)``, keys ``(B, T_s, E)``."""
+        return CopySource(src, self.key(memory))
+
     def forward(
-        self, vocab_logits: Tensor, hidden: Tensor, memory: Tensor, src_mask: Tensor, src: Tensor
+        self, vocab_logits: Tensor, hidden: Tensor, memory: Tensor, src_mask: Tensor, source: CopySource
     ) -> CopyOutput:
         """``vocab_logits (B, T, V)`` and decoder states ``hidden (B, T, E)``; encoder states ``memory (B, T_s, E)``,
-        ``src_mask (B, T_s)`` (True = a real token), source ids ``src (B, T_s)``."""
+        ``src_mask (B, T_s)`` (True = a real token), and :meth:`source` of the source ids."""
+        src = source.ids  # (B, T_s)
         q = self.query(hidden).unsqueeze(1)  # (B, 1, T, E): one head
-        k = self.key(memory).unsqueeze(1)  # (B, 1, T_s, E)
+        k = source.keys.unsqueeze(1)  # (B, 1, T_s, E)
         v = memory.unsqueeze(1)  # (B, 1, T_s, E)
         context, weights = attend(q, k, v, mask=src_mask[:, None, None, :], need_weights=True)  # (B, 1, T, E)
         context, weights = context.squeeze(1), weights.squeeze(1)  # (B, T, E), (B, T, T_s)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from qkv.attention.masks import tokens_mask
-from qkv.models.copy import CopyGenerator, CopySource
+from qkv.models.copy import CopyGenerator
 from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.transformer_stacks import DecoderState, TransformerDecoder, TransformerEncoder
 from qkv.special import BOS_ID, EOS_ID, PAD_ID
@@ -68,13 +68,14 @@ class Transformer(nn.Module):
         logits = self.lm_head(hidden)  # (B, t, V)
         if self.copy is None:
             return logits
-        return self.copy(logits, hidden, encoded.memory, encoded.src_mask, encoded.state.ids).log_probs
+        return self.copy(logits, hidden, encoded.memory, encoded.src_mask, encoded.state).log_probs
 
     # -- the decoding interface --
     def _encode(self, src: Tensor, need_weights: bool) -> tuple[Encoded, list[Tensor]]:
         keep = tokens_mask(src, self.pad_id)  # (B, T_s)
         memory, weights = self.encoder(src, keep, need_weights=need_weights)  # (B, T_s, E)
-        return Encoded(memory, keep, CopySource(src) if self.copy is not None else None), weights
+        source = self.copy.source(src, memory) if self.copy is not None else None  # ids, pointer keys
+        return Encoded(memory, keep, source), weights
 
     def encode(self, src: Tensor) -> Encoded:
         return self._encode(src, need_weights=False)[0]
