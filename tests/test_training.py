@@ -186,3 +186,31 @@ def test_training_train_is_the_loop_function_imported_lazily() -> None:
     assert all(p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters.values())
     code = "import sys, qkv.training; print('qkv.training.loop' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_the_checkpoint_average_reads_only_the_scheduled_saves(tmp_path: Path) -> None:
+    """Saves made by the clock (``save_every_seconds``; here at every step) or by Ctrl-C keep the run
+    resumable but are not averaged: the average is the mean of the ``save_every`` saves and the last step,
+    so it does not depend on the machine's speed or on when the run was interrupted."""
+    from qkv.training.config import from_dict
+    from qkv.training.loop import train
+
+    config = from_dict(
+        {
+            "task": {"name": "reverse", "options": {"length": 5, "num_examples": 200, "vocab_size": 6}},
+            "model": {"name": "transformer", "d_model": 16, "n_heads": 2, "d_ff": 32, "n_encoder_layers": 1,
+                      "n_decoder_layers": 1, "max_len": 16},
+            "training": {"max_steps": 17, "max_tokens": 128, "save_every": 5, "save_every_seconds": 1e-9,
+                         "average_last": 3, "log_every": 5},
+            "eval": {"every": 100, "max_examples": 4, "max_len": 8},
+        }
+    )  # fmt: skip
+    run = tmp_path / "run"
+    train(config, run, progress=False)
+    checkpoints = run / "checkpoints"
+    steps = sorted(p.name for p in checkpoints.glob("step-*.safetensors"))
+    assert steps == ["step-00000010.safetensors", "step-00000015.safetensors", "step-00000017.safetensors"]
+    averaged, _, _ = ckpt.load_checkpoint(checkpoints / "averaged.safetensors")
+    parts = [ckpt.load_checkpoint(checkpoints / name)[0] for name in steps]
+    for key, value in averaged.items():
+        torch.testing.assert_close(value, sum(part[key] for part in parts) / 3)

@@ -242,7 +242,10 @@ def _train(
                 evaluate_now or interrupted or clock_due or finished or (tc.save_every and step % tc.save_every == 0)
             ):
                 state.update(step=step, elapsed=time.perf_counter() - started, finished=finished)
-                _save(last_path, model, optimizer, stream, state, tc.average_last)
+                # the averaged checkpoint reads only the scheduled saves, never one a Ctrl-C or the clock
+                # made, so it does not depend on when the run was interrupted or how fast the machine is
+                scheduled = bool(finished) or (step % tc.save_every == 0 if tc.save_every else evaluate_now)
+                _save(last_path, model, optimizer, stream, state, tc.average_last if scheduled else 0)
                 saved_at = time.monotonic()
             dist.barrier()
             if interrupted:
@@ -521,7 +524,9 @@ def _track_best(state: dict, result: dict, step: int, patience: int, model: nn.M
 
 
 def _save(path: Path, model: nn.Module, optimizer, stream, state: dict, average_last: int) -> None:
-    """Write ``checkpoints/last``; the one it replaces stays as ``previous`` (see _keep_good_checkpoint)."""
+    """Write ``checkpoints/last``; the one it replaces stays as ``previous`` (see _keep_good_checkpoint).
+    ``average_last > 0`` also keeps these weights as ``step-K`` for the checkpoint average (the loop passes
+    it only for the scheduled saves: every ``save_every`` steps, else every evaluation, and the last step)."""
     if path.exists():
         ckpt.copy_checkpoint(path, path.with_name("previous.safetensors"))
     optim_tensors, optim_data = ckpt.optimizer_to_saveable(optimizer)
