@@ -72,8 +72,8 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
             if src_vocab != tgt_vocab:
                 raise ValueError(f"model.copy needs one vocabulary, got src_vocab={src_vocab} tgt_vocab={tgt_vocab}")
             copy = CopyGenerator(config.d_model)
-        head = _output(config, tgt_tokens, tgt_vocab, final_norm=decoder.norm)
-        return Transformer(encoder, decoder, head, copy=copy, **ids)
+        output = _output(config, tgt_tokens, tgt_vocab, final_norm=decoder.norm)
+        return Transformer(encoder, decoder, output, copy=copy, **ids)
     if config.name == "prefix-lm":
         tokens = _token_embedding(config, tgt_vocab + src_vocab)  # target rows first, then source rows
         decoder = _decoder(config, tokens, cross_attention=False)

@@ -79,8 +79,9 @@ class CopyGenerator(nn.Module):
         q = self.query(hidden).unsqueeze(1)  # (B, 1, T, E): one head
         k = source.keys.unsqueeze(1)  # (B, 1, T_s, E)
         v = memory.unsqueeze(1)  # (B, 1, T_s, E)
-        context, weights = attend(q, k, v, mask=src_mask[:, None, None, :], need_weights=True)  # (B, 1, T, E)
-        context, weights = context.squeeze(1), weights.squeeze(1)  # (B, T, E), (B, T, T_s)
+        context, pointing = attend(q, k, v, mask=src_mask[:, None, None, :], need_weights=True)  # (B, 1, T, E)
+        assert pointing is not None  # (need_weights=True returns them)
+        context, weights = context.squeeze(1), pointing.squeeze(1)  # (B, T, E), (B, T, T_s)
         gate = self.gate(torch.cat([hidden, context], dim=-1)).float()  # (B, T, 1): logit of p_gen
         log_generate = torch.log_softmax(vocab_logits.float(), dim=-1)  # (B, T, V)
         batch, length, n_src = weights.shape
