@@ -19,21 +19,13 @@ from qkv.special import BOS_ID, EOS_ID, PAD_ID
 V = 17
 
 
-def copy_transformer(seed: int = 0, **overrides):
+def copy_transformer(seed: int = 0, vocab: int = V, **overrides):
+    """A small copying Transformer, in eval mode; ``overrides`` change its ``ModelConfig`` fields."""
     torch.manual_seed(seed)
-    fields = dict(
-        name="transformer",
-        d_model=16,
-        n_heads=2,
-        d_ff=32,
-        n_encoder_layers=1,
-        n_decoder_layers=1,
-        dropout=0.0,
-        max_len=32,
-        copy=True,
-    )
+    fields = dict(name="transformer", d_model=16, n_heads=2, d_ff=32, n_encoder_layers=1, n_decoder_layers=1)
+    fields.update(dropout=0.0, max_len=32, copy=True)
     fields.update(overrides)
-    return build_model(ModelConfig(**fields), V, V).eval()
+    return build_model(ModelConfig(**fields), vocab, vocab).eval()
 
 
 def test_the_mixture_by_hand():
@@ -137,23 +129,8 @@ def test_the_pointer_learns_to_copy_tokens_the_decoder_never_generated():
     """Targets are the source's 2nd and 4th tokens, drawn from 60 ids; the output layer's weights for
     every id are frozen at zero, so generating gives the uniform distribution and only pointing can win.
     (EOS is never in the source, so the model cannot learn to stop: the first two tokens are scored.)"""
-    torch.manual_seed(0)
     vocab = 64
-    model = build_model(
-        ModelConfig(
-            name="transformer",
-            d_model=32,
-            n_heads=4,
-            d_ff=64,
-            n_encoder_layers=1,
-            n_decoder_layers=1,
-            dropout=0.0,
-            max_len=16,
-            copy=True,
-        ),
-        vocab,
-        vocab,
-    )
+    model = copy_transformer(vocab=vocab, d_model=32, n_heads=4, d_ff=64, max_len=16).train()
     with torch.no_grad():
         model.lm_head.weight.zero_()
     model.lm_head.weight.requires_grad_(False)

@@ -70,13 +70,14 @@ def run(args: argparse.Namespace) -> int:
 def _warn_if_the_recipe_changed(recipe: Path, saved: Path, overrides: list[str]) -> None:
     """``--resume`` trains with the run's own saved config: say so when the recipe named on the command line
     now differs from it (an edited YAML is ignored; ``--set``/``--max-steps`` are how to change a run)."""
+    from qkv.errors import UserError
     from qkv.training.config import load_config, to_dict
 
     if recipe.is_dir():
         return
     try:
         now, then = _flatten(to_dict(load_config(recipe, overrides))), _flatten(to_dict(load_config(saved, overrides)))
-    except Exception:  # an unreadable recipe: the run's own config is used anyway, and load_config reports it
+    except UserError:  # an unreadable recipe: the run's own config is used anyway (and reports its own errors)
         return
     changed = [
         f"{key} ({then.get(key)!r} in the run, {now.get(key)!r} in {recipe})"

@@ -27,6 +27,7 @@ Notation: ``B`` batch, ``t`` new target tokens, ``T_s`` source length, ``L`` lay
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -46,21 +47,20 @@ class RecurrentState:
     cell: Tensor | None = None  # (L, B, H), LSTM only
     feed: Tensor | None = None  # (B, H): the previous attentional state h~ (Luong input feeding)
 
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> RecurrentState:
+        return RecurrentState(
+            hidden=fn(self.hidden),
+            cell=None if self.cell is None else fn(self.cell),
+            feed=None if self.feed is None else fn(self.feed),
+        )
+
     def to(self, device: torch.device) -> RecurrentState:
         """The same state on ``device`` (a carried state read back from a checkpoint is on the CPU)."""
-        return RecurrentState(
-            hidden=self.hidden.to(device),
-            cell=None if self.cell is None else self.cell.to(device),
-            feed=None if self.feed is None else self.feed.to(device),
-        )
+        return self._map(lambda t: t.to(device))
 
     def detach(self) -> RecurrentState:
         """The same values, cut from the autograd graph (truncated BPTT carries the state, not its history)."""
-        return RecurrentState(
-            hidden=self.hidden.detach(),
-            cell=None if self.cell is None else self.cell.detach(),
-            feed=None if self.feed is None else self.feed.detach(),
-        )
+        return self._map(Tensor.detach)
 
     def select(self, index: Tensor) -> RecurrentState:
         """Keep/duplicate batch rows ``index (B',)`` (beam search)."""

@@ -171,14 +171,12 @@ class LMSegmentStream:
             tensors["data.carry.hidden"] = self.state.hidden
             if self.state.cell is not None:
                 tensors["data.carry.cell"] = self.state.cell
-        geometry = {"batch_size": self.batch_size, "context": self.context, "row_tokens": self.rows.size(1)}
-        return {"segments_read": self.segments_read, **geometry}, tensors
+        return {"segments_read": self.segments_read, **self._geometry()}, tensors
 
     def load_state_dict(self, data: dict, tensors: dict[str, torch.Tensor]) -> None:
         from qkv.models.recurrent_decoder import RecurrentState
 
-        now = {"batch_size": self.batch_size, "context": self.context, "row_tokens": self.rows.size(1)}
-        for key, value in now.items():  # the position and the carried state only mean something in these
+        for key, value in self._geometry().items():  # the position and the carried state only mean something in these
             if key in data and data[key] != value:
                 raise ValueError(
                     f"the carried state was saved for {key} = {data[key]}, this run has {value}: a truncated-BPTT run "
@@ -187,6 +185,10 @@ class LMSegmentStream:
         self.segments_read = int(data["segments_read"])
         hidden = tensors.get("data.carry.hidden")
         self.state = None if hidden is None else RecurrentState(hidden=hidden, cell=tensors.get("data.carry.cell"))
+
+    def _geometry(self) -> dict[str, int]:
+        """What the position and the carried state are relative to (saved, and checked on resume)."""
+        return {"batch_size": self.batch_size, "context": self.context, "row_tokens": self.rows.size(1)}
 
     @property
     def epoch(self) -> float:

@@ -71,22 +71,22 @@ def lm_nll(
     ended with -- each token is predicted from its whole stream so far (all but each stream's first)."""
     was_training = model.training
     model.eval()
-    device = _device(model)
+    read = _carried_segments if carry_state else _windows
     total, count = 0.0, 0
-    if carry_state:
-        for segment, logits in _carried_segments(model, ids[: max_tokens + 1], context, batch_size, device):
-            total += token_cross_entropy(logits, segment[:, 1:], pad_id=None).item()  # running text: no padding
-            count += count_tokens(segment[:, 1:], pad_id=None)
-        model.train(was_training)
-        return total, count
-    windows = lm_windows(ids[: max_tokens + 1], context)  # (N, context + 1)
-    for start in range(0, len(windows), batch_size):
-        chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
-        logits = model(chunk[:, :-1]).logits  # (B, context, V)
-        total += token_cross_entropy(logits, chunk[:, 1:], pad_id=None).item()  # running text: no padding
-        count += count_tokens(chunk[:, 1:], pad_id=None)
+    for segment, logits in read(model, ids[: max_tokens + 1], context, batch_size, _device(model)):
+        total += token_cross_entropy(logits, segment[:, 1:], pad_id=None).item()  # running text: no padding
+        count += count_tokens(segment[:, 1:], pad_id=None)
     model.train(was_training)
     return total, count
+
+
+def _windows(model: nn.Module, ids: list[int], context: int, batch_size: int, device: torch.device):
+    """Yield ``(window (B, context + 1), logits (B, context, V))`` over non-overlapping windows of ``ids``,
+    each read from the model's empty state."""
+    windows = lm_windows(ids, context)  # (N, context + 1)
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
+        yield chunk, model(chunk[:, :-1]).logits  # (B, context, V)
 
 
 def _carried_segments(model: nn.Module, ids: list[int], context: int, streams: int, device: torch.device):
