@@ -196,16 +196,16 @@ def test_samsum_csv_and_length_limit(tmp_path):
         get_task("summarization", dataset="samsum", data_dir=str(tmp_path / "bad")).examples("test")
 
 
-def test_summarization_shared_vocab_gives_both_sides_one_tokenizer():
-    """``shared_vocab``: a word seen only in sources has the same ids on the summary side (so tied embeddings
-    can copy it); without it the summary tokenizer has never seen the word and splits it differently."""
-    from qkv.data.summarization import SummarizationTask
+@pytest.mark.parametrize("task_name", ["summarization", "translation"])
+def test_shared_vocab_gives_both_sides_one_tokenizer(task_name):
+    """``shared_vocab``: a word seen only in sources has the same ids on the target side (so tied embeddings
+    can copy it); without it the target tokenizer has never seen the word and splits it differently."""
     from qkv.data.tasks import Example
 
     bodies = [f"the quarterly zephyrine report number {i} is attached for review" for i in range(200)]
     train = [Example(src=b, tgt=f"report {i}") for i, b in enumerate(bodies)]
-    src, tgt = SummarizationTask(vocab_size=300, shared_vocab=True).build_tokenizers(train)
+    src, tgt = get_task(task_name, vocab_size=300, shared_vocab=True).build_tokenizers(train)
     assert tgt.encode("zephyrine report") == src.encode("zephyrine report")
     assert tgt.vocab_size == src.vocab_size
-    src, tgt = SummarizationTask(vocab_size=300).build_tokenizers(train)
+    src, tgt = get_task(task_name, vocab_size=300).build_tokenizers(train)
     assert tgt.encode("zephyrine") != src.encode("zephyrine")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qkv.data import metrics, paths
-from qkv.data.tasks import Example, canonical_split, cap, seq2seq_tokenizers
+from qkv.data.tasks import Example, canonical_split, cap, seq2seq_tokenizers, shared_seq2seq_tokenizer
 from qkv.data.textio import check_lengths, decode, read_csv
 from qkv.errors import UserError
 
@@ -187,12 +187,7 @@ class SummarizationTask:
 
     def build_tokenizers(self, train: list[Example]):
         if self.shared_vocab:
-            from qkv.data.tokenizers import train_tokenizer
-
-            if not train:
-                raise UserError("cannot train tokenizers on an empty training split")
-            shared = train_tokenizer(self.tokenizer, [e.src for e in train] + [e.tgt for e in train], self.vocab_size)
-            return shared, shared
+            return shared_seq2seq_tokenizer(train, self.tokenizer, self.vocab_size)
         return seq2seq_tokenizers(train, self.tokenizer, self.tokenizer, self.vocab_size, self.vocab_size)
 
     def metric_references(self, examples: list[Example]) -> list[list[str]]:

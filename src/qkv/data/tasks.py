@@ -210,6 +210,18 @@ def seq2seq_tokenizers(
     )
 
 
+def shared_seq2seq_tokenizer(train: Sequence[Example], kind: str, vocab: int | None) -> tuple[Tokenizer, Tokenizer]:
+    """One tokenizer trained on sources and targets together, returned for both sides: a token then has one
+    id on both sides, so a model can share its embeddings (``model.share_embeddings``), tie its output layer
+    to them (``model.tie_embeddings``) or copy source tokens (``model.copy``)."""
+    from qkv.data.tokenizers import train_tokenizer
+
+    if not train:
+        raise UserError("cannot train tokenizers on an empty training split")
+    shared = train_tokenizer(kind, [e.src for e in train] + [e.tgt for e in train], vocab)
+    return shared, shared
+
+
 if TYPE_CHECKING:  # the type checker proves that every registered task implements its protocol
     from qkv.data.g2p import G2PTask
     from qkv.data.lm import LMTask

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qkv.data import metrics, paths
-from qkv.data.tasks import Example, canonical_split, cap, seq2seq_tokenizers
+from qkv.data.tasks import Example, canonical_split, cap, seq2seq_tokenizers, shared_seq2seq_tokenizer
 from qkv.data.textio import read_parallel, split_lines
 from qkv.errors import UserError
 
@@ -77,7 +77,10 @@ DATASETS = [
 class TranslationTask:
     """Translation options: ``src_lang``/``tgt_lang`` (Multi30k) or user ``files``/``src_file``+``tgt_file``;
     ``tokenizer`` (``bpe`` | ``word`` | ``char``) and ``vocab_size`` per side; ``max_examples`` caps train;
-    ``max_chars``/``truncate`` bound line length."""
+    ``max_chars``/``truncate`` bound line length. ``shared_vocab`` trains one tokenizer (of ``vocab_size``) on
+    both languages and uses it for both sides, so the model can share and tie its embeddings
+    (``model.share_embeddings``, ``model.tie_embeddings``), as Press & Wolf 2017 and the small Multi30k
+    Transformers in the literature do."""
 
     src_lang: str = "de"
     tgt_lang: str = "en"
@@ -90,6 +93,7 @@ class TranslationTask:
     max_examples: int | None = None
     max_chars: int | None = None
     truncate: bool = False
+    shared_vocab: bool = False
     encoding: str = "utf-8"
     seed: int = 0
     name: str = field(default="translation", init=False)
@@ -143,6 +147,8 @@ class TranslationTask:
         return self._cache[split]
 
     def build_tokenizers(self, train: list[Example]):
+        if self.shared_vocab:
+            return shared_seq2seq_tokenizer(train, self.tokenizer, self.vocab_size)
         return seq2seq_tokenizers(train, self.tokenizer, self.tokenizer, self.vocab_size, self.vocab_size)
 
     def score(self, hyps: list[str], examples: list[Example]) -> dict[str, float]:

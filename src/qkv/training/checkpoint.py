@@ -278,7 +278,7 @@ def optimizer_from_saveable(
 def _check_optimizer_state(
     optimizer: torch.optim.Optimizer, state: dict[int, dict[str, Any]], data: dict, path: str | Path
 ) -> None:
-    """The saved AdamW state fits ``optimizer``: as many parameters per group, for each parameter with state
+    """The saved optimizer state fits ``optimizer``: as many parameters per group, for each parameter with state
     the same moment tensors, each shaped like its parameter (else the failure would come mid-training)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     mine = [len(group["params"]) for group in optimizer.param_groups]
@@ -288,9 +288,8 @@ def _check_optimizer_state(
             f"{path}: the optimizer state is for parameter groups of {saved} tensors, this model has "
             f"{mine} (a checkpoint of another model?)"
         )
-    names = {"exp_avg", "exp_avg_sq"} | {
-        n for per in state.values() for n, v in per.items() if isinstance(v, torch.Tensor)
-    }
+    moments = _moment_names(optimizer)
+    names = set(moments) | {n for per in state.values() for n, v in per.items() if isinstance(v, torch.Tensor)}
     for idx in sorted(state):
         if idx >= len(params):
             raise UserError(
@@ -300,9 +299,17 @@ def _check_optimizer_state(
         lacking = sorted(n for n in names if n not in state[idx])
         if lacking:
             raise UserError(f"{path}: lacks training tensor {TRAIN_PREFIX}optim.{idx}.{lacking[0]}")
-        for name in ("exp_avg", "exp_avg_sq"):
+        for name in moments:
             if state[idx][name].shape != params[idx].shape:
                 raise UserError(
                     f"{path}: training tensor {TRAIN_PREFIX}optim.{idx}.{name} has shape "
                     f"{tuple(state[idx][name].shape)}, its parameter {tuple(params[idx].shape)}"
                 )
+
+
+def _moment_names(optimizer: torch.optim.Optimizer) -> tuple[str, ...]:
+    """The per-parameter tensors ``optimizer`` keeps, each shaped like its parameter: AdamW's two moments,
+    SGD's momentum buffer (none for plain SGD)."""
+    if isinstance(optimizer, torch.optim.SGD):
+        return ("momentum_buffer",) if any(g.get("momentum", 0) for g in optimizer.param_groups) else ()
+    return ("exp_avg", "exp_avg_sq")

@@ -4,8 +4,8 @@ A recipe has six sections, each a dataclass::
 
     task:      which task and how much of it (TaskConfig)
     model:     the architecture (qkv.models.config.ModelConfig)
-    optim:     AdamW, label smoothing, clipping (OptimConfig)
-    schedule:  learning-rate schedule: Noam warmup + inverse square root, or cosine (ScheduleConfig)
+    optim:     AdamW (or plain SGD), label smoothing, clipping (OptimConfig)
+    schedule:  learning-rate schedule: Noam, cosine, constant or step decay (ScheduleConfig)
     training:  steps, batch size, devices, checkpoints (TrainingConfig)
     eval:      how often and how to evaluate, early stopping (EvalConfig)
 
@@ -57,7 +57,9 @@ class TaskConfig:
 
 @dataclass
 class OptimConfig:
+    name: Literal["adamw", "sgd"] = "adamw"  # sgd: plain SGD (with optional momentum), as Zaremba et al. 2014
     lr: float = 1e-3  # peak learning rate
+    momentum: float = 0.0  # sgd only
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     eps: float = 1e-9
     weight_decay: float = 0.0
@@ -72,6 +74,10 @@ class OptimConfig:
                 errors.append((name, f"must be a finite number > 0, got {getattr(self, name)}"))
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             errors.append(("betas", f"must be two numbers in [0, 1), got {self.betas}"))
+        if not 0 <= self.momentum < 1:
+            errors.append(("momentum", f"must be in [0, 1), got {self.momentum}"))
+        if self.momentum and self.name != "sgd":
+            errors.append(("momentum", "applies to optim.name: sgd only (AdamW's momentum is betas[0])"))
         if not 0 <= self.weight_decay < math.inf:
             errors.append(("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}"))
         if not 0 <= self.label_smoothing < 1:
@@ -83,9 +89,13 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    kind: Literal["noam", "cosine", "constant"] = "noam"
+    kind: Literal["noam", "cosine", "constant", "step"] = "noam"
     warmup_steps: int = 400
     min_lr: float = 0.0  # cosine: the learning rate reached at training.max_steps
+    # step: the peak until step decay_start, then multiplied by decay every decay_every steps
+    decay_start: int = 0
+    decay_every: int = 1000
+    decay: float = 0.5
 
     def check(self) -> list[tuple[str, str]]:
         errors = []
@@ -93,6 +103,12 @@ class ScheduleConfig:
             errors.append(("warmup_steps", f"must be >= 0, got {self.warmup_steps}"))
         if not 0 <= self.min_lr < math.inf:
             errors.append(("min_lr", f"must be a finite number >= 0, got {self.min_lr}"))
+        if self.decay_start < 0:
+            errors.append(("decay_start", f"must be >= 0, got {self.decay_start}"))
+        if self.decay_every < 1:
+            errors.append(("decay_every", f"must be >= 1, got {self.decay_every}"))
+        if not 0 < self.decay <= 1:
+            errors.append(("decay", f"must be in (0, 1], got {self.decay}"))
         return errors
 
 

@@ -346,7 +346,8 @@ ADAMW_IMPLEMENTATIONS = ("fused", "foreach", "for-loop")
 
 
 def build_optimizer(model: nn.Module, config: Config, *, implementation: str = "fused") -> torch.optim.Optimizer:
-    """AdamW with weight decay on the matrices only (biases, norms and 1-d parameters are not decayed).
+    """AdamW with weight decay on the matrices only (biases, norms and 1-d parameters are not decayed), or,
+    with ``optim.name: sgd``, plain SGD (Zaremba et al. 2014's optimizer) with the same decay split.
 
     ``implementation``: PyTorch's ``fused`` kernel (one pass over each tensor for the whole update; the
     default, measured faster on CPU in docs/benchmarks.md), its multi-tensor ``foreach`` one, or the
@@ -355,8 +356,17 @@ def build_optimizer(model: nn.Module, config: Config, *, implementation: str = "
         raise ValueError(f"implementation must be one of {ADAMW_IMPLEMENTATIONS}, got {implementation!r}")
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optim.name == "sgd":
+        return torch.optim.SGD(
+            groups,
+            lr=config.optim.lr,
+            momentum=config.optim.momentum,
+            fused=implementation == "fused",
+            foreach=implementation == "foreach",
+        )
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        groups,
         lr=config.optim.lr,
         betas=tuple(config.optim.betas),
         eps=config.optim.eps,

@@ -1,0 +1,120 @@
+"""Plain SGD and the step-decay schedule (``optim.name: sgd``, ``schedule.kind: step``), the way Zaremba et
+al. 2014 train their PTB language models: the schedule against the formula of their released code, one
+SGD update against a hand computation, and a bit-exact resume with SGD's momentum buffer in the
+checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from qkv.errors import UserError
+from qkv.training.config import ScheduleConfig, load_config
+from qkv.training.schedule import learning_rate
+
+
+def test_step_decay_is_zaremba_per_epoch_halving() -> None:
+    """Zaremba et al.'s code (TensorFlow's ptb_word_lm.py, "small" config): epoch ``i`` (0-based) runs at
+    ``lr * decay ** max(i + 1 - max_epoch, 0)`` with lr 1, max_epoch 4, decay 0.5, for 13 epochs."""
+    steps_per_epoch, peak = 7, 1.0
+    cfg = ScheduleConfig(kind="step", warmup_steps=0, decay_start=4 * steps_per_epoch, decay_every=steps_per_epoch)
+    for step in range(1, 13 * steps_per_epoch + 1):
+        epoch = (step - 1) // steps_per_epoch
+        assert learning_rate(step, peak, cfg, 0) == peak * 0.5 ** max(epoch + 1 - 4, 0), step
+
+
+def test_step_decay_by_hand_with_warmup() -> None:
+    cfg = ScheduleConfig(kind="step", warmup_steps=2, decay_start=4, decay_every=2, decay=0.1)
+    got = [learning_rate(s, 2.0, cfg, 0) for s in range(1, 10)]
+    assert got == pytest.approx([1.0, 2.0, 2.0, 2.0, 0.2, 0.2, 0.02, 0.02, 0.002])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("schedule.decay", "0", "decay"),
+        ("schedule.decay_every", "0", "decay_every"),
+        ("optim.momentum", "1.5", "momentum"),
+        ("optim.name", "adagrad", "name"),
+    ],
+)
+def test_bad_sgd_settings_name_their_key(tmp_path: Path, key: str, value: str, message: str) -> None:
+    recipe = _recipe(tmp_path, 10, "0.0")
+    with pytest.raises(UserError, match=message):
+        load_config(recipe, [f"{key}={value}"])
+
+
+def test_momentum_belongs_to_sgd(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="momentum"):
+        load_config(_recipe(tmp_path, 10, "0.0"), ["optim.name=adamw", "optim.momentum=0.9"])
+
+
+def test_one_sgd_update_by_hand() -> None:
+    """w' = w - lr * (g + weight_decay * w) on matrices, w - lr * g on biases (weight decay skips 1-d)."""
+    from qkv.training.loop import build_optimizer
+
+    config = load_config_from_text("optim: {name: sgd, lr: 0.5, weight_decay: 0.1}")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    w, b = model.weight.detach().clone(), model.bias.detach().clone()
+    x = torch.randn(4, 3)
+    model(x).pow(2).sum().backward()
+    gw, gb = model.weight.grad.clone(), model.bias.grad.clone()
+    optimizer = build_optimizer(model, config)
+    assert isinstance(optimizer, torch.optim.SGD)
+    optimizer.step()
+    torch.testing.assert_close(model.weight.detach(), w - 0.5 * (gw + 0.1 * w))
+    torch.testing.assert_close(model.bias.detach(), b - 0.5 * gb)
+
+
+def load_config_from_text(text: str, tmp: Path | None = None):
+    import tempfile
+
+    folder = Path(tmp or tempfile.mkdtemp())
+    path = folder / "recipe.yaml"
+    path.write_text("task: {name: g2p}\n" + text + "\n")
+    return load_config(path)
+
+
+RECIPE = """
+task: {name: lm, options: {dataset: TEXT}}
+model: {name: lstm-lm, d_model: 16, hidden_size: 24, n_rnn_layers: 2, dropout: 0.0}
+optim: {name: sgd, lr: 1.0, momentum: MOMENTUM, label_smoothing: 0.0, clip_norm: 0.25}
+schedule: {kind: step, warmup_steps: 0, decay_start: 10, decay_every: 5, decay: 0.5}
+training: {max_steps: STEPS, batch_size: 4, context: 12, log_every: 5, save_every: 5, carry_state: true}
+eval: {every: 1000, lm_tokens: 400, samples: 0}
+"""
+
+
+def _recipe(tmp_path: Path, steps: int, momentum: str) -> Path:
+    text = tmp_path / "text.txt"
+    if not text.exists():
+        text.write_text("".join(f"to be or not to be, line {i % 7}.\n" for i in range(60)))
+    recipe = tmp_path / f"sgd-{steps}-{momentum}.yaml"
+    body = RECIPE.replace("TEXT", str(text)).replace("STEPS", str(steps)).replace("MOMENTUM", momentum)
+    recipe.write_text(body)
+    return recipe
+
+
+@pytest.mark.parametrize("momentum", ["0.0", "0.9"])
+def test_an_sgd_run_resumes_bit_exactly_and_learns(tmp_path: Path, momentum: str) -> None:
+    from qkv.training.loop import train
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(load_config(_recipe(tmp_path, 30, momentum)), straight, progress=False)
+    train(load_config(_recipe(tmp_path, 15, momentum)), resumed, progress=False)
+    train(load_config(_recipe(tmp_path, 30, momentum)), resumed, resume=True, progress=False)
+    a = load_file(str(straight / "checkpoints" / "last.safetensors"))
+    b = load_file(str(resumed / "checkpoints" / "last.safetensors"))
+    assert a.keys() == b.keys()
+    assert any("momentum_buffer" in k for k in a) == (momentum != "0.0")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "lr" in r]  # the training log (evaluations have no lr)
+    assert [r["lr"] for r in rows if "lr" in r][-1] == pytest.approx(1 / 16)  # halved at steps 11, 16, 21, 26
+    assert losses[-1] < losses[0] - 0.3, losses  # SGD at lr 1 with clipping learns the repeated line
