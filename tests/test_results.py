@@ -118,3 +118,23 @@ def test_collect_matches_an_independent_evaluate(tmp_path: Path, capsys: pytest.
     assert record.train_steps == 60 and record.commit  # from the run's training log and git
     samples = (tmp_path / "results" / "reverse-tiny" / "samples.txt").read_text()
     assert samples.startswith("src: ") and "hyp: " in samples
+
+
+def test_collect_with_repeats_banned_heads_with_the_banned_decoding(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """``--no-repeat-ngram 2``: the headline is greedy with bigrams banned (equal to `qkv evaluate
+    --no-repeat-ngram 2`), and the plain greedy and beam decodings stay beside it."""
+    from test_cli_train import SEQ2SEQ
+
+    recipe, run = tmp_path / "reverse.yaml", tmp_path / "run"
+    recipe.write_text(SEQ2SEQ)
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress"]) == 0
+    assert main(["evaluate", str(run), "--split", "test", "--no-repeat-ngram", "2"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["no_repeat_ngram"] == 2
+    args = ["--command", "qkv train reverse.yaml", "--threads", "1", "--beams", "1,3", "--no-repeat-ngram", "2"]
+    out = tmp_path / "results"
+    assert main(["results", "collect", str(run), "--recipe", "reverse-tiny", *args, "--out", str(out)]) == 0
+    record = load_results(out)[0]
+    assert record.decoding == "greedy-norepeat2"
+    assert record.metrics["exact_match"] == pytest.approx(evaluated["exact_match"])
+    assert set(record.other_decodings) == {"beam3-norepeat2", "greedy", "beam3"}

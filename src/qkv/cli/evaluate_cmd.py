@@ -18,6 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory written by `qkv train`")
     parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
+    parser.add_argument(
+        "--no-repeat-ngram",
+        type=int,
+        default=0,
+        metavar="N",
+        help="never repeat an N-gram within an output (Paulus et al. 2018 use 3 for summaries; 0 = off, default)",
+    )
     parser.add_argument("--checkpoint", default="best", help="best (default), last, averaged, or a file")
     parser.add_argument("--max-examples", type=int, help="score only the first N examples")
     parser.add_argument("--max-len", type=int, help="longest hypothesis in tokens (default: the recipe's)")
@@ -32,10 +39,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.beam < 1:
         raise UserError(f"--beam must be >= 1, got {args.beam}")
+    if args.no_repeat_ngram < 0:
+        raise UserError(f"--no-repeat-ngram must be >= 0, got {args.no_repeat_ngram}")
     loaded = load_run(args.run, args.checkpoint, args.device)
     task, config = loaded.task, loaded.config
     split = split_name(task, args.split)  # a split the task lacks is an error (exit 2), never a substitute
-    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}"
+    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}" + (
+        f"-norepeat{args.no_repeat_ngram}" if args.no_repeat_ngram else ""
+    )
     out_dir = loaded.directory / "eval"
     out_dir.mkdir(exist_ok=True)
     examples: int | None = None
@@ -54,7 +65,14 @@ def run(args: argparse.Namespace) -> int:
         data = split_examples(task, split, args.max_examples)
         max_len = args.max_len or config.eval.max_len
         metrics, hyps = evaluate_seq2seq(
-            loaded.model, task, data, loaded.src_tok, loaded.tgt_tok, beam=args.beam, max_len=max_len
+            loaded.model,
+            task,
+            data,
+            loaded.src_tok,
+            loaded.tgt_tok,
+            beam=args.beam,
+            max_len=max_len,
+            no_repeat_ngram=args.no_repeat_ngram,
         )
         (out_dir / f"{tag}.hyp.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
         examples = len(data)
@@ -65,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "split": split,
         "checkpoint": loaded.checkpoint.name,
         "beam": args.beam,
+        "no_repeat_ngram": args.no_repeat_ngram,
         "examples": examples,
         **metrics,
     }

@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     collect.add_argument("--split", default="test")
     collect.add_argument("--beams", default="1,5", help="comma-separated beam sizes (first = headline)")
     collect.add_argument("--checkpoint", default="best", help="best (default), last, averaged")
+    collect.add_argument(
+        "--no-repeat-ngram",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also decode every beam size with repeated N-grams banned; the headline is the first beam so banned",
+    )
     collect.add_argument("--notes", default="", help="one line saved with the result")
     collect.add_argument("--out", default="results", help="results folder (default results/)")
     page = sub.add_parser("page", help="regenerate docs/results.md from results/*/result.json")
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         beams=beams,
         checkpoint=args.checkpoint,
         notes=args.notes,
+        no_repeat_ngram=args.no_repeat_ngram,
     )
     print(
         f"{args.out}/{args.recipe}: {record.decoding} " + ", ".join(f"{k} {v:.2f}" for k, v in record.metrics.items())

@@ -4,6 +4,8 @@ Each step turns the next-token logits of every unfinished row into one token (``
 greedy, a draw for sampling), scores it with the model's log-softmax, and feeds it back through
 ``decode_step``. Rows that produced EOS or reached ``max_len`` leave the batch: ``model.reorder`` drops
 them from the encoder output and the decoder state, so the remaining rows run on a smaller batch.
+``no_repeat_ngram = n > 0`` bans every token that would repeat an n-gram of the row's own output
+(:mod:`qkv.decoding.repeats`) before it is picked; scores stay the model's log-probabilities.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
 from qkv.decoding.interface import DecodingModel, Prompt
+from qkv.decoding.repeats import ban_repeated_ngrams
 from qkv.decoding.start import start
 
 
 @torch.no_grad()
 def generate(
-    model: DecodingModel, src: Tensor | None, max_len: int, pick: Callable[[Tensor], Tensor], prompt: Prompt = None
+    model: DecodingModel,
+    src: Tensor | None,
+    max_len: int,
+    pick: Callable[[Tensor], Tensor],
+    prompt: Prompt = None,
+    no_repeat_ngram: int = 0,
 ) -> Hypotheses:
     """Generate up to ``max_len`` tokens per row; ``pick(logits (A, V)) -> tokens (A,)`` chooses each one."""
     if max_len < 1:
@@ -34,7 +42,11 @@ def generate(
     active = list(range(batch))  # input rows still generating, in the order of the model's batch rows
 
     while active:
-        chosen = pick(logits).tolist()  # (A,)
+        allowed = logits
+        if no_repeat_ngram:  # the ban limits the choice; the score stays the model's own log-probability
+            allowed = logits.clone()  # (A, V)
+            ban_repeated_ngrams(allowed, [tokens[row] for row in active], no_repeat_ngram)
+        chosen = pick(allowed).tolist()  # (A,)
         # rows still inside their prompt take its next token instead, scoring nothing
         taken = [forced[row][0] if forced[row] else chosen[i] for i, row in enumerate(active)]
         index = torch.tensor(taken, dtype=torch.long, device=begun.device).unsqueeze(1)  # (A, 1)

@@ -109,8 +109,13 @@ def collect_run(
     beams: tuple[int, ...] = (1, 5),
     checkpoint: str = "best",
     notes: str = "",
+    no_repeat_ngram: int = 0,
 ) -> ResultRecord:
-    """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record."""
+    """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record.
+
+    Every beam size in ``beams`` is one decoding (``greedy``, ``beam5``); with ``no_repeat_ngram = n > 0``
+    each is also decoded with repeated n-grams banned (``greedy-norepeat3``), and the first of those is the
+    headline, the plain decodings staying beside it."""
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
     from qkv.data.tasks import is_lm, is_seq2seq
@@ -154,16 +159,27 @@ def collect_run(
     elif is_seq2seq(task):
         data = split_examples(task, name, None)
         record.examples = len(data)
-        for beam in beams:
+        decodings = [(beam, 0) for beam in beams]
+        if no_repeat_ngram:
+            decodings = [(beam, no_repeat_ngram) for beam in beams] + decodings
+        for beam, ban in decodings:
             metrics, hyps = evaluate_seq2seq(
-                run.model, task, data, run.src_tok, run.tgt_tok, beam=beam, max_len=config.eval.max_len
+                run.model,
+                task,
+                data,
+                run.src_tok,
+                run.tgt_tok,
+                beam=beam,
+                max_len=config.eval.max_len,
+                no_repeat_ngram=ban,
             )
             if task.name == "translation":
                 extra, signatures = _translation_extras(hyps, data)
                 metrics.update(extra)
                 record.signatures.update(signatures, **getattr(task, "signatures", {}))
-            if beam == beams[0]:
-                record.decoding = "greedy" if beam == 1 else f"beam{beam}"
+            label = ("greedy" if beam == 1 else f"beam{beam}") + (f"-norepeat{ban}" if ban else "")
+            if (beam, ban) == decodings[0]:
+                record.decoding = label
                 record.metrics = metrics
                 record.intervals = {
                     m: bootstrap_interval(task_example_stats(task, m, hyps, data)).to_dict()
@@ -172,7 +188,7 @@ def collect_run(
                 }
                 samples = _seq2seq_samples(data, hyps)
             else:
-                record.other_decodings[f"beam{beam}"] = metrics
+                record.other_decodings[label] = metrics
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
     shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "samples.txt").write_text(samples, encoding="utf-8")

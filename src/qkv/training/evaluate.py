@@ -127,9 +127,16 @@ def evaluate_lm(
 
 @torch.no_grad()
 def translate(
-    model: nn.Module, src_ids: Sequence[Sequence[int]], *, beam: int = 1, max_len: int = 128, batch_size: int = 64
+    model: nn.Module,
+    src_ids: Sequence[Sequence[int]],
+    *,
+    beam: int = 1,
+    max_len: int = 128,
+    batch_size: int = 64,
+    no_repeat_ngram: int = 0,
 ) -> list[list[int]]:
-    """Decode each source (token ids without specials) to target ids, greedy or with beam search.
+    """Decode each source (token ids without specials) to target ids, greedy or with beam search;
+    ``no_repeat_ngram = n > 0`` never repeats an n-gram within an output (:mod:`qkv.decoding.repeats`).
 
     Sources are decoded in batches of similar length; the result is in the input order.
     """
@@ -145,9 +152,9 @@ def translate(
         index = order[start : start + batch_size]
         src = collate([list(src_ids[i]) + [EOS_ID] for i in index], PAD_ID).to(device)  # (B, T_s)
         if beam > 1:
-            hyps = beam_search(decoder, src, beam=beam, max_len=max_len)
+            hyps = beam_search(decoder, src, beam=beam, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
         else:
-            hyps = greedy(decoder, src, max_len=max_len)
+            hyps = greedy(decoder, src, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
         for i, tokens in zip(index, hyps.tokens, strict=True):
             out[i] = [int(t) for t in tokens]
     model.train(was_training)
@@ -163,11 +170,13 @@ def evaluate_seq2seq(
     *,
     beam: int = 1,
     max_len: int = 128,
+    no_repeat_ngram: int = 0,
 ) -> tuple[dict[str, float], list[str]]:
     """Decode ``examples`` and score them: ``(metrics, hypotheses)``; metrics include ``loss``."""
     src_ids = src_tok.encode_batch([e.src for e in examples])
     tgt_ids = tgt_tok.encode_batch([e.tgt for e in examples])
-    hyps = [tgt_tok.decode(ids) for ids in translate(model, src_ids, beam=beam, max_len=max_len)]
+    decoded = translate(model, src_ids, beam=beam, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+    hyps = [tgt_tok.decode(ids) for ids in decoded]
     metrics = {k: float(v) for k, v in task.score(hyps, examples).items()}
     metrics["loss"] = seq2seq_loss(model, src_ids, tgt_ids)
     return metrics, hyps
