@@ -65,8 +65,8 @@ def test_greedy_and_beam_never_repeat_an_ngram_with_the_ban(kind, n):
     repeats_without = 0
     for seed in range(4):
         model = peaky_model(*kind, seed=seed, eos_bias=-3.0)  # long outputs, so repeats are likely
-        for beam in (1, 3):
-            search = functools.partial(beam_search, model, SRC, beam=3) if beam > 1 else functools.partial(greedy, model, SRC)
+        greedy_search = functools.partial(greedy, model, SRC)
+        for search in (greedy_search, functools.partial(beam_search, model, SRC, beam=3)):
             repeats_without += sum(_has_repeat(t, n) for t in search(max_len=12).tokens)
             for tokens in search(max_len=12, no_repeat_ngram=n).tokens:
                 assert not _has_repeat(tokens, n), tokens
