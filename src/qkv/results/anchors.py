@@ -31,10 +31,16 @@ AESLC_LEAD1 = (
     "the Lead-1 extractive baseline on the same test set, which a neural model must beat (results/aeslc-lead1)"
 )
 
+SAMSUM_LEAD3 = (
+    "the Lead-3 extractive baseline on the same test set, which a neural model must beat (results/samsum-lead3; "
+    "Gliwa et al. 2019 report 31.40)"
+)
+
 # recipe name (configs/<recipe>.yaml) -> anchors
 ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-transformer": [Anchor("bleu_lowercase", 36.5, True, BENTREVETT)],
     "multi30k-en-de-transformer": [Anchor("bleu", 41.0, True, MULTI30K_EN_DE, decoding="beam5")],
+    "multi30k-en-de-transformer-shared": [Anchor("bleu", 41.0, True, MULTI30K_EN_DE, decoding="beam5")],
     "multi30k-gru-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT)],
     "multi30k-gru": [Anchor("bleu_lowercase", 20.6, True, BENTREVETT)],
     "multi30k-lstm": [Anchor("bleu_lowercase", 13.8, True, BENTREVETT)],
@@ -45,11 +51,13 @@ ANCHORS: dict[str, list[Anchor]] = {
     "tinyshakespeare-gpt": [Anchor("loss", 1.88, False, NANOGPT)],
     "tinyshakespeare-lstm": [Anchor("loss", 1.88, False, NANOGPT + " (the GPT it is compared with)")],
     "ptb-lstm": [Anchor("ppl", 114.5, False, ZAREMBA)],
+    "ptb-lstm-sgd": [Anchor("ppl", 114.5, False, ZAREMBA + ", trained as they train it")],
     "samsum-lead3": [
         Anchor("rouge1", 31.40, True, "Gliwa et al. 2019 (SAMSum), Table 2: Lead-3 31.40 / 8.68 ROUGE-1/2")
     ],
     "aeslc-transformer": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "aeslc-transformer-shared": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "aeslc-transformer-copy": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
+    "samsum-transformer-copy": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
 }
