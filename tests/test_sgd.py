@@ -18,8 +18,10 @@ from qkv.training.schedule import learning_rate
 
 
 def test_step_decay_is_zaremba_per_epoch_halving() -> None:
-    """Zaremba et al.'s code (TensorFlow's ptb_word_lm.py, "small" config): epoch ``i`` (0-based) runs at
-    ``lr * decay ** max(i + 1 - max_epoch, 0)`` with lr 1, max_epoch 4, decay 0.5, for 13 epochs."""
+    """Zaremba et al. 2014, section 4: lr 1, "after 4 epochs we decrease the learning rate by a factor of 2
+    after each epoch", 13 epochs -- as TensorFlow's ptb_word_lm.py writes it for the "small" config: epoch
+    ``i`` (0-based) runs at ``lr * decay ** max(i + 1 - max_epoch, 0)``, max_epoch 4, decay 0.5. (The
+    authors' Lua code halves one epoch later, from the 6th epoch on: ``decay_start`` = 5 epochs.)"""
     steps_per_epoch, peak = 7, 1.0
     cfg = ScheduleConfig(kind="step", warmup_steps=0, decay_start=4 * steps_per_epoch, decay_every=steps_per_epoch)
     for step in range(1, 13 * steps_per_epoch + 1):
@@ -34,23 +36,36 @@ def test_step_decay_by_hand_with_warmup() -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value", "message"),
+    ("overrides", "message"),
     [
-        ("schedule.decay", "0", "decay"),
-        ("schedule.decay_every", "0", "decay_every"),
-        ("optim.momentum", "1.5", "momentum"),
-        ("optim.name", "adagrad", "name"),
+        (["schedule.decay=0"], "schedule.decay: must"),
+        (["schedule.decay_every=0"], "schedule.decay_every: must"),
+        (["schedule.decay_start=5", "schedule.warmup_steps=10"], "schedule.decay_start: must be >= warmup_steps"),
+        (["schedule.kind=noam"], "schedule.decay_start: applies to schedule.kind: step only"),
+        (["optim.momentum=1.5"], "optim.momentum: must"),
+        (["optim.name=adagrad"], "optim.name"),
+        (["optim.name=adamw"], "optim.momentum: applies to optim.name: sgd only"),
     ],
 )
-def test_bad_sgd_settings_name_their_key(tmp_path: Path, key: str, value: str, message: str) -> None:
-    recipe = _recipe(tmp_path, 10, "0.0")
+def test_bad_sgd_settings_name_their_key(tmp_path: Path, overrides: list[str], message: str) -> None:
     with pytest.raises(UserError, match=message):
-        load_config(recipe, [f"{key}={value}"])
+        load_config(_recipe(tmp_path, 10, "0.9"), [f"{o}" for o in overrides])
 
 
-def test_momentum_belongs_to_sgd(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="momentum"):
-        load_config(_recipe(tmp_path, 10, "0.0"), ["optim.name=adamw", "optim.momentum=0.9"])
+def test_resume_refuses_another_optimizer_or_its_settings(tmp_path: Path) -> None:
+    """A checkpoint's optimizer settings would otherwise replace the config's in silence (momentum), or fail
+    at the next step with a KeyError (AdamW's state loaded into SGD)."""
+    from qkv.training.loop import train
+
+    run = tmp_path / "run"
+    train(load_config(_recipe(tmp_path, 10, "0.0")), run, progress=False)
+    for overrides, message in [
+        (["optim.momentum=0.9"], r"optim.momentum = 0.0, this config says 0.9"),
+        (["optim.name=adamw", "optim.lr=0.001"], "trained with SGD, this config asks for AdamW"),
+    ]:
+        config = load_config(_recipe(tmp_path, 20, "0.0"), overrides)
+        with pytest.raises(UserError, match=message):
+            train(config, run, resume=True, progress=False)
 
 
 def test_one_sgd_update_by_hand() -> None:

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir = loaded.directory / "eval"
     out_dir.mkdir(exist_ok=True)
     examples: int | None = None
+    if args.no_repeat_ngram and not is_seq2seq(task):
+        raise UserError(f"--no-repeat-ngram applies to decoded outputs; {task.name} is scored teacher-forced")
     if is_lm(task):
         text = split_text(task, split, args.max_examples)
         metrics = evaluate_lm(

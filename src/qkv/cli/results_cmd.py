@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--beams {args.beams!r}: expected comma-separated integers, e.g. 1,5") from None
     if not beams or min(beams) < 1:
         raise UserError(f"--beams {args.beams!r}: beam sizes must be >= 1")
+    if args.no_repeat_ngram < 0:
+        raise UserError(f"--no-repeat-ngram must be >= 0, got {args.no_repeat_ngram}")
     record = collect_run(
         args.run,
         args.recipe,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qkv.atomic import atomic_write_text
+from qkv.errors import UserError
 
 if TYPE_CHECKING:
     from qkv.data.summarization import SummarizationTask
@@ -126,6 +127,8 @@ def collect_run(
     run_dir = Path(run_dir)
     run = load_run(run_dir, checkpoint)
     task, config = run.task, run.config
+    if no_repeat_ngram and not is_seq2seq(task):
+        raise UserError(f"--no-repeat-ngram applies to decoded outputs; {task.name} is scored teacher-forced")
     name = split_name(task, split)
     machine = machine_info(next(run.model.parameters()).device)
     seconds, steps = _training_log(run_dir)

@@ -4,9 +4,9 @@ A checkpoint is **one** safetensors file, so that it is replaced in a single ato
 
 - the model weights under their usual ``state_dict`` names (``best.safetensors`` holds only these);
 - for resumable checkpoints (``last.safetensors``), the training state's tensors under the reserved
-  prefix ``_train.`` (AdamW moments, the torch RNG state, the data sampler's generator state), and the
-  rest of the training state (step, optimizer hyper-parameters, Python/NumPy RNG states, the batcher's
-  position, early-stopping counters) as JSON in the file's metadata header.
+  prefix ``_train.`` (AdamW moments or SGD momentum buffers, the torch RNG state, the data sampler's
+  generator state), and the rest of the training state (step, optimizer hyper-parameters, Python/NumPy
+  RNG states, the batcher's position, early-stopping counters) as JSON in the file's metadata header.
 
 The header also holds ``qkv_sha256``: a SHA-256 over every tensor (name, dtype, shape and bytes, in name
 order) and the training-state JSON. :func:`load_checkpoint` recomputes it and refuses a file whose
@@ -272,7 +272,36 @@ def optimizer_from_saveable(
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
         groups.append(group)
+    _check_optimizer_settings(optimizer, groups, path)
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# the settings a resumed run must share with its checkpoint (the learning rate is set by the schedule each step)
+RESUMED_SETTINGS = ("betas", "eps", "momentum", "weight_decay", "nesterov", "dampening")
+
+
+def _check_optimizer_settings(optimizer: torch.optim.Optimizer, saved: list[dict[str, Any]], path: str | Path) -> None:
+    """The checkpoint was written by the same optimizer with the same settings: loading would otherwise
+    replace this run's settings with the saved ones in silence (or fail at the next step on a missing key)."""
+    mine = optimizer.param_groups
+    kind = type(optimizer).__name__
+    saved_kind = "SGD" if "momentum" in saved[0] else "AdamW" if "betas" in saved[0] else "another optimizer"
+    if (kind == "SGD") != (saved_kind == "SGD"):
+        raise UserError(
+            f"{path}: the run trained with {saved_kind}, this config asks for {kind} (optim.name)",
+            hint="resume with the run's own config (RUN/config.yaml), or start a new run",
+        )
+    for ours, theirs in zip(mine, saved, strict=False):
+        for key in RESUMED_SETTINGS:
+            if key in ours and key in theirs and tuple(_listed(ours[key])) != tuple(_listed(theirs[key])):
+                raise UserError(
+                    f"{path}: the run trained with optim.{key} = {theirs[key]}, this config says {ours[key]}",
+                    hint="resume with the run's own config (RUN/config.yaml), or start a new run",
+                )
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _check_optimizer_state(

@@ -109,6 +109,12 @@ class ScheduleConfig:
             errors.append(("decay_every", f"must be >= 1, got {self.decay_every}"))
         if not 0 < self.decay <= 1:
             errors.append(("decay", f"must be in (0, 1], got {self.decay}"))
+        if self.kind == "step" and self.decay_start < self.warmup_steps:
+            errors.append(("decay_start", f"must be >= warmup_steps ({self.warmup_steps}), got {self.decay_start}"))
+        defaults = ScheduleConfig.__dataclass_fields__
+        for name in ("decay_start", "decay_every", "decay"):
+            if self.kind != "step" and getattr(self, name) != defaults[name].default:
+                errors.append((name, f"applies to schedule.kind: step only (this schedule is {self.kind!r})"))
         return errors
 
 

@@ -9,8 +9,9 @@ training stops early after ``eval.patience`` evaluations without improvement.
 
 The loss of a step is the mean over all target tokens of the *global* batch, so gradient accumulation
 and N processes under DistributedDataParallel give the same update as one process with one big batch.
-Resuming restores weights, AdamW moments, every RNG and the data position, so on CPU a run that was
-killed and resumed ends with the same weights, bit for bit, as one that was never interrupted.
+Resuming restores weights, the optimizer state (AdamW moments, SGD momentum), every RNG and the data
+position, so on CPU a run that was killed and resumed ends with the same weights, bit for bit, as one
+that was never interrupted.
 ``checkpoints/last`` is also written every ``training.save_every`` steps and every
 ``training.save_every_seconds`` of wall-clock time, so a crash loses little; the previous ``last`` is kept
 as ``checkpoints/previous`` (a hard link, no extra copy), for the case that the newest proves bad.
