@@ -66,6 +66,14 @@ def prepare(recipe: Path, overrides: list[str], n_batches: int) -> Prepared:
     from qkv.training.run import open_task, split_data
 
     config = load_config(recipe, [*overrides, "training.device=cpu"])
+    if config.optim.name != "adamw":
+        from qkv.errors import UserError
+
+        raise UserError(
+            f"{recipe}: optim.name is {config.optim.name!r}; the peers train with AdamW, so the side-by-side "
+            "measures AdamW recipes only",
+            hint="--set optim.name=adamw (and drop optim.momentum) to compare the same step",
+        )
     tc = config.training
     task = open_task(config.task)
     train_data = split_data(task, "train", config.task.max_train_examples)
