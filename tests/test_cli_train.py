@@ -131,6 +131,21 @@ def test_lm_train_evaluate_generate(tmp_path: Path, capsys: pytest.CaptureFixtur
             tokens.append(int(loaded.model(torch.tensor([tokens])).logits[0, -1].argmax()))
     assert printed == prompt + loaded.tgt_tok.decode(tokens[len(loaded.tgt_tok.encode(prompt)) :])
 
+    # --no-repeat-ngram 3: the same by hand, each step's banned tokens (of the continuation) removed first
+    from qkv.decoding.repeats import repeated_ngram_bans
+
+    assert main(["generate", str(run), prompt, "--max-len", "15", "--no-repeat-ngram", "3"]) == 0
+    printed = capsys.readouterr().out.splitlines()[0]
+    start = len(loaded.tgt_tok.encode(prompt))
+    tokens = loaded.tgt_tok.encode(prompt)
+    with torch.no_grad():
+        for _ in range(15):
+            logits = loaded.model(torch.tensor([tokens])).logits[0, -1]
+            logits[repeated_ngram_bans(tokens[start:], 3)] = float("-inf")
+            tokens.append(int(logits.argmax()))
+    assert printed == (prompt + loaded.tgt_tok.decode(tokens[start:])).splitlines()[0]
+    assert main(["generate", str(run), prompt, "--no-repeat-ngram", "-1"]) == 2
+
 
 def test_resume_says_when_the_recipe_was_edited_since_the_run_started(tmp_path: Path, capsys) -> None:
     """``--resume`` trains with the run's saved config; an edited YAML is not silently ignored."""

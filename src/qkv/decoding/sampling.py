@@ -71,11 +71,13 @@ def sample(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
     prompt: Prompt = None,
+    no_repeat_ngram: int = 0,
 ) -> Hypotheses:
     """Sample one continuation per row of ``src`` (seq2seq) or per ``prompt`` (LM; ``src=None``).
 
     ``generator`` makes the draws reproducible (it must live on the model's device). Scores are the
     log-probabilities under the unmodified model, so samples and searches compare on one scale.
+    ``no_repeat_ngram = n > 0``: never draw a token that repeats an n-gram (:mod:`qkv.decoding.repeats`).
     """
     sampling_distribution(torch.zeros(1), temperature, top_k, top_p)  # validate the arguments up front
 
@@ -83,4 +85,4 @@ def sample(
         probs = sampling_distribution(logits, temperature, top_k, top_p)  # (A, V)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (A,)
 
-    return generate(model, src, max_len, pick, prompt)
+    return generate(model, src, max_len, pick, prompt, no_repeat_ngram)

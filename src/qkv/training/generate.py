@@ -23,16 +23,21 @@ def generate_texts(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int = 0,
+    no_repeat_ngram: int = 0,
 ) -> list[str]:
-    """One output string per input. For language models the output is the continuation of the prompt."""
+    """One output string per input. For language models the output is the continuation of the prompt.
+    ``no_repeat_ngram = n > 0`` never repeats an n-gram within an output (:mod:`qkv.decoding.repeats`)."""
     from qkv.decoding import as_decoding_model
 
     model = run.model
     if as_decoding_model(model).kind == "lm":
-        return [_continue(run, t, max_len, sample, temperature, top_k, top_p, seed, beam) for t in texts]
+        return [
+            _continue(run, t, max_len, sample, temperature, top_k, top_p, seed, beam, no_repeat_ngram) for t in texts
+        ]
     src_ids = run.src_tok.encode_batch(texts)
     if not sample:
-        return [run.tgt_tok.decode(ids) for ids in translate(model, src_ids, beam=beam, max_len=max_len)]
+        decoded = translate(model, src_ids, beam=beam, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+        return [run.tgt_tok.decode(ids) for ids in decoded]
     from qkv.data.batching import collate
     from qkv.decoding import sample as draw
     from qkv.special import EOS_ID, PAD_ID
@@ -48,12 +53,22 @@ def generate_texts(
         top_k=top_k,
         top_p=top_p,
         generator=generator,
+        no_repeat_ngram=no_repeat_ngram,
     )
     return [run.tgt_tok.decode(ids) for ids in hyps.tokens]
 
 
 def _continue(
-    run: Run, text: str, max_len: int, sample: bool, temperature: float, top_k, top_p, seed: int, beam: int
+    run: Run,
+    text: str,
+    max_len: int,
+    sample: bool,
+    temperature: float,
+    top_k,
+    top_p,
+    seed: int,
+    beam: int,
+    no_repeat_ngram: int = 0,
 ) -> str:
     from qkv.decoding import as_decoding_model, beam_search, greedy
     from qkv.decoding import sample as draw
@@ -76,9 +91,10 @@ def _continue(
             top_p=top_p,
             generator=generator,
             prompt=[prompt],
+            no_repeat_ngram=no_repeat_ngram,
         )
     elif beam > 1:
-        hyps = beam_search(model, None, beam=beam, max_len=max_len, prompt=[prompt])
+        hyps = beam_search(model, None, beam=beam, max_len=max_len, prompt=[prompt], no_repeat_ngram=no_repeat_ngram)
     else:
-        hyps = greedy(model, None, max_len=max_len, prompt=[prompt])
+        hyps = greedy(model, None, max_len=max_len, prompt=[prompt], no_repeat_ngram=no_repeat_ngram)
     return run.tgt_tok.decode(hyps.tokens[0])
