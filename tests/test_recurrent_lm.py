@@ -255,3 +255,37 @@ def test_the_lm_training_loop_trains_it(tmp_path: Path, name: str):
     loaded = load_run(run)
     assert isinstance(loaded.model, RecurrentLM) and loaded.model.cell == name.split("-")[0]
     assert (run / "samples.txt").read_text().strip()  # the loop's own sampled continuation
+
+
+@pytest.mark.parametrize("name", ["lstm-lm", "gru-lm", "lstm", "gru-attention"])
+def test_init_range_draws_every_parameter_uniformly(name):
+    """``model.init_range: 0.1`` (Zaremba et al. 2014): every parameter in [-0.1, 0.1], spread over it
+    (a uniform draw's standard deviation is a / sqrt(3)), padding rows still zero, the loss still ln V."""
+    import math
+
+    from qkv.models import ModelConfig, build_model
+
+    config = ModelConfig(name=name, d_model=16, hidden_size=24, n_rnn_layers=2, init_range=0.1)
+    torch.manual_seed(0)
+    model = build_model(config, 50, 60)
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert weights.abs().max() <= 0.1
+    assert weights.std().item() == pytest.approx(0.1 / math.sqrt(3), rel=0.05)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding) and module.padding_idx is not None:
+            assert not module.weight[module.padding_idx].any()
+    tokens = torch.randint(4, 60, (4, 12))
+    with torch.no_grad():
+        logits = model(tokens).logits if name.endswith("-lm") else model(torch.randint(4, 50, (4, 9)), tokens).logits
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), torch.randint(4, 60, (48,)))
+    assert abs(loss.item() - math.log(60)) < 0.3
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"), [("lstm-lm", -0.1, "finite number > 0"), ("gpt", 0.1, "recurrent")]
+)
+def test_init_range_errors_name_the_key(name, value, message):
+    from qkv.models import ModelConfig
+
+    with pytest.raises(ValueError, match=f"model.init_range.*{message}"):
+        ModelConfig(name=name, init_range=value).validate()

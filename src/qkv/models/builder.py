@@ -8,6 +8,7 @@ real checkpoint needs is an ordinary option here, not a special case.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from qkv.attention import MultiHeadAttention
@@ -44,6 +45,13 @@ def build_model(
     """
     config.validate()
     model = _build(config, src_vocab, tgt_vocab, {"pad_id": pad_id, "bos_id": bos_id, "eos_id": eos_id})
+    if config.init_range is not None:  # Zaremba et al. 2014: "initialized uniformly in [-0.1, 0.1]"
+        with torch.no_grad():
+            for parameter in model.parameters():
+                nn.init.uniform_(parameter, -config.init_range, config.init_range)
+            for module in model.modules():  # a padding row stays zero (it never receives a gradient)
+                if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                    module.weight[module.padding_idx].zero_()
     # what it was built from (read by summaries and the explorer; never by forward). The ignore: nn.Module's
     # __getattr__ types every unknown attribute as Tensor | Module.
     model.config = config  # type: ignore[assignment]

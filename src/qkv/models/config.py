@@ -103,6 +103,9 @@ class ModelConfig:
     bidirectional: bool | None = None  # encoder only
     attention: RnnAttention | None = None  # none | additive (Bahdanau) | general | dot (Luong)
     input_feeding: bool | None = None  # Luong et al. 2015, section 3.3
+    # every parameter drawn from U(-a, a) instead of PyTorch's initialisations: Zaremba et al. 2014 (0.1),
+    # Sutskever et al. 2014 (0.08); None = PyTorch's (embeddings N(0, 1), RNN U(+-1/sqrt(H)))
+    init_range: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes; never read by modules
 
     def __post_init__(self) -> None:
@@ -129,6 +132,11 @@ class ModelConfig:
         _one_of("positions", self.positions, POSITIONS)
         _one_of("sinusoidal_layout", self.sinusoidal_layout, SINUSOIDAL_LAYOUTS)
         _one_of("activation", self.activation, ACTIVATIONS)
+        if self.init_range is not None:
+            if not (math.isfinite(self.init_range) and self.init_range > 0):
+                raise ValueError(f"model.init_range must be a finite number > 0 or null, got {self.init_range}")
+            if self.family != "recurrent":
+                raise ValueError(f"model.init_range applies to the recurrent models, not model.name={self.name}")
         if self.copy and self.name != "transformer":
             raise ValueError(f"model.copy is a Transformer encoder-decoder option, not one of model.name={self.name}")
         for key in ("d_model", "n_heads", "d_ff", "max_len", "hidden_size", "n_rnn_layers"):
