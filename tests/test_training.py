@@ -80,8 +80,12 @@ def test_optimizer_state_round_trips_through_safetensors_and_json(tmp_path: Path
 
     fresh, _ = _trained_optimizer(seed=1)  # different weights and moments, overwritten below
     fresh.load_state_dict(weights)
-    fresh_opt = torch.optim.AdamW(
-        [{"params": [fresh[0].weight, fresh[2].weight]}, {"params": [fresh[0].bias, fresh[2].bias]}], lr=0.5
+    fresh_opt = torch.optim.AdamW(  # the same settings (a resume refuses others), another learning rate
+        [
+            {"params": [fresh[0].weight, fresh[2].weight], "weight_decay": 0.1},
+            {"params": [fresh[0].bias, fresh[2].bias], "weight_decay": 0.0},
+        ],
+        lr=0.5,
     )
     ckpt.optimizer_from_saveable(fresh_opt, loaded_tensors, json.loads(json.dumps(state["optimizer"])))
     x = torch.randn(6, 4)
