@@ -145,6 +145,8 @@ def test_lm_train_evaluate_generate(tmp_path: Path, capsys: pytest.CaptureFixtur
             tokens.append(int(logits.argmax()))
     assert printed == (prompt + loaded.tgt_tok.decode(tokens[start:])).splitlines()[0]
     assert main(["generate", str(run), prompt, "--no-repeat-ngram", "-1"]) == 2
+    assert main(["evaluate", str(run), "--no-repeat-ngram", "3"]) == 2  # an LM is scored, not decoded
+    assert "teacher-forced" in capsys.readouterr().err
 
 
 def test_resume_says_when_the_recipe_was_edited_since_the_run_started(tmp_path: Path, capsys) -> None:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from qkv.errors import UserError
 from qkv.training.config import ScheduleConfig, load_config
 from qkv.training.schedule import learning_rate
+from test_truncated_bptt import _recipe
 
 
 def test_step_decay_is_zaremba_per_epoch_halving() -> None:
@@ -35,6 +36,21 @@ def test_step_decay_by_hand_with_warmup() -> None:
     assert got == pytest.approx([1.0, 2.0, 2.0, 2.0, 0.2, 0.2, 0.02, 0.02, 0.002])
 
 
+def _sgd(momentum: str = "0.0") -> list[str]:
+    """Overrides that turn test_truncated_bptt's tiny carried-state LSTM recipe into an SGD one: lr 1, the
+    gradient norm clipped at 0.25, halved every 5 steps after step 10."""
+    return [
+        "optim.name=sgd",
+        "optim.lr=1.0",
+        f"optim.momentum={momentum}",
+        "optim.clip_norm=0.25",
+        "schedule.kind=step",
+        "schedule.warmup_steps=0",
+        "schedule.decay_start=10",
+        "schedule.decay_every=5",
+    ]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -49,7 +65,7 @@ def test_step_decay_by_hand_with_warmup() -> None:
 )
 def test_bad_sgd_settings_name_their_key(tmp_path: Path, overrides: list[str], message: str) -> None:
     with pytest.raises(UserError, match=message):
-        load_config(_recipe(tmp_path, 10, "0.9"), [f"{o}" for o in overrides])
+        load_config(_recipe(tmp_path, "lstm-lm", 10), _sgd("0.9") + overrides)
 
 
 def test_resume_refuses_another_optimizer_or_its_settings(tmp_path: Path) -> None:
@@ -58,61 +74,32 @@ def test_resume_refuses_another_optimizer_or_its_settings(tmp_path: Path) -> Non
     from qkv.training.loop import train
 
     run = tmp_path / "run"
-    train(load_config(_recipe(tmp_path, 10, "0.0")), run, progress=False)
+    train(load_config(_recipe(tmp_path, "lstm-lm", 10), _sgd()), run, progress=False)
     for overrides, message in [
         (["optim.momentum=0.9"], r"optim.momentum = 0.0, this config says 0.9"),
-        (["optim.name=adamw", "optim.lr=0.001"], "trained with SGD, this config asks for AdamW"),
+        (["optim.name=adamw", "optim.momentum=0.0"], "trained with SGD, this config asks for AdamW"),
     ]:
-        config = load_config(_recipe(tmp_path, 20, "0.0"), overrides)
+        config = load_config(_recipe(tmp_path, "lstm-lm", 20), _sgd() + overrides)
         with pytest.raises(UserError, match=message):
             train(config, run, resume=True, progress=False)
 
 
-def test_one_sgd_update_by_hand() -> None:
+def test_one_sgd_update_by_hand(tmp_path: Path) -> None:
     """w' = w - lr * (g + weight_decay * w) on matrices, w - lr * g on biases (weight decay skips 1-d)."""
     from qkv.training.loop import build_optimizer
 
-    config = load_config_from_text("optim: {name: sgd, lr: 0.5, weight_decay: 0.1}")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("task: {name: g2p}\noptim: {name: sgd, lr: 0.5, weight_decay: 0.1}\n")
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
     w, b = model.weight.detach().clone(), model.bias.detach().clone()
-    x = torch.randn(4, 3)
-    model(x).pow(2).sum().backward()
+    model(torch.randn(4, 3)).pow(2).sum().backward()
     gw, gb = model.weight.grad.clone(), model.bias.grad.clone()
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, load_config(recipe))
     assert isinstance(optimizer, torch.optim.SGD)
     optimizer.step()
     torch.testing.assert_close(model.weight.detach(), w - 0.5 * (gw + 0.1 * w))
     torch.testing.assert_close(model.bias.detach(), b - 0.5 * gb)
-
-
-def load_config_from_text(text: str, tmp: Path | None = None):
-    import tempfile
-
-    folder = Path(tmp or tempfile.mkdtemp())
-    path = folder / "recipe.yaml"
-    path.write_text("task: {name: g2p}\n" + text + "\n")
-    return load_config(path)
-
-
-RECIPE = """
-task: {name: lm, options: {dataset: TEXT}}
-model: {name: lstm-lm, d_model: 16, hidden_size: 24, n_rnn_layers: 2, dropout: 0.0}
-optim: {name: sgd, lr: 1.0, momentum: MOMENTUM, label_smoothing: 0.0, clip_norm: 0.25}
-schedule: {kind: step, warmup_steps: 0, decay_start: 10, decay_every: 5, decay: 0.5}
-training: {max_steps: STEPS, batch_size: 4, context: 12, log_every: 5, save_every: 5, carry_state: true}
-eval: {every: 1000, lm_tokens: 400, samples: 0}
-"""
-
-
-def _recipe(tmp_path: Path, steps: int, momentum: str) -> Path:
-    text = tmp_path / "text.txt"
-    if not text.exists():
-        text.write_text("".join(f"to be or not to be, line {i % 7}.\n" for i in range(60)))
-    recipe = tmp_path / f"sgd-{steps}-{momentum}.yaml"
-    body = RECIPE.replace("TEXT", str(text)).replace("STEPS", str(steps)).replace("MOMENTUM", momentum)
-    recipe.write_text(body)
-    return recipe
 
 
 @pytest.mark.parametrize("momentum", ["0.0", "0.9"])
@@ -120,9 +107,9 @@ def test_an_sgd_run_resumes_bit_exactly_and_learns(tmp_path: Path, momentum: str
     from qkv.training.loop import train
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(load_config(_recipe(tmp_path, 30, momentum)), straight, progress=False)
-    train(load_config(_recipe(tmp_path, 15, momentum)), resumed, progress=False)
-    train(load_config(_recipe(tmp_path, 30, momentum)), resumed, resume=True, progress=False)
+    train(load_config(_recipe(tmp_path, "lstm-lm", 30), _sgd(momentum)), straight, progress=False)
+    train(load_config(_recipe(tmp_path, "lstm-lm", 15), _sgd(momentum)), resumed, progress=False)
+    train(load_config(_recipe(tmp_path, "lstm-lm", 30), _sgd(momentum)), resumed, resume=True, progress=False)
     a = load_file(str(straight / "checkpoints" / "last.safetensors"))
     b = load_file(str(resumed / "checkpoints" / "last.safetensors"))
     assert a.keys() == b.keys()

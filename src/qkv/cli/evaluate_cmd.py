@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--no-repeat-ngram must be >= 0, got {args.no_repeat_ngram}")
     loaded = load_run(args.run, args.checkpoint, args.device)
     task, config = loaded.task, loaded.config
+    if args.no_repeat_ngram and not is_seq2seq(task):
+        raise UserError(f"--no-repeat-ngram applies to decoded outputs; {task.name} is scored teacher-forced")
     split = split_name(task, args.split)  # a split the task lacks is an error (exit 2), never a substitute
     tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}" + (
         f"-norepeat{args.no_repeat_ngram}" if args.no_repeat_ngram else ""
@@ -50,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
     out_dir = loaded.directory / "eval"
     out_dir.mkdir(exist_ok=True)
     examples: int | None = None
-    if args.no_repeat_ngram and not is_seq2seq(task):
-        raise UserError(f"--no-repeat-ngram applies to decoded outputs; {task.name} is scored teacher-forced")
     if is_lm(task):
         text = split_text(task, split, args.max_examples)
         metrics = evaluate_lm(

@@ -262,17 +262,17 @@ def optimizer_from_saveable(
             if not idx.isdigit() or not name:
                 raise UserError(f"{path}: unexpected training tensor {TRAIN_PREFIX}{key}")
             state.setdefault(int(idx), {})[name] = value
-    _check_optimizer_state(optimizer, state, data, path)
-    for key, value in data["scalars"].items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
     groups = []
     for group in data["param_groups"]:
         group = dict(group)
         if isinstance(group.get("betas"), list):
             group["betas"] = tuple(group["betas"])
         groups.append(group)
-    _check_optimizer_settings(optimizer, groups, path)
+    _check_optimizer_settings(optimizer, groups, path)  # first: another optimizer has other state tensors
+    _check_optimizer_state(optimizer, state, data, path)
+    for key, value in data["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
