@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from qkv.decoding import beam_search, greedy
+from qkv.decoding import OutputRules, beam_search, greedy
 from qkv.decoding.repeats import repeated_ngram_bans
 from test_decoding import KIND_IDS, KINDS, SRC, FixedLM, peaky_model
 
@@ -48,7 +48,7 @@ def test_greedy_on_a_fixed_distribution_by_hand():
     probs = torch.tensor([0.0, 0.0, 0.0, 0.05, 0.5, 0.1, 0.2, 0.15])
     model = FixedLM(probs.clamp_min(1e-9).log())
     assert greedy(model, None, max_len=6, prompt=[[3]]).tokens == [[4] * 6]
-    got = greedy(model, None, max_len=6, prompt=[[3]], no_repeat_ngram=2)
+    got = greedy(model, None, max_len=6, prompt=[[3]], rules=OutputRules(no_repeat_ngram=2))
     assert got.tokens == [[4, 4, 6, 4, 7, 4]]
     # scores stay the model's own log-probabilities of what it said (as teacher forcing would score it)
     assert got.scores[0] == pytest.approx(torch.log(probs[[4, 4, 6, 4, 7, 4]]).sum().item(), rel=1e-5)
@@ -68,7 +68,7 @@ def test_greedy_and_beam_never_repeat_an_ngram_with_the_ban(kind, n):
         greedy_search = functools.partial(greedy, model, SRC)
         for search in (greedy_search, functools.partial(beam_search, model, SRC, beam=3)):
             repeats_without += sum(_has_repeat(t, n) for t in search(max_len=12).tokens)
-            for tokens in search(max_len=12, no_repeat_ngram=n).tokens:
+            for tokens in search(max_len=12, rules=OutputRules(no_repeat_ngram=n)).tokens:
                 assert not _has_repeat(tokens, n), tokens
     assert repeats_without > 0  # the models do repeat: the ban is what removes it
 
@@ -76,7 +76,10 @@ def test_greedy_and_beam_never_repeat_an_ngram_with_the_ban(kind, n):
 def test_a_ban_that_never_fires_changes_nothing():
     model = peaky_model(*KINDS[1], seed=1)
     for n in (13, 50):  # longer than any output of max_len 12
-        assert greedy(model, SRC, max_len=12, no_repeat_ngram=n).tokens == greedy(model, SRC, max_len=12).tokens
+        assert (
+            greedy(model, SRC, max_len=12, rules=OutputRules(no_repeat_ngram=n)).tokens
+            == greedy(model, SRC, max_len=12).tokens
+        )
         plain = beam_search(model, SRC, beam=3, max_len=12)
-        banned = beam_search(model, SRC, beam=3, max_len=12, no_repeat_ngram=n)
+        banned = beam_search(model, SRC, beam=3, max_len=12, rules=OutputRules(no_repeat_ngram=n))
         assert banned.tokens == plain.tokens and banned.scores == pytest.approx(plain.scores)

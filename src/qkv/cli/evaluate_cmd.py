@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from qkv.cli.rules_args import add_rule_arguments, rules_from_args
+
 HELP = "score a trained run on a split with the task's metrics (writes hypotheses and scores)"
 
 
@@ -18,13 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory written by `qkv train`")
     parser.add_argument("--split", default="test", help="train, dev or test (default: test)")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
-    parser.add_argument(
-        "--no-repeat-ngram",
-        type=int,
-        default=0,
-        metavar="N",
-        help="never repeat an N-gram within an output (Paulus et al. 2018 use 3 for summaries; 0 = off, default)",
-    )
+    add_rule_arguments(parser)
     parser.add_argument("--checkpoint", default="best", help="best (default), last, averaged, or a file")
     parser.add_argument("--max-examples", type=int, help="score only the first N examples")
     parser.add_argument("--max-len", type=int, help="longest hypothesis in tokens (default: the recipe's)")
@@ -39,16 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.beam < 1:
         raise UserError(f"--beam must be >= 1, got {args.beam}")
-    if args.no_repeat_ngram < 0:
-        raise UserError(f"--no-repeat-ngram must be >= 0, got {args.no_repeat_ngram}")
     loaded = load_run(args.run, args.checkpoint, args.device)
     task, config = loaded.task, loaded.config
-    if args.no_repeat_ngram and not is_seq2seq(task):
-        raise UserError(f"--no-repeat-ngram applies to decoded outputs; {task.name} is scored teacher-forced")
+    rules = rules_from_args(args, decoded=is_seq2seq(task), task_name=task.name)
     split = split_name(task, args.split)  # a split the task lacks is an error (exit 2), never a substitute
-    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}" + (
-        f"-norepeat{args.no_repeat_ngram}" if args.no_repeat_ngram else ""
-    )
+    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}{rules.label}"
     out_dir = loaded.directory / "eval"
     out_dir.mkdir(exist_ok=True)
     examples: int | None = None
@@ -74,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             loaded.tgt_tok,
             beam=args.beam,
             max_len=max_len,
-            no_repeat_ngram=args.no_repeat_ngram,
+            rules=rules,
         )
         (out_dir / f"{tag}.hyp.txt").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
         examples = len(data)
@@ -85,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         "split": split,
         "checkpoint": loaded.checkpoint.name,
         "beam": args.beam,
-        "no_repeat_ngram": args.no_repeat_ngram,
+        "no_repeat_ngram": rules.no_repeat_ngram,
+        "min_len": rules.min_len,
         "examples": examples,
         **metrics,
     }

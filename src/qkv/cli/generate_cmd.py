@@ -14,6 +14,8 @@ import math
 import os
 import sys
 
+from qkv.cli.rules_args import add_rule_arguments, rules_from_args
+
 MAX_INPUT_CHARS = 10_000
 
 HELP = "translate / transcribe / summarize / continue text with a trained run (stdin when no TEXT)"
@@ -29,13 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     parser.add_argument("--max-len", type=int, default=128, help="longest output, in tokens")
     parser.add_argument("--sample", action="store_true", help="sample instead of searching")
-    parser.add_argument(
-        "--no-repeat-ngram",
-        type=int,
-        default=0,
-        metavar="N",
-        help="never repeat an N-gram within an output (e.g. 3 for summaries; 0 = off, default)",
-    )
+    add_rule_arguments(parser)
     parser.add_argument("--temperature", type=float, default=1.0, help="with --sample: softmax temperature (default 1)")
     parser.add_argument("--top-k", type=int, help="with --sample: draw from the k most likely tokens only")
     parser.add_argument("--top-p", type=float, help="with --sample: draw from the smallest set with probability >= p")
@@ -53,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from qkv.training.generate import generate_texts
 
     _check_flags(args)
+    rules = rules_from_args(args)
     if args.text:
         lines = list(args.text)
         for i, line in enumerate(lines, 1):
@@ -68,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
-        no_repeat_ngram=args.no_repeat_ngram,
+        rules=rules,
     )
     if not args.text and not args.file:  # interactive / piped: answer each line as it arrives
         for number, line in _stdin_lines():
@@ -106,7 +103,6 @@ def _check_flags(args: argparse.Namespace) -> None:
         ("--top-k", args.top_k, args.top_k is None or args.top_k >= 1, "an integer >= 1"),
         ("--top-p", args.top_p, args.top_p is None or 0 < args.top_p <= 1, "a number in (0, 1]"),
         ("--max-input-chars", args.max_input_chars, args.max_input_chars >= 1, "an integer >= 1"),
-        ("--no-repeat-ngram", args.no_repeat_ngram, args.no_repeat_ngram >= 0, "an integer >= 0 (0 = off)"),
     ]
     for flag, value, ok, what in checks:
         if not ok:

@@ -11,6 +11,8 @@ import argparse
 import shlex
 import sys
 
+from qkv.cli.rules_args import add_rule_arguments, rules_from_args
+
 HELP = "write a run's reference result into results/<recipe>/, or regenerate docs/results.md from results/"
 
 
@@ -24,12 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     collect.add_argument("--split", default="test")
     collect.add_argument("--beams", default="1,5", help="comma-separated beam sizes (first = headline)")
     collect.add_argument("--checkpoint", default="best", help="best (default), last, averaged")
-    collect.add_argument(
-        "--no-repeat-ngram",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also decode every beam size with repeated N-grams banned; the headline is the first beam so banned",
+    add_rule_arguments(
+        collect, "; with a rule, every beam size is also decoded under it, the first so decoded is the headline"
     )
     collect.add_argument("--notes", default="", help="one line saved with the result")
     collect.add_argument("--out", default="results", help="results folder (default results/)")
@@ -55,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--beams {args.beams!r}: expected comma-separated integers, e.g. 1,5") from None
     if not beams or min(beams) < 1:
         raise UserError(f"--beams {args.beams!r}: beam sizes must be >= 1")
-    if args.no_repeat_ngram < 0:
-        raise UserError(f"--no-repeat-ngram must be >= 0, got {args.no_repeat_ngram}")
+    rules = rules_from_args(args)
     record = collect_run(
         args.run,
         args.recipe,
@@ -67,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         beams=beams,
         checkpoint=args.checkpoint,
         notes=args.notes,
-        no_repeat_ngram=args.no_repeat_ngram,
+        rules=rules,
     )
     print(
         f"{args.out}/{args.recipe}: {record.decoding} " + ", ".join(f"{k} {v:.2f}" for k, v in record.metrics.items())

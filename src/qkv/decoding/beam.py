@@ -15,9 +15,9 @@ has the same length.)
 Stopping, per input row: with ``early_stopping=True`` (default) as soon as ``beam`` hypotheses have
 finished; with ``early_stopping=False`` only when no live beam can still beat the worst of them -- an
 exact bound, since log-probabilities only fall as a beam grows and ``lp`` is monotone in the length.
-Rows that reach ``max_len`` add their live beams as unfinished hypotheses. ``no_repeat_ngram = n > 0``
-gives every extension that would repeat an n-gram of its own beam a log-probability of -inf
-(:mod:`qkv.decoding.repeats`).
+Rows that reach ``max_len`` add their live beams as unfinished hypotheses. ``rules`` give every extension
+they ban (a repeated n-gram of its own beam, an EOS before the minimum length; :mod:`qkv.decoding.rules`)
+a log-probability of -inf.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
 from qkv.decoding.interface import DecodingModel, Prompt
-from qkv.decoding.repeats import ban_repeated_ngrams
+from qkv.decoding.rules import NO_RULES, OutputRules
 from qkv.decoding.start import start
 
 
@@ -56,7 +56,7 @@ def beam_search(
     length_penalty: float = 1.0,
     early_stopping: bool = True,
     prompt: Prompt = None,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> Hypotheses:
     """Beam search for every row of ``src (B, T_s)`` (seq2seq) or every ``prompt`` (LM; ``src=None``).
 
@@ -88,8 +88,8 @@ def beam_search(
             if forced[row]:  # inside the prompt: the only extension is the prompt's next token, free of cost
                 log_probs[i] = float("-inf")
                 log_probs[i, :, forced[row][0]] = 0.0
-            elif no_repeat_ngram:
-                ban_repeated_ngrams(log_probs[i], sequences[row], no_repeat_ngram)  # (beam, V), in place
+            elif rules.active:
+                rules.apply(log_probs[i], sequences[row], eos)  # (beam, V), in place
         candidates = (beam_scores[:, :, None] + log_probs).view(n_active, beam * vocab)  # (A, beam * V)
         top_values, top_index = candidates.topk(2 * beam, dim=-1)  # (A, 2 * beam)
         top_beam: list[list[int]] = (top_index // vocab).tolist()  # (A, 2 * beam)

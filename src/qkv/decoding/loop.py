@@ -4,8 +4,8 @@ Each step turns the next-token logits of every unfinished row into one token (``
 greedy, a draw for sampling), scores it with the model's log-softmax, and feeds it back through
 ``decode_step``. Rows that produced EOS or reached ``max_len`` leave the batch: ``model.reorder`` drops
 them from the encoder output and the decoder state, so the remaining rows run on a smaller batch.
-``no_repeat_ngram = n > 0`` bans every token that would repeat an n-gram of the row's own output
-(:mod:`qkv.decoding.repeats`) before it is picked; scores stay the model's log-probabilities.
+``rules`` (:mod:`qkv.decoding.rules`: no repeated n-grams, a minimum length) ban tokens before one is
+picked; scores stay the model's log-probabilities.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import Tensor
 
 from qkv.decoding.hypotheses import Hypotheses
 from qkv.decoding.interface import DecodingModel, Prompt
-from qkv.decoding.repeats import ban_repeated_ngrams
+from qkv.decoding.rules import NO_RULES, OutputRules
 from qkv.decoding.start import start
 
 
@@ -28,7 +28,7 @@ def generate(
     max_len: int,
     pick: Callable[[Tensor], Tensor],
     prompt: Prompt = None,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> Hypotheses:
     """Generate up to ``max_len`` tokens per row; ``pick(logits (A, V)) -> tokens (A,)`` chooses each one."""
     if max_len < 1:
@@ -43,9 +43,9 @@ def generate(
 
     while active:
         allowed = logits
-        if no_repeat_ngram:  # the ban limits the choice; the score stays the model's own log-probability
+        if rules.active:  # the rules limit the choice; the score stays the model's own log-probability
             allowed = logits.clone()  # (A, V)
-            ban_repeated_ngrams(allowed, [tokens[row] for row in active], no_repeat_ngram)
+            rules.apply(allowed, [tokens[row] for row in active], model.eos_id)
         chosen = pick(allowed).tolist()  # (A,)
         # rows still inside their prompt take its next token instead, scoring nothing
         taken = [forced[row][0] if forced[row] else chosen[i] for i, row in enumerate(active)]

@@ -18,6 +18,7 @@ from torch import Tensor
 from qkv.decoding.hypotheses import Hypotheses
 from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.loop import generate
+from qkv.decoding.rules import NO_RULES, OutputRules
 
 
 def top_k_filter(logits: Tensor, k: int) -> Tensor:
@@ -71,13 +72,13 @@ def sample(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
     prompt: Prompt = None,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> Hypotheses:
     """Sample one continuation per row of ``src`` (seq2seq) or per ``prompt`` (LM; ``src=None``).
 
     ``generator`` makes the draws reproducible (it must live on the model's device). Scores are the
     log-probabilities under the unmodified model, so samples and searches compare on one scale.
-    ``no_repeat_ngram = n > 0``: never draw a token that repeats an n-gram (:mod:`qkv.decoding.repeats`).
+    ``rules``: never draw a token they ban (:mod:`qkv.decoding.rules`).
     """
     sampling_distribution(torch.zeros(1), temperature, top_k, top_p)  # validate the arguments up front
 
@@ -85,4 +86,4 @@ def sample(
         probs = sampling_distribution(logits, temperature, top_k, top_p)  # (A, V)
         return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (A,)
 
-    return generate(model, src, max_len, pick, prompt, no_repeat_ngram)
+    return generate(model, src, max_len, pick, prompt, rules)

@@ -30,6 +30,7 @@ from qkv.errors import UserError
 if TYPE_CHECKING:
     from qkv.data.summarization import SummarizationTask
     from qkv.data.tasks import Example
+    from qkv.decoding.rules import OutputRules
     from qkv.training.run import Run
 
 RESULT_FILE = "result.json"
@@ -110,25 +111,29 @@ def collect_run(
     beams: tuple[int, ...] = (1, 5),
     checkpoint: str = "best",
     notes: str = "",
-    no_repeat_ngram: int = 0,
+    rules: OutputRules | None = None,
 ) -> ResultRecord:
     """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record.
 
-    Every beam size in ``beams`` is one decoding (``greedy``, ``beam5``); with ``no_repeat_ngram = n > 0``
-    each is also decoded with repeated n-grams banned (``greedy-norepeat3``), and the first of those is the
-    headline, the plain decodings staying beside it."""
+    Every beam size in ``beams`` is one decoding (``greedy``, ``beam5``); with active ``rules``
+    (:mod:`qkv.decoding.rules`) each is also decoded under them (``greedy-norepeat3-min5``), and the first
+    of those is the headline, the plain decodings staying beside it."""
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
     from qkv.data.tasks import is_lm, is_seq2seq
+    from qkv.decoding.rules import OutputRules
     from qkv.machine import machine_info
     from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
     from qkv.training.run import load_run, split_examples, split_name, split_text
 
+    rules = rules or OutputRules()
     run_dir = Path(run_dir)
     run = load_run(run_dir, checkpoint)
     task, config = run.task, run.config
-    if no_repeat_ngram and not is_seq2seq(task):
-        raise UserError(f"--no-repeat-ngram applies to decoded outputs; {task.name} is scored teacher-forced")
+    if rules.active and not is_seq2seq(task):
+        raise UserError(
+            f"--no-repeat-ngram and --min-len apply to decoded outputs; {task.name} is scored teacher-forced"
+        )
     name = split_name(task, split)
     machine = machine_info(next(run.model.parameters()).device)
     seconds, steps = _training_log(run_dir)
@@ -162,10 +167,10 @@ def collect_run(
     elif is_seq2seq(task):
         data = split_examples(task, name, None)
         record.examples = len(data)
-        decodings = [(beam, 0) for beam in beams]
-        if no_repeat_ngram:
-            decodings = [(beam, no_repeat_ngram) for beam in beams] + decodings
-        for beam, ban in decodings:
+        decodings = [(beam, OutputRules()) for beam in beams]
+        if rules.active:
+            decodings = [(beam, rules) for beam in beams] + decodings
+        for beam, rule in decodings:
             metrics, hyps = evaluate_seq2seq(
                 run.model,
                 task,
@@ -174,14 +179,14 @@ def collect_run(
                 run.tgt_tok,
                 beam=beam,
                 max_len=config.eval.max_len,
-                no_repeat_ngram=ban,
+                rules=rule,
             )
             if task.name == "translation":
                 extra, signatures = _translation_extras(hyps, data)
                 metrics.update(extra)
                 record.signatures.update(signatures, **getattr(task, "signatures", {}))
-            label = ("greedy" if beam == 1 else f"beam{beam}") + (f"-norepeat{ban}" if ban else "")
-            if (beam, ban) == decodings[0]:
+            label = ("greedy" if beam == 1 else f"beam{beam}") + rule.label
+            if (beam, rule) == decodings[0]:
                 record.decoding = label
                 record.metrics = metrics
                 record.intervals = {

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from qkv.data.batching import collate, lm_windows, make_batch
+from qkv.decoding.rules import NO_RULES, OutputRules
 from qkv.special import EOS_ID, PAD_ID
 from qkv.training.losses import count_tokens, token_cross_entropy
 
@@ -133,10 +134,10 @@ def translate(
     beam: int = 1,
     max_len: int = 128,
     batch_size: int = 64,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> list[list[int]]:
-    """Decode each source (token ids without specials) to target ids, greedy or with beam search;
-    ``no_repeat_ngram = n > 0`` never repeats an n-gram within an output (:mod:`qkv.decoding.repeats`).
+    """Decode each source (token ids without specials) to target ids, greedy or with beam search, under
+    ``rules`` (:mod:`qkv.decoding.rules`: no repeated n-grams, a minimum length).
 
     Sources are decoded in batches of similar length; the result is in the input order.
     """
@@ -152,9 +153,9 @@ def translate(
         index = order[start : start + batch_size]
         src = collate([list(src_ids[i]) + [EOS_ID] for i in index], PAD_ID).to(device)  # (B, T_s)
         if beam > 1:
-            hyps = beam_search(decoder, src, beam=beam, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+            hyps = beam_search(decoder, src, beam=beam, max_len=max_len, rules=rules)
         else:
-            hyps = greedy(decoder, src, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+            hyps = greedy(decoder, src, max_len=max_len, rules=rules)
         for i, tokens in zip(index, hyps.tokens, strict=True):
             out[i] = [int(t) for t in tokens]
     model.train(was_training)
@@ -170,12 +171,12 @@ def evaluate_seq2seq(
     *,
     beam: int = 1,
     max_len: int = 128,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> tuple[dict[str, float], list[str]]:
     """Decode ``examples`` and score them: ``(metrics, hypotheses)``; metrics include ``loss``."""
     src_ids = src_tok.encode_batch([e.src for e in examples])
     tgt_ids = tgt_tok.encode_batch([e.tgt for e in examples])
-    decoded = translate(model, src_ids, beam=beam, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+    decoded = translate(model, src_ids, beam=beam, max_len=max_len, rules=rules)
     hyps = [tgt_tok.decode(ids) for ids in decoded]
     metrics = {k: float(v) for k, v in task.score(hyps, examples).items()}
     metrics["loss"] = seq2seq_loss(model, src_ids, tgt_ids)

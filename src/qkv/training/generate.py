@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from qkv.decoding.rules import NO_RULES, OutputRules
 from qkv.training.evaluate import translate
 from qkv.training.run import Run
 
@@ -23,20 +24,18 @@ def generate_texts(
     top_k: int | None = None,
     top_p: float | None = None,
     seed: int = 0,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> list[str]:
     """One output string per input. For language models the output is the continuation of the prompt.
-    ``no_repeat_ngram = n > 0`` never repeats an n-gram within an output (:mod:`qkv.decoding.repeats`)."""
+    ``rules`` ban tokens before each choice (:mod:`qkv.decoding.rules`: no repeated n-grams, a minimum length)."""
     from qkv.decoding import as_decoding_model
 
     model = run.model
     if as_decoding_model(model).kind == "lm":
-        return [
-            _continue(run, t, max_len, sample, temperature, top_k, top_p, seed, beam, no_repeat_ngram) for t in texts
-        ]
+        return [_continue(run, t, max_len, sample, temperature, top_k, top_p, seed, beam, rules) for t in texts]
     src_ids = run.src_tok.encode_batch(texts)
     if not sample:
-        decoded = translate(model, src_ids, beam=beam, max_len=max_len, no_repeat_ngram=no_repeat_ngram)
+        decoded = translate(model, src_ids, beam=beam, max_len=max_len, rules=rules)
         return [run.tgt_tok.decode(ids) for ids in decoded]
     from qkv.data.batching import collate
     from qkv.decoding import sample as draw
@@ -53,7 +52,7 @@ def generate_texts(
         top_k=top_k,
         top_p=top_p,
         generator=generator,
-        no_repeat_ngram=no_repeat_ngram,
+        rules=rules,
     )
     return [run.tgt_tok.decode(ids) for ids in hyps.tokens]
 
@@ -68,7 +67,7 @@ def _continue(
     top_p,
     seed: int,
     beam: int,
-    no_repeat_ngram: int = 0,
+    rules: OutputRules = NO_RULES,
 ) -> str:
     from qkv.decoding import as_decoding_model, beam_search, greedy
     from qkv.decoding import sample as draw
@@ -91,10 +90,10 @@ def _continue(
             top_p=top_p,
             generator=generator,
             prompt=[prompt],
-            no_repeat_ngram=no_repeat_ngram,
+            rules=rules,
         )
     elif beam > 1:
-        hyps = beam_search(model, None, beam=beam, max_len=max_len, prompt=[prompt], no_repeat_ngram=no_repeat_ngram)
+        hyps = beam_search(model, None, beam=beam, max_len=max_len, prompt=[prompt], rules=rules)
     else:
-        hyps = greedy(model, None, max_len=max_len, prompt=[prompt], no_repeat_ngram=no_repeat_ngram)
+        hyps = greedy(model, None, max_len=max_len, prompt=[prompt], rules=rules)
     return run.tgt_tok.decode(hyps.tokens[0])
