@@ -1,27 +1,40 @@
-"""Beam search levers, each measured before/after in one run: what does skipping the encoder-side copies buy?
+"""Beam search levers, each measured before/after in one run.
 
-Beam search reorders the decoder state after every step (``model.reorder``). Between steps where no input
-finishes, the beams only move within their own input's block, so what the encoder computed -- the
-memory, the source mask and every layer's static cross-attention keys/values, identical for all beams of
-an input -- need not be copied (``same_rows=True``). This script times ``qkv.decoding.beam_search`` on the
-Marian model of ``qkv bench decode`` (Multi30k size: 3+3 layers, d=256, 8 heads, 8,000 tokens; random
-weights, random 20-token sources) with the lever on and off (off = every reorder copies everything, as
-before), alternating the two, and checks that both give the same outputs.
+Beam search reorders the decoder state after every step (``model.reorder``). Two levers cut its copies:
 
-    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/beam_levers.py --rounds 5 --out results/bench/beam-levers.json
+* ``encoder-copies``: between steps where no input finishes, the beams only move within their own
+  input's block, so what the encoder computed -- the memory, the source mask and every layer's static
+  cross-attention keys/values, identical for all beams of an input -- need not be copied
+  (``same_rows=True``). Off = every reorder copies everything.
+* ``fused-reorder``: a self-attention cache (``qkv.attention.KVCache``) only notes a reorder, and the next
+  append copies the selected rows and the new position into one fresh tensor. Off = the reorder copies
+  the cache (``index_select``) and the append copies it again (``torch.cat``).
+
+This script times ``qkv.decoding.beam_search`` on the Marian model of ``qkv bench decode`` (Multi30k size:
+3+3 layers, d=256, 8 heads, 8,000 tokens; random weights, random 20-token sources) with the lever on and
+off, alternating the two, and checks that both give the same outputs.
+
+    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/beam_levers.py --lever encoder-copies --rounds 5 \
+        --out results/bench/beam-levers.json
+    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/beam_levers.py --lever fused-reorder --rounds 8 \
+        --out results/bench/beam-lever-fused-reorder.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
+import qkv.models.transformer_stacks as stacks
 from qkv.bench.decode import same_weights
 from qkv.bench.side_by_side import commit
 from qkv.decoding import beam_search
@@ -49,8 +62,43 @@ class CopyEverything(torch.nn.Module):
         return self.model.reorder(encoded, state, index, same_rows=False)
 
 
+class ConcatCache:
+    """The cache with the ``fused-reorder`` lever off: reorders at once, then grows by concatenation."""
+
+    def __init__(self, static: bool = False) -> None:
+        self.static = static
+        self.k: Tensor | None = None  # (B, H_kv, T_k, D)
+        self.v: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(-2)
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.k is None or self.v is None:
+            self.k, self.v = k, v
+        else:
+            self.k, self.v = torch.cat([self.k, k], dim=-2), torch.cat([self.v, v], dim=-2)  # (B, H_kv, T_k + t, D)
+        return self.k, self.v
+
+    def reorder(self, index: Tensor) -> None:
+        if self.k is not None and self.v is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+@contextlib.contextmanager
+def concatenating_caches() -> Iterator[None]:
+    """Decoder states built inside use :class:`ConcatCache` (the lever off)."""
+    kept = stacks.KVCache
+    stacks.KVCache = ConcatCache  # type: ignore[misc,assignment]
+    try:
+        yield
+    finally:
+        stacks.KVCache = kept  # type: ignore[misc]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--lever", choices=["encoder-copies", "fused-reorder"], default="encoder-copies")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--max-len", type=int, default=40)
@@ -60,21 +108,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         _, model = same_weights("marian", 8000, False, Path(tmp))
     src = torch.randint(4, 8000, (args.batch, 20), generator=torch.Generator().manual_seed(0))  # (B, 20)
-    sides = {"copy everything (before)": CopyEverything(model), "skip encoder-side copies (after)": model}
+    if args.lever == "encoder-copies":
+        sides = {"copy everything (before)": CopyEverything(model), "skip encoder-side copies (after)": model}
+        contexts = {name: contextlib.nullcontext for name in sides}
+    else:
+        sides = {"reorder, then cat (before)": model, "reorder fused into the append (after)": model}
+        contexts = dict(zip(sides, (concatenating_caches, contextlib.nullcontext), strict=True))
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     outputs: dict[str, list] = {}
     with torch.no_grad():
         beam_search(model, src, beam=args.beam, max_len=4)  # warm-up
         for round_ in range(args.rounds):
             for name in list(sides)[:: 1 if round_ % 2 == 0 else -1]:  # alternate the order
-                start = time.perf_counter()
-                hyps = beam_search(sides[name], src, beam=args.beam, max_len=args.max_len, length_penalty=1.0)
-                seconds[name].append(time.perf_counter() - start)
+                with contexts[name]():
+                    start = time.perf_counter()
+                    hyps = beam_search(sides[name], src, beam=args.beam, max_len=args.max_len, length_penalty=1.0)
+                    seconds[name].append(time.perf_counter() - start)
                 outputs[name] = hyps.tokens
     before, after = seconds.values()
     ratios = [b / a for b, a in zip(before, after, strict=True)]
     result = {
-        "benchmark": "beam levers: skip encoder-side copies in reorder",
+        "benchmark": f"beam levers: {args.lever}",
         "settings": vars(args) | {"out": str(args.out)},
         "seconds": seconds,
         "speedup_median": statistics.median(ratios),

@@ -123,6 +123,29 @@ def test_cache_reorder_follows_beams() -> None:
     assert cache.k.flatten().tolist() == [2.0, 2.0, 0.0]
 
 
+def test_cache_equals_concatenation_through_appends_and_reorders() -> None:
+    """Random appends (prompt-sized and one-token) and beam reorders (rows dropped and duplicated, sometimes
+    two in a row before an append): the cache always equals the plain ``index_select`` / ``torch.cat``
+    reference, whether read after a reorder or only at the next append."""
+    gen = torch.Generator().manual_seed(0)
+    cache, ref_k, ref_v, batch = KVCache(), torch.empty(4, 2, 0, 3), torch.empty(4, 2, 0, 5), 4
+    for step in range(60):
+        if step % 3 == 2 or step % 7 == 3:  # a beam step: keep/duplicate rows (sometimes twice in a row)
+            rows = int(torch.randint(1, 7, (1,), generator=gen))
+            index = torch.randint(0, batch, (rows,), generator=gen)
+            cache.reorder(index)
+            ref_k, ref_v, batch = ref_k.index_select(0, index), ref_v.index_select(0, index), rows
+        else:
+            t = 1 if step > 5 else int(torch.randint(1, 20, (1,), generator=gen))
+            k, v = torch.randn(batch, 2, t, 3, generator=gen), torch.randn(batch, 2, t, 5, generator=gen)
+            got_k, got_v = cache.append(k, v)
+            ref_k, ref_v = torch.cat([ref_k, k], dim=2), torch.cat([ref_v, v], dim=2)
+            assert torch.equal(got_k, ref_k) and torch.equal(got_v, ref_v)
+        if step % 4 == 0:  # reading applies a pending reorder; otherwise the next append does
+            assert torch.equal(cache.k, ref_k) and torch.equal(cache.v, ref_v)
+        assert len(cache) == ref_k.size(2)
+
+
 def test_constructor_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)
