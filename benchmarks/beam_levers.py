@@ -28,7 +28,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -104,6 +104,7 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=40)
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     p.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    p.add_argument("--profile", action="store_true", help="also profile one search with the lever on (operator shares)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         _, model = same_weights("marian", 8000, False, Path(tmp))
@@ -125,6 +126,9 @@ def main() -> None:
                     hyps = beam_search(sides[name], src, beam=args.beam, max_len=args.max_len, length_penalty=1.0)
                     seconds[name].append(time.perf_counter() - start)
                 outputs[name] = hyps.tokens
+        profile = (
+            _profile(lambda: beam_search(model, src, beam=args.beam, max_len=args.max_len)) if args.profile else {}
+        )
     before, after = seconds.values()
     ratios = [b / a for b, a in zip(before, after, strict=True)]
     result = {
@@ -134,17 +138,34 @@ def main() -> None:
         "speedup_median": statistics.median(ratios),
         "speedup_rounds": ratios,
         "identical_outputs": outputs[list(sides)[0]] == outputs[list(sides)[1]],
+        "profile_self_time_shares": profile,
         "commit": commit(),
         "machine": machine_info("cpu"),
     }
     for name, times in seconds.items():
-        print(f"{name:34s} median {statistics.median(times):.3f} s  (rounds {min(times):.3f} .. {max(times):.3f})")
+        print(f"{name:38s} median {statistics.median(times):.3f} s  (rounds {min(times):.3f} .. {max(times):.3f})")
     print(f"speedup x{result['speedup_median']:.3f} (rounds {min(ratios):.3f} .. {max(ratios):.3f}); "
           f"identical outputs: {result['identical_outputs']}")  # fmt: skip
+    for operator, share in profile.items():
+        print(f"  {share:6.1%}  {operator}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.out}")
+
+
+def _profile(search: Callable[[], object], top: int = 10) -> dict[str, float]:
+    """The ``top`` operators by their share of the search's self time (PyTorch's profiler), the rest as one."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        search()
+    self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(self_us.values())
+    ranked = sorted(self_us.items(), key=lambda item: item[1], reverse=True)
+    shares = {name: us / total for name, us in ranked[:top]}
+    shares["everything else"] = sum(us for _, us in ranked[top:]) / total
+    return shares
 
 
 if __name__ == "__main__":
