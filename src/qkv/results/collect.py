@@ -121,12 +121,12 @@ def collect_run(
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
     from qkv.data.tasks import is_lm, is_seq2seq
-    from qkv.decoding.rules import OutputRules
+    from qkv.decoding.rules import NO_RULES
     from qkv.machine import machine_info
     from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
     from qkv.training.run import load_run, split_examples, split_name, split_text
 
-    rules = rules or OutputRules()
+    rules = rules or NO_RULES
     run_dir = Path(run_dir)
     run = load_run(run_dir, checkpoint)
     task, config = run.task, run.config
@@ -167,7 +167,7 @@ def collect_run(
     elif is_seq2seq(task):
         data = split_examples(task, name, None)
         record.examples = len(data)
-        decodings = [(beam, OutputRules()) for beam in beams]
+        decodings = [(beam, NO_RULES) for beam in beams]
         if rules.active:
             decodings = [(beam, rules) for beam in beams] + decodings
         for beam, rule in decodings:
