@@ -49,6 +49,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "tinyshakespeare-gpt": [Anchor("loss", 1.88, False, NANOGPT)],
+    "tinyshakespeare-gpt-lr3e-3": [Anchor("loss", 1.88, False, NANOGPT + "; its peak rate 1e-3, this run's 3e-3")],
     "tinyshakespeare-lstm": [Anchor("loss", 1.88, False, NANOGPT + " (the GPT it is compared with)")],
     "ptb-lstm": [Anchor("ppl", 114.5, False, ZAREMBA)],
     "ptb-lstm-sgd": [Anchor("ppl", 114.5, False, ZAREMBA + ", trained as they train it")],
