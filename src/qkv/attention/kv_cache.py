@@ -63,9 +63,8 @@ class KVCache:
         """Select (or duplicate) batch rows, e.g. to follow the surviving beams."""
         if self._k is None:
             return
-        if self.static:
-            self._apply_reorder()
-            assert self._k is not None and self._v is not None
+        if self.static:  # read at every step: reorder now
+            assert self._v is not None
             self._k, self._v = self._k.index_select(0, index), self._v.index_select(0, index)
         else:  # compose with a reorder still pending; applied by the next append (or read)
             self._rows = index if self._rows is None else self._rows.index_select(0, index)
