@@ -25,12 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-examples", type=int, help="score only the first N examples")
     parser.add_argument("--max-len", type=int, help="longest hypothesis in tokens (default: the recipe's)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    parser.add_argument(
+        "--lm-stride",
+        type=int,
+        metavar="N",
+        help="language models: score windows sliding by N tokens (default: the recipe's eval.lm_stride)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from qkv.data.tasks import is_lm, is_seq2seq
     from qkv.errors import UserError
-    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
+    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, lm_stride
     from qkv.training.run import load_run, split_examples, split_name, split_text
 
     if args.beam < 1:
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             config.training.context,
             len(text),
             carry_state=config.training.carry_state,
+            stride=lm_stride(config, args.lm_stride),
         )
     elif is_seq2seq(task):
         data = split_examples(task, split, args.max_examples)

@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         collect, "; with a rule, every beam size is also decoded under it, the first so decoded is the headline"
     )
     collect.add_argument("--notes", default="", help="one line saved with the result")
+    collect.add_argument(
+        "--lm-stride",
+        type=int,
+        metavar="N",
+        help="language models: score windows of the run's context sliding by N tokens, each token once "
+        "(default: the recipe's eval.lm_stride, else disjoint windows)",
+    )
     collect.add_argument("--out", default="results", help="results folder (default results/)")
     page = sub.add_parser("page", help="regenerate docs/results.md from results/*/result.json")
     page.add_argument("--results", default="results")
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         notes=args.notes,
         rules=rules,
+        lm_stride=args.lm_stride,
     )
     print(
         f"{args.out}/{args.recipe}: {record.decoding} " + ", ".join(f"{k} {v:.2f}" for k, v in record.metrics.items())

@@ -151,11 +151,13 @@ def make_batch(
     return Batch(src=src, tgt=tgt, index=list(index))
 
 
-def lm_windows(ids: Sequence[int], block_size: int) -> torch.Tensor:
-    """Cut a token stream into non-overlapping windows of ``block_size + 1`` tokens, ``(N, block_size + 1)``:
-    inputs are ``[:, :-1]`` and next-token targets ``[:, 1:]``. The final partial window is dropped."""
-    n = (len(ids) - 1) // block_size
+def lm_windows(ids: Sequence[int], block_size: int, stride: int | None = None) -> torch.Tensor:
+    """Cut a token stream into windows of ``block_size + 1`` tokens, ``(N, block_size + 1)``: inputs are
+    ``[:, :-1]`` and next-token targets ``[:, 1:]``. Windows start every ``stride`` tokens (default
+    ``block_size``: non-overlapping); a final partial window is dropped."""
+    stride = stride or block_size
+    n = (len(ids) - 1 - block_size) // stride + 1 if len(ids) > block_size else 0
     if n < 1:
         raise UserError(f"text has {len(ids)} tokens, fewer than one window of {block_size + 1}")
-    t = torch.as_tensor(ids[: n * block_size + 1], dtype=torch.long)
-    return t.unfold(0, block_size + 1, block_size)  # (N, block_size + 1)
+    t = torch.as_tensor(ids[: (n - 1) * stride + block_size + 1], dtype=torch.long)
+    return t.unfold(0, block_size + 1, stride)  # (N, block_size + 1)

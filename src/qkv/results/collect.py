@@ -112,18 +112,21 @@ def collect_run(
     checkpoint: str = "best",
     notes: str = "",
     rules: OutputRules | None = None,
+    lm_stride: int | None = None,
 ) -> ResultRecord:
     """Evaluate ``run_dir`` on ``split`` and write ``out_root/recipe/``; returns the record.
 
     Every beam size in ``beams`` is one decoding (``greedy``, ``beam5``); with active ``rules``
     (:mod:`qkv.decoding.rules`) each is also decoded under them (``greedy-norepeat3-min5``), and the first
-    of those is the headline, the plain decodings staying beside it."""
+    of those is the headline, the plain decodings staying beside it. A language model is scored in windows
+    sliding by ``lm_stride`` tokens (default: the run's ``eval.lm_stride``; :func:`qkv.training.evaluate.lm_nll`)."""
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
     from qkv.data.tasks import is_lm, is_seq2seq
     from qkv.decoding.rules import NO_RULES
     from qkv.machine import machine_info
-    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq
+    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, lm_scoring_label
+    from qkv.training.evaluate import lm_stride as resolve_lm_stride
     from qkv.training.run import load_run, split_examples, split_name, split_text
 
     rules = rules or NO_RULES
@@ -159,9 +162,10 @@ def collect_run(
     if is_lm(task):
         text = split_text(task, name, None)
         carried = config.training.carry_state  # truncated BPTT: scored with the state carried through the text
-        record.decoding = "teacher-forced, state carried" if carried else "teacher-forced"
+        stride = resolve_lm_stride(config, lm_stride)
+        record.decoding = lm_scoring_label(config, stride)
         record.metrics = evaluate_lm(
-            run.model, task, text, run.tgt_tok, config.training.context, len(text), carry_state=carried
+            run.model, task, text, run.tgt_tok, config.training.context, len(text), carry_state=carried, stride=stride
         )
         samples = _lm_sample(run)
     elif is_seq2seq(task):

@@ -157,6 +157,9 @@ class EvalConfig:
     beam: int = 1  # 1 = greedy
     max_len: int = 128  # longest hypothesis, in tokens
     lm_tokens: int = 65536  # lm: validation tokens scored per evaluation
+    # lm, attention models: windows of `context` tokens advanced by `lm_stride`, each scoring only its last
+    # `lm_stride` tokens, so each is predicted from >= context - lm_stride tokens (null = context: disjoint)
+    lm_stride: int | None = None
     patience: int = 0  # stop after this many evaluations without improvement (0 = never)
     samples: int = 3  # examples written to samples.txt at each evaluation
 
@@ -167,6 +170,8 @@ class EvalConfig:
                 errors.append((name, f"must be >= 1, got {getattr(self, name)}"))
         if self.max_examples is not None and self.max_examples < 1:
             errors.append(("max_examples", f"must be >= 1 or null, got {self.max_examples}"))
+        if self.lm_stride is not None and self.lm_stride < 1:
+            errors.append(("lm_stride", f"must be >= 1 or null, got {self.lm_stride}"))
         for name in ("patience", "samples"):
             if getattr(self, name) < 0:
                 errors.append((name, f"must be >= 0, got {getattr(self, name)}"))
@@ -279,10 +284,24 @@ def from_dict(data: dict, where: _Where | None = None) -> Config:
         errors += [(f"{section}.{k}", msg) for k, msg in getattr(config, section).check()]
     errors += _check_model(config.model, where)
     errors += _check_carry_state(config)
+    errors += _check_lm_stride(config)
     if errors:
         key, msg = errors[0]
         raise UserError(f"{where(key)}: {msg}" if msg.startswith(key) else f"{where(key)}: {key}: {msg}")
     return config
+
+
+def _check_lm_stride(config: Config) -> list[tuple[str, str]]:
+    """``eval.lm_stride`` slides windows of ``training.context`` tokens: a longer stride would skip tokens,
+    and a recurrent model scored with its state carried has no windows to slide."""
+    stride = config.eval.lm_stride
+    if stride is None:
+        return []
+    if stride > config.training.context:
+        return [("eval.lm_stride", f"must be <= training.context ({config.training.context}), got {stride}")]
+    if config.training.carry_state:
+        return [("eval.lm_stride", "does not apply with training.carry_state (the state is carried instead)")]
+    return []
 
 
 def _check_carry_state(config: Config) -> list[tuple[str, str]]:

@@ -4,7 +4,10 @@
   target tokenizer, scored by ``task.score`` (sacreBLEU, ROUGE, WER/PER, ...); plus the teacher-forced
   validation loss (mean negative log-likelihood per target token, no label smoothing).
 - Language models: the mean negative log-likelihood per token over non-overlapping windows of the split,
-  its perplexity ``exp(loss)`` and bits per token ``loss / ln 2``. A recurrent LM trained with truncated
+  its perplexity ``exp(loss)`` and bits per token ``loss / ln 2``. With ``stride`` (``eval.lm_stride``) the
+  windows slide instead, and each scores only its last ``stride`` tokens, so every token is predicted
+  from at least ``context - stride`` tokens (the first window's excepted) -- the sliding-window
+  perplexity of Hugging Face's "Perplexity of fixed-length models" guide. A recurrent LM trained with truncated
   BPTT (``training.carry_state``) is scored with its state carried through the text, as in Zaremba et al.:
   the split cut into 16 long streams, each read segment by segment (only each stream's first token is
   predicted without context -- 16 of PTB's 82k test tokens -- where Zaremba et al. read the test set as one).
@@ -29,6 +32,7 @@ from qkv.training.losses import count_tokens, token_cross_entropy
 if TYPE_CHECKING:
     from qkv.data.tasks import Example, LanguageModelingTask, Seq2SeqTask, Task
     from qkv.data.tokenizers import Tokenizer
+    from qkv.training.config import Config
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -63,35 +67,50 @@ def lm_nll(
     batch_size: int = 16,
     *,
     carry_state: bool = False,
+    stride: int | None = None,
 ) -> tuple[float, int]:
     """Summed NLL (nats) and number of predicted tokens over non-overlapping windows of ``context`` tokens,
     using at most the first ``max_tokens`` tokens of ``ids``.
+
+    ``stride`` (attention LMs): windows of ``context`` tokens start every ``stride`` tokens, and each after
+    the first scores only its last ``stride`` targets, so each token is scored once, from at least
+    ``context - stride`` tokens of history (``None`` or ``context``: the non-overlapping windows).
 
     ``carry_state`` (recurrent LMs): instead, cut those tokens into ``batch_size`` contiguous streams and
     read each in segments of ``context`` tokens, every segment starting from the state the previous one
     ended with -- each token is predicted from its whole stream so far (all but each stream's first)."""
     was_training = model.training
     model.eval()
-    read = _carried_segments if carry_state else _windows
+    ids = ids[: max_tokens + 1]
+    device = _device(model)
+    if carry_state:
+        read = _carried_segments(model, ids, context, batch_size, device)
+    else:
+        read = _windows(model, ids, context, stride or context, batch_size, device)
     total, count = 0.0, 0
-    for segment, logits in read(model, ids[: max_tokens + 1], context, batch_size, _device(model)):
-        total += token_cross_entropy(logits, segment[:, 1:], pad_id=None).item()  # running text: no padding
-        count += count_tokens(segment[:, 1:], pad_id=None)
+    for targets, logits in read:
+        total += token_cross_entropy(logits, targets, pad_id=None).item()  # running text: no padding
+        count += count_tokens(targets, pad_id=None)
     model.train(was_training)
     return total, count
 
 
-def _windows(model: nn.Module, ids: list[int], context: int, batch_size: int, device: torch.device):
-    """Yield ``(window (B, context + 1), logits (B, context, V))`` over non-overlapping windows of ``ids``,
-    each read from the model's empty state."""
-    windows = lm_windows(ids, context)  # (N, context + 1)
-    for start in range(0, len(windows), batch_size):
+def _windows(model: nn.Module, ids: list[int], context: int, stride: int, batch_size: int, device: torch.device):
+    """Yield ``(targets (B, k), logits (B, k, V))`` over windows of ``context`` inputs starting every
+    ``stride`` tokens, each read from the model's empty state: the first window's ``k = context`` targets,
+    then each window's last ``k = stride`` (the ones no earlier window scored)."""
+    windows = lm_windows(ids, context, stride)  # (N, context + 1)
+    first = windows[:1].to(device)  # (1, context + 1): nothing before it, so all its targets are new
+    yield first[:, 1:], model(first[:, :-1]).logits  # (1, context), (1, context, V)
+    keep = stride  # a later window's new targets are its last `stride` ones
+    for start in range(1, len(windows), batch_size):
         chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
-        yield chunk, model(chunk[:, :-1]).logits  # (B, context, V)
+        logits = model(chunk[:, :-1]).logits  # (B, context, V)
+        yield chunk[:, -keep:], logits[:, -keep:]  # (B, stride), (B, stride, V)
 
 
 def _carried_segments(model: nn.Module, ids: list[int], context: int, streams: int, device: torch.device):
-    """Yield ``(segment (B, t + 1), logits (B, t, V))`` reading ``ids`` as ``B`` contiguous streams in
+    """Yield ``(targets (B, t), logits (B, t, V))`` reading ``ids`` as ``B`` contiguous streams in
     consecutive segments of ``t <= context`` inputs, the recurrent state carried from segment to segment."""
     streams = max(1, min(streams, (len(ids) - 1) // max(context, 1)))  # each stream gets >= one full segment
     per_row = len(ids) // streams
@@ -105,7 +124,31 @@ def _carried_segments(model: nn.Module, ids: list[int], context: int, streams: i
         segment = rows[:, start : start + context + 1]  # (B, t + 1): t inputs and their next tokens
         out = model(segment[:, :-1], state=state)
         state = out.state
-        yield segment, out.logits
+        yield segment[:, 1:], out.logits  # (B, t) targets, (B, t, V)
+
+
+def lm_stride(config: Config, override: int | None = None, flag: str = "--lm-stride") -> int | None:
+    """The window stride to score a language model with: ``override`` (a command-line flag) or the recipe's
+    ``eval.lm_stride``; ``None`` for disjoint windows or a recurrent model scored with its state carried."""
+    if override is None:
+        return config.eval.lm_stride
+    from qkv.errors import UserError
+
+    context = config.training.context
+    if config.training.carry_state:
+        raise UserError(f"{flag}: this run is scored with its recurrent state carried, not in windows")
+    if not 1 <= override <= context:
+        raise UserError(f"{flag} {override}: must be between 1 and the run's context ({context})")
+    return override
+
+
+def lm_scoring_label(config: Config, stride: int | None) -> str:
+    """How a language model's text was scored, for result tables: ``teacher-forced`` plus the reading."""
+    if config.training.carry_state:
+        return "teacher-forced, state carried"
+    if stride is not None and stride < config.training.context:
+        return f"teacher-forced, sliding window (stride {stride} of {config.training.context})"
+    return "teacher-forced"
 
 
 def evaluate_lm(
@@ -117,10 +160,11 @@ def evaluate_lm(
     max_tokens: int,
     *,
     carry_state: bool = False,
+    stride: int | None = None,
 ) -> dict[str, float]:
     """``loss``, ``ppl``, ``bits_per_token`` (and ``bpc`` for character-level tasks) on ``text``;
-    ``carry_state``: see :func:`lm_nll`."""
-    nll, count = lm_nll(model, tok.encode(text), context, max_tokens, carry_state=carry_state)
+    ``carry_state`` and ``stride``: see :func:`lm_nll`."""
+    nll, count = lm_nll(model, tok.encode(text), context, max_tokens, carry_state=carry_state, stride=stride)
     # character-level: one token per character, so the scored text is its first `count + 1` characters
     chars = text[: count + 1][1:] if getattr(task, "level", None) == "char" else None
     return {k: float(v) for k, v in task.score_nll(nll, count, chars).items()}

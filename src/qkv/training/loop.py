@@ -488,6 +488,7 @@ def _evaluate(model, task, valid_data, src_tok, tgt_tok, config: Config, out: Pa
             config.training.context,
             ec.lm_tokens,
             carry_state=config.training.carry_state,
+            stride=ec.lm_stride,
         )
         samples = _lm_samples(model, tgt_tok, ec.samples, config.training.context)
     else:
