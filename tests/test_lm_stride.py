@@ -135,3 +135,54 @@ def test_a_carried_state_has_no_windows_to_slide():
     del data["eval"]
     with pytest.raises(UserError, match="--lm-stride: this run is scored with its recurrent state carried"):
         lm_stride(from_dict(data), 10)
+
+
+GPT_RECIPE = """
+task: {name: lm, options: {dataset: TEXT}}
+model: {name: gpt, d_model: 16, n_heads: 2, n_decoder_layers: 1, d_ff: 32, dropout: 0.0, max_len: 12}
+optim: {lr: 0.01, label_smoothing: 0.0}
+schedule: {kind: constant, warmup_steps: 2}
+training: {max_steps: 10, batch_size: 4, context: 12, log_every: 5, save_every: 5}
+eval: {every: 1000, lm_tokens: 400, samples: 0}
+"""
+
+
+def test_evaluate_and_collect_score_with_the_stride_they_are_given(tmp_path, capsys: pytest.CaptureFixture):
+    """`qkv evaluate --lm-stride 4` equals scoring the run's model with stride 4 directly; a stride equal to
+    the context is the default disjoint scoring; `qkv results collect --lm-stride 4` names the reading; a
+    stride longer than the context exits 2 naming the flag."""
+    import json
+
+    from qkv.cli import main
+    from qkv.results.collect import load_results
+    from qkv.training.evaluate import evaluate_lm
+    from qkv.training.run import load_run, split_name, split_text
+
+    text = tmp_path / "text.txt"
+    text.write_text("".join(f"to be or not to be, line {i % 7}.\n" for i in range(80)))
+    recipe, run = tmp_path / "gpt.yaml", tmp_path / "run"
+    recipe.write_text(GPT_RECIPE.replace("TEXT", str(text)))
+    assert main(["train", str(recipe), "--out", str(run), "--no-progress"]) == 0
+
+    def evaluated(*flags: str) -> dict:
+        assert main(["evaluate", str(run), "--split", "test", *flags]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    loaded = load_run(run)
+    test_text = split_text(loaded.task, split_name(loaded.task, "test"), None)
+    direct = evaluate_lm(loaded.model, loaded.task, test_text, loaded.tgt_tok, 12, len(test_text), stride=4)
+    strided = evaluated("--lm-stride", "4")
+    assert strided["loss"] == pytest.approx(direct["loss"], rel=1e-6)
+    assert evaluated("--lm-stride", "12")["loss"] == pytest.approx(evaluated()["loss"], rel=1e-9)
+    assert strided["loss"] != pytest.approx(evaluated()["loss"], rel=1e-6)
+
+    out = tmp_path / "results"
+    args = ["--command", "qkv train gpt.yaml", "--threads", "1", "--lm-stride", "4", "--out", str(out)]
+    assert main(["results", "collect", str(run), "--recipe", "gpt-tiny", *args]) == 0
+    record = load_results(out)[0]
+    assert record.decoding == "teacher-forced, sliding window (stride 4 of 12)"
+    assert record.metrics["loss"] == pytest.approx(direct["loss"], rel=1e-6)
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--lm-stride", "13"]) == 2
+    assert "--lm-stride 13: must be between 1 and the run's context (12)" in capsys.readouterr().err
