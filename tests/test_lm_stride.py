@@ -86,8 +86,7 @@ def test_each_token_is_scored_once_from_the_window_that_first_reaches_it(stride:
 def test_a_stride_of_the_context_is_the_disjoint_windows():
     model = tiny_gpt(seed=4)
     ids = torch.randint(0, VOCAB, (50,), generator=torch.Generator().manual_seed(5)).tolist()
-    disjoint = lm_nll(model, ids, context=CONTEXT, max_tokens=len(ids) - 1)
-    assert lm_nll(model, ids, context=CONTEXT, max_tokens=len(ids) - 1, stride=CONTEXT) == disjoint
+    disjoint = lm_nll(model, ids, context=CONTEXT, max_tokens=len(ids) - 1, stride=CONTEXT)
     expected, n = reference_nll(model, ids, lambda j: None if j > 48 else (j - 1) // CONTEXT * CONTEXT)
     assert disjoint[1] == n == 48
     assert disjoint[0] == pytest.approx(expected, rel=1e-5)
@@ -137,6 +136,15 @@ def test_a_carried_state_has_no_windows_to_slide():
         lm_stride(from_dict(data), 10)
 
 
+def test_a_decoded_task_takes_no_stride():
+    from qkv.training.config import from_dict
+
+    config = from_dict({"task": {"name": "g2p"}, "model": {"name": "transformer"}})
+    assert lm_stride(config, None, language_model=False) is None
+    with pytest.raises(UserError, match="--lm-stride applies to language models; g2p is decoded"):
+        lm_stride(config, 4, language_model=False)
+
+
 GPT_RECIPE = """
 task: {name: lm, options: {dataset: TEXT}}
 model: {name: gpt, d_model: 16, n_heads: 2, n_decoder_layers: 1, d_ff: 32, dropout: 0.0, max_len: 12}
@@ -173,8 +181,14 @@ def test_evaluate_and_collect_score_with_the_stride_they_are_given(tmp_path, cap
     direct = evaluate_lm(loaded.model, loaded.task, test_text, loaded.tgt_tok, 12, len(test_text), stride=4)
     strided = evaluated("--lm-stride", "4")
     assert strided["loss"] == pytest.approx(direct["loss"], rel=1e-6)
-    assert evaluated("--lm-stride", "12")["loss"] == pytest.approx(evaluated()["loss"], rel=1e-9)
-    assert strided["loss"] != pytest.approx(evaluated()["loss"], rel=1e-6)
+    assert strided["scoring"] == "teacher-forced, sliding window (stride 4 of 12)"
+    saved = json.loads((run / "eval" / "test-best-beam1-stride4.json").read_text())  # its own file
+    assert saved["loss"] == strided["loss"]
+    disjoint = evaluated()
+    assert disjoint["scoring"] == "teacher-forced"
+    assert evaluated("--lm-stride", "12")["loss"] == pytest.approx(disjoint["loss"], rel=1e-9)
+    assert strided["loss"] != pytest.approx(disjoint["loss"], rel=1e-6)
+    assert json.loads((run / "eval" / "test-best-beam1.json").read_text())["loss"] == disjoint["loss"]
 
     out = tmp_path / "results"
     args = ["--command", "qkv train gpt.yaml", "--threads", "1", "--lm-stride", "4", "--out", str(out)]

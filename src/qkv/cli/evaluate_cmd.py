@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qkv.data.tasks import is_lm, is_seq2seq
     from qkv.errors import UserError
-    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, lm_stride
+    from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, lm_scoring_label, lm_stride
     from qkv.training.run import load_run, split_examples, split_name, split_text
 
     if args.beam < 1:
@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     task, config = loaded.task, loaded.config
     rules = rules_from_args(args, decoded=is_seq2seq(task), task_name=task.name)
     split = split_name(task, args.split)  # a split the task lacks is an error (exit 2), never a substitute
-    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}{rules.label}"
+    stride = lm_stride(config, args.lm_stride, is_lm(task))
+    sliding = stride is not None and stride < config.training.context
+    tag = f"{split}-{loaded.checkpoint.stem}-beam{args.beam}{rules.label}" + (f"-stride{stride}" if sliding else "")
     out_dir = loaded.directory / "eval"
     out_dir.mkdir(exist_ok=True)
     examples: int | None = None
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             config.training.context,
             len(text),
             carry_state=config.training.carry_state,
-            stride=lm_stride(config, args.lm_stride),
+            stride=stride,
         )
     elif is_seq2seq(task):
         data = split_examples(task, split, args.max_examples)
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         "no_repeat_ngram": rules.no_repeat_ngram,
         "min_len": rules.min_len,
         "examples": examples,
+        **({"scoring": lm_scoring_label(config, stride)} if is_lm(task) else {}),
         **metrics,
     }
     (out_dir / f"{tag}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

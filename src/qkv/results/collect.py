@@ -137,6 +137,7 @@ def collect_run(
         raise UserError(
             f"--no-repeat-ngram and --min-len apply to decoded outputs; {task.name} is scored teacher-forced"
         )
+    stride = resolve_lm_stride(config, lm_stride, is_lm(task))  # the flag on a decoded task: exit 2
     name = split_name(task, split)
     machine = machine_info(next(run.model.parameters()).device)
     seconds, steps = _training_log(run_dir)
@@ -162,7 +163,6 @@ def collect_run(
     if is_lm(task):
         text = split_text(task, name, None)
         carried = config.training.carry_state  # truncated BPTT: scored with the state carried through the text
-        stride = resolve_lm_stride(config, lm_stride)
         record.decoding = lm_scoring_label(config, stride)
         record.metrics = evaluate_lm(
             run.model, task, text, run.tgt_tok, config.training.context, len(text), carry_state=carried, stride=stride

@@ -102,11 +102,10 @@ def _windows(model: nn.Module, ids: list[int], context: int, stride: int, batch_
     windows = lm_windows(ids, context, stride)  # (N, context + 1)
     first = windows[:1].to(device)  # (1, context + 1): nothing before it, so all its targets are new
     yield first[:, 1:], model(first[:, :-1]).logits  # (1, context), (1, context, V)
-    keep = stride  # a later window's new targets are its last `stride` ones
-    for start in range(1, len(windows), batch_size):
+    for start in range(1, len(windows), batch_size):  # a later window's new targets are its last `stride`
         chunk = windows[start : start + batch_size].to(device)  # (B, context + 1)
         logits = model(chunk[:, :-1]).logits  # (B, context, V)
-        yield chunk[:, -keep:], logits[:, -keep:]  # (B, stride), (B, stride, V)
+        yield chunk[:, -stride:], logits[:, -stride:]  # (B, stride), (B, stride, V)
 
 
 def _carried_segments(model: nn.Module, ids: list[int], context: int, streams: int, device: torch.device):
@@ -127,18 +126,21 @@ def _carried_segments(model: nn.Module, ids: list[int], context: int, streams: i
         yield segment[:, 1:], out.logits  # (B, t) targets, (B, t, V)
 
 
-def lm_stride(config: Config, override: int | None = None, flag: str = "--lm-stride") -> int | None:
-    """The window stride to score a language model with: ``override`` (a command-line flag) or the recipe's
-    ``eval.lm_stride``; ``None`` for disjoint windows or a recurrent model scored with its state carried."""
+def lm_stride(config: Config, override: int | None = None, language_model: bool = True) -> int | None:
+    """The window stride to score a run with: ``override`` (the ``--lm-stride`` flag) or the recipe's
+    ``eval.lm_stride``; ``None`` for disjoint windows, a recurrent model scored with its state carried, or a
+    task that is not language modeling (where the flag is an error: nothing is read in windows)."""
     if override is None:
-        return config.eval.lm_stride
+        return config.eval.lm_stride if language_model else None
     from qkv.errors import UserError
 
     context = config.training.context
+    if not language_model:
+        raise UserError(f"--lm-stride applies to language models; {config.task.name} is decoded, not read in windows")
     if config.training.carry_state:
-        raise UserError(f"{flag}: this run is scored with its recurrent state carried, not in windows")
+        raise UserError("--lm-stride: this run is scored with its recurrent state carried, not in windows")
     if not 1 <= override <= context:
-        raise UserError(f"{flag} {override}: must be between 1 and the run's context ({context})")
+        raise UserError(f"--lm-stride {override}: must be between 1 and the run's context ({context})")
     return override
 
 
