@@ -54,9 +54,10 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
         # two checks along the 4 steps: the rung at 2 steps and the end; the last check is the final score
         assert [c["steps"] for c in run["curve"]] == [2, 4]
         assert run["curve"][-1]["exact_match"] == pytest.approx(run["exact_match"])
-        expected = next((c["steps"] for c in run["curve"] if c["exact_match"] >= 95.0), None)
+        expected = next((c["steps"] for c in run["curve"] if c["exact_match"] >= 99.0), None)
         assert run["steps_to_solve"] == expected and results["steps_to_solve"][name] == [expected]
-    assert results["lengths"] == [6] and results["solved_at"] == 95.0
+        assert run["stopped_when_solved"] is False  # without --until-solved every run spends its budget
+    assert results["lengths"] == [6] and results["solved_at"] == 99.0 and results["solve_metric"] == "exact_match"
     for figure in ("probe.png", "probe-learning.png"):
         assert (out / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out
@@ -113,6 +114,8 @@ def test_probe_copy_distance_is_the_length(tmp_path):
         ["--pairs", "4", "--queries", "5"],
         ["--mixed-lengths"],
         ["--lr", "2"],
+        ["--solve-at", "0"],
+        ["--solve-at", "101"],
     ],
 )
 def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):
@@ -134,3 +137,52 @@ def test_steps_to_solve_is_the_first_check_at_the_bar():
     assert steps_to_solve(curve[:1]) is None
     assert steps_to_solve([{"steps": 5, "token_accuracy": 99.0}], "token_accuracy") == 5
     assert steps_to_solve([]) is None
+
+
+def test_steps_to_solve_takes_the_bar_it_is_given():
+    from qkv.compare.probes import steps_to_solve
+
+    curve = [{"steps": 100, "exact_match": 96.0}, {"steps": 200, "exact_match": 99.5}]
+    assert steps_to_solve(curve, solved_at=95.0) == 100
+    assert steps_to_solve(curve, solved_at=99.0) == 200
+    assert steps_to_solve(curve, solved_at=99.9) is None
+
+
+def _probe_args(out, *extra):
+    return [
+        "probe", "--task", "copy", "--lengths", "4", "--models", "gru", "--budget", "40steps", "--params", "3000",
+        "--examples", "100", "--test-examples", "20", "--checks", "4", "--device", "cpu", "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_until_solved_ends_the_run_at_the_first_check_at_the_bar(tmp_path, monkeypatch):
+    """The scorer is replaced by one that reports the bar reached from the second check on: the run must
+    stop there (no training past that check's step), keep that check as its final score, and say so."""
+    import qkv.compare.probes as probes
+
+    real_score = probes._score
+    calls = []
+
+    def scored_from_second_check(run_dir, spec, device):
+        scores, examples, hyps = real_score(run_dir, spec, device)
+        calls.append(1)
+        return {**scores, "token_accuracy": 99.5 if len(calls) >= 2 else 10.0}, examples, hyps
+
+    monkeypatch.setattr(probes, "_score", scored_from_second_check)
+    out = tmp_path / "until"
+    assert main(_probe_args(out, "--until-solved")) == 0
+    run = json.loads((out / "results.json").read_text())["runs"]["gru"][0]
+    assert [c["steps"] for c in run["curve"]] == [10, 20]  # checks at 10, 20, 30 of 40 steps; stopped at 20
+    assert run["steps"] == 20 and run["steps_to_solve"] == 20 and run["stopped_when_solved"] is True
+    assert run["token_accuracy"] == 99.5 and len(calls) == 2  # no extra scoring after the stop
+    metrics = (out / "runs" / "copy-4-gru" / "metrics.jsonl").read_text().splitlines()
+    assert max(json.loads(line)["step"] for line in metrics) == 20
+
+    # the same run without --until-solved spends the whole budget and scores once more at the end
+    calls.clear()
+    out = tmp_path / "capped"
+    assert main(_probe_args(out)) == 0
+    run = json.loads((out / "results.json").read_text())["runs"]["gru"][0]
+    assert [c["steps"] for c in run["curve"]] == [10, 20, 30, 40]
+    assert run["steps"] == 40 and run["steps_to_solve"] == 20 and run["stopped_when_solved"] is False

@@ -72,6 +72,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="assoc-recall with --pairs: training examples get a random amount of filler (lengths from the "
         "shortest that holds the pairs up to the test length), so the lookup is learnt on short ones first",
     )
+    p.add_argument(
+        "--solve-at",
+        type=float,
+        default=None,
+        help="percent at which a run counts as solved: exact match for assoc-recall and listops, token "
+        "accuracy for the copy-like probes (default 99)",
+    )
+    p.add_argument(
+        "--until-solved",
+        action="store_true",
+        help="end each run at the first check that reaches --solve-at instead of spending the rest of "
+        "its budget: the budget becomes a step cap (train until solved or the cap)",
+    )
     p.add_argument("--lr", type=float, default=None, help="Adam's learning rate, every model (default 3e-3)")
     p.add_argument("--test-examples", type=int, default=300, help="test examples per length (default 300)")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
@@ -117,9 +130,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
     if args.max_tokens < 16:
         raise UserError(f"--max-tokens {args.max_tokens}: at least 16")
-    from qkv.compare.probes import PROBE_LR
+    from qkv.compare.probes import PROBE_LR, SOLVED, solve_metric
 
     args.lr = PROBE_LR if args.lr is None else args.lr
+    args.solve_at = SOLVED if args.solve_at is None else args.solve_at
+    if not 0 < args.solve_at <= 100:
+        raise UserError(f"--solve-at {args.solve_at}: expected a percentage in (0, 100], e.g. 99")
     if not 0 < args.lr < 1:
         raise UserError(f"--lr {args.lr}: expected a rate between 0 and 1, e.g. 1e-3")
     if args.checks < 1:
@@ -153,8 +169,10 @@ def run(args: argparse.Namespace) -> int:
     setting = f"{args.pairs} pairs among filler, " if args.pairs is not None else ""
     setting += f"{args.queries} queries per example, " if args.queries > 1 else ""
     setting += "training lengths mixed, " if args.mixed_lengths else ""
+    metric = solve_metric(args.task)
+    until = f" (or until {args.solve_at:g}% {metric.replace('_', ' ')})" if args.until_solved else ""
     print(
-        f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {setting}{budget.describe()}, "
+        f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {setting}{budget.describe()}{until}, "
         f"~{args.params:,} parameters each"
     )
     result = run_probe(
@@ -168,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
         device=device.type,
         checks=args.checks,
         lr=args.lr,
-        progress=lambda what: print(f"  training {what}"),
+        solved_at=args.solve_at,
+        until_solved=args.until_solved,
+        progress=lambda what: print(f"  training {what}", flush=True),
     )
     result["machine"] = machine_info(device)
     fig = figures.probe_accuracy({args.task: result})
@@ -181,10 +201,9 @@ def run(args: argparse.Namespace) -> int:
     header = ["model", "params"] + [f"T={n}" for n in lengths]
     rows = []
     for name, runs in result["runs"].items():
-        metric = "exact_match" if args.task in ("assoc-recall", "listops") else "token_accuracy"
         rows.append([name, fmt(result["params"].get(name))] + [fmt(r[metric], 3) + "%" for r in runs])
     print()
-    print("exact match" if args.task in ("assoc-recall", "listops") else "token accuracy", "by length:")
+    print(metric.replace("_", " "), "by length:")
     print(text_table(header, rows))
     if args.task == "assoc-recall":
         header = ["model"] + [f"d={d}" for d in result["distances"]]
@@ -197,7 +216,10 @@ def run(args: argparse.Namespace) -> int:
         + [str(s) if s is not None else f"> {r['steps']}" for s, r in zip(solved, result["runs"][name], strict=True)]
         for name, solved in result["steps_to_solve"].items()
     ]
-    print(f"\nsteps to solve ({result['solved_at']:g}% on the test split; '> N': not solved in N steps):")
+    print(
+        f"\nsteps to solve ({result['solved_at']:g}% {metric.replace('_', ' ')} on the test split; "
+        f"'> N': not solved in N steps):"
+    )
     print(text_table(header, rows))
     print(f"\nresults: {out / 'results.json'}, figures: {out / 'figures'} (probe.png, probe-learning.png)")
     return 0

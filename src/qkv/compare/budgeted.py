@@ -51,7 +51,7 @@ def train_with_budget(
     eval_every_seconds: float | None = None,
     on_chunk: Callable[[dict], None] = lambda info: None,
     rungs: tuple[float, ...] = (),
-    on_rung: Callable[[float, dict], None] = lambda amount, info: None,
+    on_rung: Callable[[float, dict], bool | None] = lambda amount, info: None,
 ) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` until ``budget`` is spent; return what happened.
 
@@ -63,6 +63,8 @@ def train_with_budget(
     ``rungs`` (amounts of the budget's kind, below ``budget.amount``) are the budget ladder: a chunk ends at
     each rung, and ``on_rung(amount, info)`` is called there with ``checkpoints/last`` holding the model
     as trained for that amount -- the same run continues to the next rung, so a ladder costs one training.
+    ``on_rung`` returning True stops the training there (``info["stopped_at_rung"]`` is then True): a probe
+    trained "until solved" ends at the first check that reaches the bar.
     """
     from qkv.training.loop import train
 
@@ -120,13 +122,15 @@ def train_with_budget(
         }
         on_chunk(info)
         while pending and (target.spent(seconds=seconds, steps=steps, tokens=tokens) or chunk_new_steps <= 0):
-            on_rung(pending.pop(0), info)
+            if on_rung(pending.pop(0), info):
+                return {**info, "stopped_at_rung": True}
             target = Budget(budget.kind, pending[0]) if pending else budget
         if budget.spent(seconds=seconds, steps=steps, tokens=tokens) or chunk_new_steps <= 0:
             return info
         chunk_steps = _next_chunk(target, info, chunk_new_steps, max(chunk_seconds, 1e-6), eval_every_seconds)
         while chunk_steps < 1 and pending:  # less than half a step to the rung: it is reached
-            on_rung(pending.pop(0), info)
+            if on_rung(pending.pop(0), info):
+                return {**info, "stopped_at_rung": True}
             target = Budget(budget.kind, pending[0]) if pending else budget
             chunk_steps = _next_chunk(target, info, chunk_new_steps, max(chunk_seconds, 1e-6), eval_every_seconds)
         if chunk_steps < 1:

@@ -21,7 +21,9 @@ values in the context" for 3,000+ steps. The encoder-decoder here is the compari
 decoder-only Transformer trained as a prefix LM on the probes is the next step (issue 11).
 
 Every run is checked ``checks`` times along its budget (the budget ladder's rungs), so each model also
-gets a learning curve and its **steps to solve**: the first check with exact match >= ``SOLVED`` percent.
+gets a learning curve and its **steps to solve**: the first check with exact match (copy-like probes: token
+accuracy) >= ``solved_at`` percent, 99 by default. With ``until_solved`` a run ends at that check instead
+of spending the rest of its budget, so the budget is a step cap: "train until solved or the cap".
 
 Training goes through :func:`qkv.compare.budgeted.train_with_budget` (qkv's own training loop).
 """
@@ -51,7 +53,7 @@ DESCRIPTIONS = {
     "output tokens right at their position.",
     "reverse": "output the input reversed; distance = the sequence length T (one short training per length).",
 }
-SOLVED = 95.0  # exact match (percent) at which a probe counts as solved
+SOLVED = 99.0  # exact match (percent) at which a probe counts as solved, unless a study asks for another bar
 DISTANCE_LABELS = {
     "assoc-recall": "tokens between the queried key and the query",
 }
@@ -182,12 +184,17 @@ def _score(run_dir: Path, spec: ProbeSpec, device: str) -> tuple[dict[str, float
     return task.score(hyps, examples), examples, hyps
 
 
-def steps_to_solve(curve: list[dict[str, Any]], metric: str = "exact_match") -> int | None:
-    """The optimizer steps at the first check where ``metric`` >= :data:`SOLVED`; None if never."""
+def steps_to_solve(curve: list[dict[str, Any]], metric: str = "exact_match", solved_at: float = SOLVED) -> int | None:
+    """The optimizer steps at the first check where ``metric`` >= ``solved_at`` (percent); None if never."""
     for point in curve:
-        if point.get(metric) is not None and point[metric] >= SOLVED:
+        if point.get(metric) is not None and point[metric] >= solved_at:
             return int(point["steps"])
     return None
+
+
+def solve_metric(probe: str) -> str:
+    """What "solved" is measured on: whole answers for the lookup probes, output tokens for the copy-like ones."""
+    return "exact_match" if probe in ("assoc-recall", "listops") else "token_accuracy"
 
 
 def run_probe_model(
@@ -202,23 +209,33 @@ def run_probe_model(
     device: str = "cpu",
     checks: int = 1,
     lr: float = PROBE_LR,
+    solved_at: float = SOLVED,
+    until_solved: bool = False,
 ) -> dict[str, Any]:
     """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split, also at
-    ``checks - 1`` evenly spaced points before the end (the learning curve)."""
+    ``checks - 1`` evenly spaced points before the end (the learning curve). With ``until_solved`` the
+    training ends at the first check that reaches ``solved_at`` percent."""
     from qkv.training.run import load_run
 
     config = probe_config(spec, name, target_params, max_tokens, seed, device, lr)
-    metric = "exact_match" if spec.probe in ("assoc-recall", "listops") else "token_accuracy"
+    metric = solve_metric(spec.probe)
     curve: list[dict[str, Any]] = []
+    last: dict[str, Any] = {}
 
-    def check(amount: float, info: dict) -> None:
-        scores, _, _ = _score(run_dir, spec, device)
+    def check(amount: float, info: dict) -> bool:
+        scores, examples, hyps = _score(run_dir, spec, device)
         curve.append({"budget": amount, "steps": info["steps"], "seconds": round(info["seconds"], 2), **scores})
+        last.update(scores=scores, examples=examples, hyps=hyps)
+        return until_solved and scores.get(metric) is not None and scores[metric] >= solved_at
 
     rungs = tuple(budget.amount * k / checks for k in range(1, checks))
     info = train_with_budget(config, run_dir, budget, rungs=rungs, on_rung=check)
-    scores, examples, hyps = _score(run_dir, spec, device)
-    curve.append({"budget": budget.amount, "steps": info["steps"], "seconds": round(info["seconds"], 2), **scores})
+    stopped = bool(info.get("stopped_at_rung"))
+    if stopped:  # the model was just scored at the check that solved it
+        scores, examples, hyps = last["scores"], last["examples"], last["hyps"]
+    else:
+        scores, examples, hyps = _score(run_dir, spec, device)
+        curve.append({"budget": budget.amount, "steps": info["steps"], "seconds": round(info["seconds"], 2), **scores})
     run = load_run(run_dir, "last", device=device)
     return {
         "length": spec.length,
@@ -229,7 +246,8 @@ def run_probe_model(
         "exact_match": scores.get("exact_match"),
         "token_accuracy": scores.get("token_accuracy"),
         "curve": curve,
-        "steps_to_solve": steps_to_solve(curve, metric),
+        "steps_to_solve": steps_to_solve(curve, metric, solved_at),
+        "stopped_when_solved": stopped,
         "by_distance": {str(d): c for d, c in by_distance(spec, examples, hyps).items()},
     }
 
@@ -246,10 +264,12 @@ def run_probe(
     device: str = "cpu",
     checks: int = 1,
     lr: float = PROBE_LR,
+    solved_at: float = SOLVED,
+    until_solved: bool = False,
     progress: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
     """Every architecture on one probe (one short training per spec, i.e. per length), each checked
-    ``checks`` times along its budget."""
+    ``checks`` times along its budget (and stopped at the first check at ``solved_at`` with ``until_solved``)."""
     runs: dict[str, list[dict]] = {name: [] for name in models}
     for spec in specs:
         for name in models:
@@ -265,10 +285,12 @@ def run_probe(
                     device=device,
                     checks=checks,
                     lr=lr,
+                    solved_at=solved_at,
+                    until_solved=until_solved,
                     run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}",
                 )
             )
-    return summarize(specs, runs, budget)
+    return summarize(specs, runs, budget, solved_at)
 
 
 def _distance_label(specs: list[ProbeSpec]) -> str:
@@ -282,7 +304,9 @@ def _distance_label(specs: list[ProbeSpec]) -> str:
     return DISTANCE_LABELS.get(probe, "sequence length T (tokens)")
 
 
-def summarize(specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budget) -> dict[str, Any]:
+def summarize(
+    specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budget, solved_at: float = SOLVED
+) -> dict[str, Any]:
     """The results.json entry of one probe: a shared distance axis and accuracy (0-1) per model."""
     probe = specs[0].probe
     distances = sorted({int(d) for rs in runs.values() for r in rs for d in r["by_distance"]})
@@ -306,6 +330,7 @@ def summarize(specs: list[ProbeSpec], runs: dict[str, list[dict]], budget: Budge
         "params": {name: round(sum(r["params"] for r in rs) / len(rs)) for name, rs in runs.items() if rs},
         "lengths": [spec.length for spec in specs],
         "steps_to_solve": {name: [r.get("steps_to_solve") for r in rs] for name, rs in runs.items()},
-        "solved_at": SOLVED,
+        "solved_at": solved_at,
+        "solve_metric": solve_metric(probe),
         "runs": runs,
     }
