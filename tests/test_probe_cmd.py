@@ -116,6 +116,9 @@ def test_probe_copy_distance_is_the_length(tmp_path):
         ["--lr", "2"],
         ["--solve-at", "0"],
         ["--solve-at", "101"],
+        ["--width", "30"],
+        ["--width", "0"],
+        ["--params", "5000", "--width", "32"],
     ],
 )
 def test_probe_bad_arguments_exit_2(args, tmp_path, capsys):
@@ -186,3 +189,28 @@ def test_until_solved_ends_the_run_at_the_first_check_at_the_bar(tmp_path, monke
     run = json.loads((out / "results.json").read_text())["runs"]["gru"][0]
     assert [c["steps"] for c in run["curve"]] == [10, 20, 30, 40]
     assert run["steps"] == 40 and run["steps_to_solve"] == 20 and run["stopped_when_solved"] is False
+
+
+@pytest.mark.slow
+def test_width_gives_every_architecture_that_width(tmp_path):
+    """Equal width instead of equal size: every model is built at the width asked for (its embeddings and
+    recurrent states have that size), so the parameter counts differ between the families."""
+    from torch import nn
+
+    from qkv.training.run import load_run
+
+    out = tmp_path / "width"
+    args = _probe_args(out, "--width", "24")
+    args[args.index("--models") + 1] = "gru,transformer,gru-attention"
+    del args[args.index("--params") : args.index("--params") + 2]  # --params and --width exclude each other
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["sizing"] == {"width": 24}
+    for name in ("gru", "transformer", "gru-attention"):
+        assert results["runs"][name][0]["width"] == 24
+        model = load_run(out / "runs" / f"copy-4-{name}", "last", device="cpu").model
+        embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding) and m.num_embeddings > 8]
+        assert embeddings and all(m.embedding_dim == 24 for m in embeddings)
+        assert all(m.hidden_size == 24 for m in model.modules() if isinstance(m, nn.GRU))
+        assert sum(p.numel() for p in model.parameters()) >= results["params"][name]  # tied weights count once
+    assert len(set(results["params"].values())) == 3

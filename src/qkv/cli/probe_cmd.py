@@ -31,8 +31,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--params",
         type=int,
-        default=40_000,
-        help="size every architecture to about this many parameters (default 40000)",
+        default=None,
+        help="size every architecture to about this many parameters (default 40000): equal size",
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="give every architecture this width instead (Transformer d_model, recurrent hidden size; a "
+        "multiple of 4): equal width, so the parameter counts differ",
     )
     p.add_argument(
         "--examples",
@@ -126,8 +133,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"--models: unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SEQ2SEQ_MODELS)}"
         )
+    if args.params is not None and args.width is not None:
+        raise UserError("--params and --width exclude each other: equal size or equal width")
+    args.params = 40_000 if args.params is None else args.params
     if args.params < 1000:
         raise UserError(f"--params {args.params}: too small for any model (at least 1000)")
+    if args.width is not None and not (4 <= args.width <= 4096 and args.width % 4 == 0):
+        raise UserError(f"--width {args.width}: a multiple of 4 between 4 and 4096 (4 attention heads share it)")
     if args.max_tokens < 16:
         raise UserError(f"--max-tokens {args.max_tokens}: at least 16")
     from qkv.compare.probes import PROBE_LR, SOLVED, solve_metric
@@ -171,10 +183,8 @@ def run(args: argparse.Namespace) -> int:
     setting += "training lengths mixed, " if args.mixed_lengths else ""
     metric = solve_metric(args.task)
     until = f" (or until {args.solve_at:g}% {metric.replace('_', ' ')})" if args.until_solved else ""
-    print(
-        f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {setting}{budget.describe()}{until}, "
-        f"~{args.params:,} parameters each"
-    )
+    sizing = f"width {args.width} each" if args.width is not None else f"~{args.params:,} parameters each"
+    print(f"probe {args.task}: lengths {', '.join(map(str, lengths))}; {setting}{budget.describe()}{until}, {sizing}")
     result = run_probe(
         specs,
         models,
@@ -188,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         solved_at=args.solve_at,
         until_solved=args.until_solved,
+        width=args.width,
         progress=lambda what: print(f"  training {what}", flush=True),
     )
     result["machine"] = machine_info(device)
@@ -198,10 +209,11 @@ def run(args: argparse.Namespace) -> int:
     (out / "figures" / "probe-learning.png").write_bytes(figures.png_bytes(learning))
     write_json_atomic(out / "results.json", result)
 
-    header = ["model", "params"] + [f"T={n}" for n in lengths]
+    header = ["model", "width", "params"] + [f"T={n}" for n in lengths]
     rows = []
     for name, runs in result["runs"].items():
-        rows.append([name, fmt(result["params"].get(name))] + [fmt(r[metric], 3) + "%" for r in runs])
+        size = [str(runs[0]["width"]), fmt(result["params"].get(name))]
+        rows.append([name, *size] + [fmt(r[metric], 3) + "%" for r in runs])
     print()
     print(metric.replace("_", " "), "by length:")
     print(text_table(header, rows))

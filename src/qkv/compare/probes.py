@@ -38,7 +38,7 @@ from typing import Any, Literal, cast
 from qkv.compare.budget import Budget
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.cost import count_params
-from qkv.compare.recipes import sized_config
+from qkv.compare.recipes import probe_model_config, sized_config
 from qkv.data.probes import ProbeTask
 from qkv.training.config import Config, EvalConfig, OptimConfig, ScheduleConfig, TaskConfig, TrainingConfig
 from qkv.training.evaluate import translate
@@ -116,15 +116,26 @@ PROBE_LR = 3e-3  # Adam's rate on the probes unless a study asks for another
 
 
 def probe_config(
-    spec: ProbeSpec, name: str, target_params: int, max_tokens: int, seed: int, device: str, lr: float = PROBE_LR
+    spec: ProbeSpec,
+    name: str,
+    target_params: int,
+    max_tokens: int,
+    seed: int,
+    device: str,
+    lr: float = PROBE_LR,
+    width: int | None = None,
 ) -> Config:
-    """The training config of architecture ``name`` on probe ``spec``."""
+    """The training config of architecture ``name`` on probe ``spec``: sized to about ``target_params``
+    parameters, or, given ``width``, at that width (equal width instead of equal size)."""
     from qkv.data import get_task
 
     task = get_task(spec.probe, **spec.options)
     assert isinstance(task, ProbeTask)
     vocab = len(task.symbols()) + 4  # + the special tokens
-    model = sized_config(name, target_params, vocab, vocab, max_len=spec.length + 8)
+    if width is not None:
+        model = probe_model_config(name, width, max_len=spec.length + 8)
+    else:
+        model = sized_config(name, target_params, vocab, vocab, max_len=spec.length + 8)
     # One recipe for every architecture on these tiny tasks: Adam, a short warmup, then a constant rate.
     optim = OptimConfig(lr=lr, betas=[0.9, 0.98], eps=1e-8, label_smoothing=0.0, clip_norm=1.0)
     schedule = ScheduleConfig(kind="constant", warmup_steps=20)
@@ -211,13 +222,14 @@ def run_probe_model(
     lr: float = PROBE_LR,
     solved_at: float = SOLVED,
     until_solved: bool = False,
+    width: int | None = None,
 ) -> dict[str, Any]:
     """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split, also at
     ``checks - 1`` evenly spaced points before the end (the learning curve). With ``until_solved`` the
     training ends at the first check that reaches ``solved_at`` percent."""
     from qkv.training.run import load_run
 
-    config = probe_config(spec, name, target_params, max_tokens, seed, device, lr)
+    config = probe_config(spec, name, target_params, max_tokens, seed, device, lr, width)
     metric = solve_metric(spec.probe)
     curve: list[dict[str, Any]] = []
     last: dict[str, Any] = {}
@@ -266,6 +278,7 @@ def run_probe(
     lr: float = PROBE_LR,
     solved_at: float = SOLVED,
     until_solved: bool = False,
+    width: int | None = None,
     progress: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
     """Every architecture on one probe (one short training per spec, i.e. per length), each checked
@@ -287,10 +300,13 @@ def run_probe(
                     lr=lr,
                     solved_at=solved_at,
                     until_solved=until_solved,
+                    width=width,
                     run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}",
                 )
             )
-    return summarize(specs, runs, budget, solved_at)
+    result = summarize(specs, runs, budget, solved_at)
+    result["sizing"] = {"width": width} if width is not None else {"params": target_params}
+    return result
 
 
 def _distance_label(specs: list[ProbeSpec]) -> str:

@@ -77,22 +77,23 @@ def param_count(config: ModelConfig, src_vocab: int, tgt_vocab: int) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
+def probe_model_config(name: str, width: int, *, max_len: int = 256, dropout: float = 0.0) -> ModelConfig:
+    """The probes' shape of architecture ``name`` at ``width``. Transformers: 2 + 2 layers (prefix-lm: 4
+    layers, rotary positions), 4 heads, ``d_ff = 2 * d_model``; recurrent models: one layer, embedding
+    size = hidden size = ``width``."""
+    if name in TRANSFORMER_NAMES:
+        return transformer_config(name, width, d_ff=2 * width, layers=2, max_len=max_len, dropout=dropout)
+    return ModelConfig(name=name, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len, dropout=dropout)
+
+
 def sized_config(
     name: str, target_params: int, src_vocab: int, tgt_vocab: int, *, max_len: int = 256, dropout: float = 0.0
 ) -> ModelConfig:
-    """Architecture ``name`` with its width chosen so the parameter count is closest to ``target_params``.
-
-    Transformers: 2 + 2 layers (prefix-lm: 4 layers, rotary positions), 4 heads, ``d_ff = 2 * d_model``,
-    width a multiple of 8; recurrent models:
-    one layer, embedding size = hidden size, a multiple of 4.
-    """
+    """Architecture ``name`` (the :func:`probe_model_config` shape) with its width chosen so the parameter
+    count is closest to ``target_params``: Transformers' width a multiple of 8, recurrent models' of 4."""
 
     def make(width: int) -> ModelConfig:
-        if name in TRANSFORMER_NAMES:
-            return transformer_config(name, width, d_ff=2 * width, layers=2, max_len=max_len, dropout=dropout)
-        return ModelConfig(
-            name=name, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len, dropout=dropout
-        )
+        return probe_model_config(name, width, max_len=max_len, dropout=dropout)
 
     step = 8 if name in TRANSFORMER_NAMES else 4
     lo, hi = 1, 512 // step  # search over width = k * step (parameter count grows with the width)
