@@ -58,6 +58,7 @@ def test_probe_assoc_recall_end_to_end(tmp_path, capsys):
         assert run["steps_to_solve"] == expected and results["steps_to_solve"][name] == [expected]
         assert run["stopped_when_solved"] is False  # without --until-solved every run spends its budget
     assert results["lengths"] == [6] and results["solved_at"] == 99.0 and results["solve_metric"] == "exact_match"
+    assert results["command"].startswith("qkv probe --task assoc-recall --lengths 6 --models gru,transformer,prefix-lm")
     for figure in ("probe.png", "probe-learning.png"):
         assert (out / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr().out

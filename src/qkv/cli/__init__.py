@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if not argv else 2
+    args._argv = argv  # the command line as typed, for results that record their command
     try:
         status = int(args._run(args) or 0)
         sys.stdout.flush()  # (a reader gone away shows here, not as an error at exit)

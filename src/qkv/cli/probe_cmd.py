@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from qkv.errors import UserError
@@ -202,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda what: print(f"  training {what}", flush=True),
     )
     result["machine"] = machine_info(device)
+    result["command"] = shlex.join(["qkv", *getattr(args, "_argv", ["probe"])])
     fig = figures.probe_accuracy({args.task: result})
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "figures" / "probe.png").write_bytes(figures.png_bytes(fig))

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from qkv.compare.probe_study import model_rank
+
 SOLVED = 0.99  # probe accuracy that counts as solved
 
 
@@ -151,10 +153,40 @@ def probe_sentences(results: dict) -> list[Sentence]:
                     f"{model} {steps[0]:,}" if steps[0] is not None else f"{model} not in {runs[0]['steps']:,}"
                 )
         if solve:
-            parts.append(f"steps to solve ({probe.get('solved_at', 95):g}% exact match): " + ", ".join(solve))
+            metric = str(probe.get("solve_metric", "exact_match")).replace("_", " ")
+            parts.append(f"steps to solve ({probe.get('solved_at', 95):g}% {metric}): " + ", ".join(solve))
         if parts:
             out.append(Sentence(f"Probe **{task}** (accuracy against distance): " + "; ".join(parts) + ".", "probes"))
     return out
+
+
+def probe_study_sentences(results: dict) -> list[Sentence]:
+    """One sentence on the saved full probe study, at each probe's longest length."""
+    study = results.get("probe_study") or []
+    longest: dict[str, int] = {}
+    for row in study:
+        longest[row["probe"]] = max(longest.get(row["probe"], 0), row["length"])
+    parts = []
+    for probe, length in sorted(longest.items()):
+        rows = sorted(
+            (r for r in study if r["probe"] == probe and r["length"] == length), key=lambda r: model_rank(r["model"])
+        )
+        cells = ", ".join(
+            f"{r['model']} solves it in {r['steps_to_solve']:,} steps"
+            if r["steps_to_solve"] is not None
+            else f"{r['model']} not in {r['cap']:,} ({r['final']:.0f} % at the cap)"
+            for r in rows
+        )
+        parts.append(f"{probe} at T = {length}: {cells}")
+    if not parts:
+        return []
+    return [
+        Sentence(
+            "The saved full probe study (not this run; `qkv probe` trained until solved or a cap, "
+            "results/probes/study): " + "; ".join(parts) + ".",
+            "probes",
+        )
+    ]
 
 
 def scaling_sentences(results: dict) -> list[Sentence]:
@@ -199,5 +231,6 @@ def conclusion(results: dict[str, Any]) -> list[Sentence]:
         + ladder_sentences(results)
         + reference_sentences(results)
         + probe_sentences(results)
+        + probe_study_sentences(results)
         + scaling_sentences(results)
     )

@@ -22,6 +22,8 @@ from typing import Any
 from qkv.atomic import atomic_write_text
 from qkv.compare import figures
 from qkv.compare.conclusion import conclusion
+from qkv.compare.probe_study import model_rank, study_cell
+from qkv.compare.probes import SOLVED
 
 SECTIONS = [
     ("quality", "Quality"),
@@ -394,7 +396,27 @@ def _probes(results: dict) -> tuple[str, str]:
         note = f"**{task}**: {probe.get('description', '')}"
         md_parts.append(note + "\n\n" + md_table(header, rows))
         html_parts.append(f"<p>{_md_inline(note)}</p>" + html_table(header, rows))
+    study = results.get("probe_study") or []
+    if study:
+        header, rows = probe_study_rows(study)
+        note = (
+            f"**Saved full study** (not this run: `qkv probe` runs in `results/probes/study/`, ~40k parameters "
+            f"each, trained until solved or a step cap): steps to reach {SOLVED:g} % -- exact match for "
+            "assoc-recall, token accuracy for the copy probes -- or '> cap (accuracy at the cap)'."
+        )
+        md_parts.append(note + "\n\n" + md_table(header, rows))
+        html_parts.append(f"<p>{_md_inline(note)}</p>" + html_table(header, rows))
     return "\n\n".join(md_parts), "".join(html_parts)
+
+
+def probe_study_rows(study: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The saved study as one row per (probe, length) and one column per model."""
+    models = sorted({r["model"] for r in study}, key=model_rank)
+    cells: dict[tuple[str, int], dict[str, str]] = {}
+    for r in study:
+        cells.setdefault((r["probe"], r["length"]), {})[r["model"]] = study_cell(r)
+    rows = [[probe, str(length)] + [c.get(m, "–") for m in models] for (probe, length), c in sorted(cells.items())]
+    return ["probe", "T"] + models, rows
 
 
 def _attention(results: dict) -> tuple[str, str]:

@@ -558,8 +558,10 @@ class Study:
 
     # ---- probes and scaling --------------------------------------------------------------------------
     def probes(self) -> None:
+        from qkv.compare.probe_study import load_probe_study
         from qkv.compare.probes import probe_specs, run_probe
 
+        self.results["probe_study"] = load_probe_study()  # the saved full study, shown beside this run's
         p = self.plan.probes
         for probe in ("assoc-recall", "copy"):
             if probe == "assoc-recall":

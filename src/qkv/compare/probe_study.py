@@ -1,0 +1,110 @@
+"""The saved probe study: long, capped ``qkv probe`` runs that a budgeted comparison cannot afford.
+
+A comparison's own probes get seconds per model, which buys a few hundred steps: enough to show which
+architecture learns a probe fastest, not whether it can learn it at long range. The full study -- copy,
+selective copy and associative recall up to 256 tokens, each (architecture, length) trained until solved
+or a step cap -- lives in ``results/probes/study/*.json`` (one ``qkv probe`` results file each). This
+module reads those files and reduces them to one row per (probe, length, model): its steps to solve at
+the current bar (recomputed from the saved learning curve, so files written under another bar agree) or,
+when it never got there, its accuracy at the cap. The report shows the rows beside its own probes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from qkv.compare.probes import SOLVED, solve_metric, steps_to_solve
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One (probe, length, model) of the saved study: solved in ``steps_to_solve`` steps, or not within
+    ``cap`` (then ``final`` is the accuracy, in percent, at the cap). ``file`` is the results file."""
+
+    probe: str
+    length: int
+    model: str
+    params: int
+    cap: int
+    steps_to_solve: int | None
+    metric: str
+    final: float
+    file: str
+
+
+def study_root() -> Path:
+    """``results/probes/study`` of the repository (``$QKV_RESULTS/probes/study`` when that is set)."""
+    results = Path(os.environ.get("QKV_RESULTS") or Path(__file__).resolve().parents[3] / "results")
+    return results / "probes" / "study"
+
+
+def _rows_of(path: Path, solved_at: float) -> list[StudyRow]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    probe = str(data["probe"])
+    metric = solve_metric(probe)
+    rows = []
+    for model, runs in (data.get("runs") or {}).items():
+        for run in runs:
+            curve = run.get("curve") or []
+            final = run.get(metric)
+            if final is None:
+                continue
+            rows.append(
+                StudyRow(
+                    probe=probe,
+                    length=int(run["length"]),
+                    model=model,
+                    params=int(run["params"]),
+                    cap=int(data["budget"]["amount"]) if data["budget"]["kind"] == "steps" else int(run["steps"]),
+                    steps_to_solve=steps_to_solve(curve, metric, solved_at),
+                    metric=metric,
+                    final=float(final),
+                    file=path.name,
+                )
+            )
+    return rows
+
+
+def _better(a: StudyRow, b: StudyRow) -> StudyRow:
+    """Of two runs of the same (probe, length, model): the one that solved it in fewer steps, else the
+    one given the larger cap (it says the most about whether the model gets there)."""
+    if (a.steps_to_solve is None) != (b.steps_to_solve is None):
+        return a if a.steps_to_solve is not None else b
+    if a.steps_to_solve is not None and b.steps_to_solve is not None:
+        return a if a.steps_to_solve <= b.steps_to_solve else b
+    return a if (a.cap, a.final) >= (b.cap, b.final) else b
+
+
+def load_probe_study(root: str | Path | None = None, solved_at: float = SOLVED) -> list[dict[str, Any]]:
+    """One row per (probe, length, model) of the saved study, sorted; [] when there is none. A file that
+    is not a ``qkv probe`` results file is skipped (the study folder also holds their text output)."""
+    folder = Path(root) if root is not None else study_root()
+    best: dict[tuple[str, int, str], StudyRow] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            rows = _rows_of(path, solved_at)
+        except (KeyError, TypeError, ValueError):
+            continue
+        for row in rows:
+            key = (row.probe, row.length, row.model)
+            best[key] = _better(best[key], row) if key in best else row
+    return [asdict(best[key]) for key in sorted(best)]
+
+
+MODEL_ORDER = ("transformer", "prefix-lm", "gru-attention", "lstm-attention", "gru", "lstm")
+
+
+def model_rank(model: str) -> tuple[int, str]:
+    """Sort key: attention models first, in the comparison's usual order, then any other by name."""
+    return (MODEL_ORDER.index(model), "") if model in MODEL_ORDER else (len(MODEL_ORDER), model)
+
+
+def study_cell(row: dict[str, Any]) -> str:
+    """``1,500`` when solved, ``> 8,000 (81 %)`` when not: steps to solve, or the cap and the accuracy there."""
+    if row["steps_to_solve"] is not None:
+        return f"{row['steps_to_solve']:,}"
+    return f"> {row['cap']:,} ({row['final']:.0f} %)"

@@ -1,0 +1,101 @@
+"""The saved probe study (results/probes/study): rows recomputed at the current bar, the better of two runs
+kept, and shown in the comparison's report and conclusion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qkv.compare import report
+from qkv.compare.conclusion import conclusion
+from qkv.compare.probe_study import load_probe_study, study_cell, study_root
+
+
+def _results_file(probe: str, cap: int, runs: dict[str, list[tuple[int, float]]], length: int = 256) -> dict:
+    """A `qkv probe` results file with one run per model; ``runs`` gives each model's (steps, accuracy)
+    checks, the last being the final score."""
+    metric = "exact_match" if probe == "assoc-recall" else "token_accuracy"
+    return {
+        "probe": probe,
+        "budget": {"kind": "steps", "amount": cap},
+        "solved_at": 95.0,
+        "runs": {
+            model: [
+                {
+                    "length": length,
+                    "params": 40_000,
+                    "steps": curve[-1][0],
+                    metric: curve[-1][1],
+                    "curve": [{"steps": s, metric: a} for s, a in curve],
+                }
+            ]
+            for model, curve in runs.items()
+        },
+    }
+
+
+@pytest.fixture
+def study(tmp_path):
+    folder = tmp_path / "probes" / "study"
+    folder.mkdir(parents=True)
+    files = {
+        # 97 % passes the old 95 % bar at step 500 but not the 99 % bar, which it reaches at 1,000
+        "copy-a.json": _results_file("copy", 1000, {"transformer": [(500, 97.0), (1000, 99.5)], "gru": [(1000, 14.0)]}),
+        # the same GRU given a larger cap: this run says more, so it is the one kept
+        "copy-b.json": _results_file("copy", 4000, {"gru": [(2000, 13.0), (4000, 13.8)]}),
+        # the same Transformer solving it later: the faster run is kept
+        "copy-c.json": _results_file("copy", 4000, {"transformer": [(2000, 99.9), (4000, 100.0)]}),
+        "recall.json": _results_file("assoc-recall", 600, {"gru-attention": [(300, 99.0), (600, 100.0)]}, length=34),
+        "notes.json": {"not": "a qkv probe results file"},
+    }
+    for name, data in files.items():
+        (folder / name).write_text(json.dumps(data))
+    (folder / "copy-a.txt").write_text("the printed tables")
+    return folder
+
+
+def test_rows_are_recomputed_at_the_current_bar_and_the_better_run_is_kept(study):
+    rows = {(r["probe"], r["length"], r["model"]): r for r in load_probe_study(study)}
+    assert set(rows) == {("copy", 256, "transformer"), ("copy", 256, "gru"), ("assoc-recall", 34, "gru-attention")}
+    transformer = rows["copy", 256, "transformer"]
+    assert transformer["steps_to_solve"] == 1000 and transformer["file"] == "copy-a.json"  # 99 %, not 95 %
+    gru = rows["copy", 256, "gru"]
+    assert (
+        gru["steps_to_solve"] is None and gru["cap"] == 4000 and gru["final"] == 13.8 and gru["file"] == "copy-b.json"
+    )
+    assert rows["assoc-recall", 34, "gru-attention"]["metric"] == "exact_match"
+    assert rows["assoc-recall", 34, "gru-attention"]["steps_to_solve"] == 300
+    # under the old bar the Transformer's first check counts
+    old = {(r["probe"], r["model"]): r for r in load_probe_study(study, solved_at=95.0)}
+    assert old["copy", "transformer"]["steps_to_solve"] == 500
+
+
+def test_a_missing_folder_is_an_empty_study(tmp_path):
+    assert load_probe_study(tmp_path / "nowhere") == []
+
+
+def test_cells_say_steps_or_the_cap_and_the_accuracy_there():
+    assert study_cell({"steps_to_solve": 1500, "cap": 4000, "final": 99.9}) == "1,500"
+    assert study_cell({"steps_to_solve": None, "cap": 8000, "final": 81.1}) == "> 8,000 (81 %)"
+
+
+def test_the_report_shows_the_study_and_the_conclusion_names_its_longest_lengths(study):
+    results = {"probe_study": load_probe_study(study)}
+    header, rows = report.probe_study_rows(results["probe_study"])
+    assert header == ["probe", "T", "transformer", "gru-attention", "gru"]
+    assert rows == [["assoc-recall", "34", "–", "300", "–"], ["copy", "256", "1,000", "–", "> 4,000 (14 %)"]]
+    md = report.render_markdown(results)
+    assert "Saved full study" in md and "| copy | 256 | 1,000 | – | > 4,000 (14 %) |" in md
+    sentence = next(s for s in conclusion(results) if "saved full probe study" in s.text)
+    assert sentence.anchor == "probes"
+    assert "assoc-recall at T = 34: gru-attention solves it in 300 steps" in sentence.text
+    assert "copy at T = 256: transformer solves it in 1,000 steps, gru not in 4,000 (14 % at the cap)" in sentence.text
+
+
+def test_the_repository_study_loads_and_names_its_files():
+    rows = load_probe_study()
+    assert rows, study_root()
+    for row in rows:
+        assert (study_root() / row["file"]).is_file()
+        assert row["steps_to_solve"] is None or row["steps_to_solve"] <= row["cap"]
