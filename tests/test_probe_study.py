@@ -48,6 +48,13 @@ def study(tmp_path):
         "copy-c.json": _results_file("copy", 4000, {"transformer": [(2000, 99.9), (4000, 100.0)]}),
         "recall.json": _results_file("assoc-recall", 600, {"gru-attention": [(300, 99.0), (600, 100.0)]}, length=34),
         "notes.json": {"not": "a qkv probe results file"},
+        # recall among filler with 4 queries is another task than plain recall, and an equal-width run is not
+        # an equal-size one
+        "mqar.json": {
+            **_results_file("assoc-recall", 600, {"gru": [(600, 30.0)]}, length=34),
+            "options": [{"num_pairs": 8, "num_queries": 4}],
+        },
+        "wide.json": {**_results_file("copy", 1000, {"gru": [(500, 99.9)]}), "sizing": {"width": 64}},
     }
     for name, data in files.items():
         (folder / name).write_text(json.dumps(data))
@@ -57,7 +64,12 @@ def study(tmp_path):
 
 def test_rows_are_recomputed_at_the_current_bar_and_the_better_run_is_kept(study):
     rows = {(r["probe"], r["length"], r["model"]): r for r in load_probe_study(study)}
-    assert set(rows) == {("copy", 256, "transformer"), ("copy", 256, "gru"), ("assoc-recall", 34, "gru-attention")}
+    assert set(rows) == {
+        ("copy", 256, "transformer"),
+        ("copy", 256, "gru"),
+        ("assoc-recall", 34, "gru-attention"),
+        ("assoc-recall, 8 pairs among filler, 4 queries", 34, "gru"),
+    }
     transformer = rows["copy", 256, "transformer"]
     assert transformer["steps_to_solve"] == 1000 and transformer["file"] == "copy-a.json"  # 99 %, not 95 %
     gru = rows["copy", 256, "gru"]
@@ -84,7 +96,11 @@ def test_the_report_shows_the_study_and_the_conclusion_names_its_longest_lengths
     results = {"probe_study": load_probe_study(study)}
     header, rows = report.probe_study_rows(results["probe_study"])
     assert header == ["probe", "T", "transformer", "gru-attention", "gru"]
-    assert rows == [["assoc-recall", "34", "–", "300", "–"], ["copy", "256", "1,000", "–", "> 4,000 (14 %)"]]
+    assert rows == [
+        ["assoc-recall", "34", "–", "300", "–"],
+        ["assoc-recall, 8 pairs among filler, 4 queries", "34", "–", "–", "> 600 (30 %)"],
+        ["copy", "256", "1,000", "–", "> 4,000 (14 %)"],
+    ]
     md = report.render_markdown(results)
     assert "Saved full study" in md and "| copy | 256 | 1,000 | – | > 4,000 (14 %) |" in md
     sentence = next(s for s in conclusion(results) if "saved full probe study" in s.text)

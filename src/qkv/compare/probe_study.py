@@ -23,7 +23,8 @@ from qkv.compare.probes import SOLVED, solve_metric, steps_to_solve
 @dataclass(frozen=True)
 class StudyRow:
     """One (probe, length, model) of the saved study: solved in ``steps_to_solve`` steps, or not within
-    ``cap`` (then ``final`` is the accuracy, in percent, at the cap). ``file`` is the results file."""
+    ``cap`` (then ``final`` is the accuracy, in percent, at the cap). ``probe`` is :func:`probe_label`;
+    ``file`` is the results file."""
 
     probe: str
     length: int
@@ -42,10 +43,24 @@ def study_root() -> Path:
     return results / "probes" / "study"
 
 
+def probe_label(data: dict[str, Any]) -> str:
+    """The probe and the options that make it a different task: ``assoc-recall, 8 pairs among filler, 4
+    queries`` is not ``assoc-recall`` with the context full of pairs."""
+    options = (data.get("options") or [{}])[0]
+    label = str(data["probe"])
+    if options.get("num_pairs") is not None:
+        label += f", {options['num_pairs']} pairs among filler"
+    if int(options.get("num_queries", 1)) > 1:
+        label += f", {options['num_queries']} queries"
+    return label
+
+
 def _rows_of(path: Path, solved_at: float) -> list[StudyRow]:
     data: dict[str, Any] = json.loads(path.read_text())
-    probe = str(data["probe"])
-    metric = solve_metric(probe)
+    if "width" in (data.get("sizing") or {}):
+        return []  # the table compares at equal size; equal-width runs are read on their own
+    probe = probe_label(data)
+    metric = solve_metric(str(data["probe"]))
     rows = []
     for model, runs in (data.get("runs") or {}).items():
         for run in runs:
@@ -80,8 +95,9 @@ def _better(a: StudyRow, b: StudyRow) -> StudyRow:
 
 
 def load_probe_study(root: str | Path | None = None, solved_at: float = SOLVED) -> list[dict[str, Any]]:
-    """One row per (probe, length, model) of the saved study, sorted; [] when there is none. A file that
-    is not a ``qkv probe`` results file is skipped (the study folder also holds their text output)."""
+    """One row per (probe, length, model) of the saved study at equal size, sorted; [] when there is none. A
+    file that is not a ``qkv probe`` results file is skipped (the study folder also holds their text output),
+    and so is a run at equal width (``qkv probe --width``)."""
     folder = Path(root) if root is not None else study_root()
     best: dict[tuple[str, int, str], StudyRow] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
