@@ -402,7 +402,9 @@ def _probes(results: dict) -> tuple[str, str]:
         note = (
             f"**Saved full study** (not this run: `qkv probe` runs in `results/probes/study/`, ~40k parameters "
             f"each, trained until solved or a step cap): steps to reach {SOLVED:g} % -- exact match for "
-            "assoc-recall, token accuracy for the copy probes -- or '> cap (accuracy at the cap)'."
+            "assoc-recall, token accuracy for the copy probes -- or '> cap (accuracy at the cap)'. Where several "
+            "runs exist (another cap or learning rate), the one that solved it soonest, else the largest cap; "
+            "each file in that folder names its command."
         )
         md_parts.append(note + "\n\n" + md_table(header, rows))
         html_parts.append(f"<p>{_md_inline(note)}</p>" + html_table(header, rows))
