@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from qkv.compare.probes import ProbeSpec, probe_config
 from qkv.models import build_model
+from qkv.models.positions import sinusoidal_table
 from qkv.special import BOS_ID
 
 N_SPECIAL = 4  # qkv's pad, bos, eos, unk come first in every vocabulary
@@ -45,22 +46,13 @@ def selective_copy_batch(
     return src, data
 
 
-def sinusoidal(length: int, d: int) -> Tensor:
-    """Vaswani et al.'s table, interleaved sin/cos (qkv's default layout): ``(length, d)``."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]  # (T, 1)
-    rate = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))  # (d/2,)
-    table = torch.zeros(length, d)
-    table[:, 0::2], table[:, 1::2] = torch.sin(position * rate), torch.cos(position * rate)
-    return table
-
-
 class TorchSeq2Seq(nn.Module):
     """The peer: ``nn.Transformer`` with qkv's probe shape around it."""
 
     def __init__(self, vocab: int, d: int, heads: int, layers: int, d_ff: int, max_len: int) -> None:
         super().__init__()
         self.src_embed, self.tgt_embed = nn.Embedding(vocab, d), nn.Embedding(vocab, d)
-        self.register_buffer("positions", sinusoidal(max_len, d))
+        self.register_buffer("positions", sinusoidal_table(max_len, d).float())  # qkv's table: the same positions
         self.core = nn.Transformer(d, heads, layers, layers, d_ff, 0.0, batch_first=True, norm_first=True)
         self.out = nn.Linear(d, vocab, bias=False)  # qkv's output projection has no bias either
         self.scale = math.sqrt(d)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 
 import torch
@@ -28,13 +27,6 @@ def test_targets_are_the_data_tokens_in_order_among_noise():
     for row, target in zip(src.tolist(), tgt.tolist(), strict=True):
         assert [t for t in row if t != noise] == target  # every data token, in source order
         assert all(peer.N_SPECIAL <= t < noise for t in target)
-
-
-def test_sinusoidal_table_by_hand():
-    table = _load().sinusoidal(3, 4)
-    rate = 10000 ** (-2 / 4)  # the second frequency of d = 4
-    expected = [[0, 1, 0, 1], [math.sin(1), math.cos(1), math.sin(rate), math.cos(rate)]]
-    assert torch.allclose(table[:2], torch.tensor(expected, dtype=torch.float32), atol=1e-6)
 
 
 def test_the_peer_has_the_same_parameter_count_as_qkvs_probe_transformer():

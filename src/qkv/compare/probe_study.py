@@ -12,7 +12,6 @@ when it never got there, its accuracy at the cap. The report shows the rows besi
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,9 @@ class StudyRow:
 
 def study_root() -> Path:
     """``results/probes/study`` of the repository (``$QKV_RESULTS/probes/study`` when that is set)."""
-    results = Path(os.environ.get("QKV_RESULTS") or Path(__file__).resolve().parents[3] / "results")
-    return results / "probes" / "study"
+    from qkv.results import results_root
+
+    return results_root() / "probes" / "study"
 
 
 def probe_label(data: dict[str, Any]) -> str:

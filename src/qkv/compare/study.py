@@ -20,7 +20,6 @@ section, so Ctrl-C (or a crash) leaves a valid partial report in which the missi
 from __future__ import annotations
 
 import dataclasses
-import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -607,9 +606,9 @@ class Study:
 def reference_results(task: str) -> list[dict]:
     """Converged reference runs of ``task`` from the repository's ``results/`` (``$QKV_RESULTS`` overrides),
     shown beside the budgeted verdict so that a 60-second result never stands alone."""
-    from qkv.results import load_results
+    from qkv.results import load_results, results_root
 
-    root = Path(os.environ.get("QKV_RESULTS") or Path(__file__).resolve().parents[3] / "results")
+    root = results_root()
     if not root.is_dir():
         return []
     keep = ("bleu", "bleu_lowercase", "chrf", "wer", "per", "rouge1", "rouge2", "rougeL")

@@ -7,6 +7,6 @@
   evidence; a test checks the page equals what it generates).
 """
 
-from qkv.results.collect import RESULT_FILE, ResultRecord, collect_run, load_results
+from qkv.results.collect import RESULT_FILE, ResultRecord, collect_run, load_results, results_root
 
-__all__ = ["RESULT_FILE", "ResultRecord", "collect_run", "load_results"]
+__all__ = ["RESULT_FILE", "ResultRecord", "collect_run", "load_results", "results_root"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -34,6 +35,13 @@ if TYPE_CHECKING:
     from qkv.training.run import Run
 
 RESULT_FILE = "result.json"
+
+
+def results_root() -> Path:
+    """The repository's ``results/`` folder, or ``$QKV_RESULTS`` when that is set (tests point it elsewhere)."""
+    return Path(os.environ.get("QKV_RESULTS") or Path(__file__).resolve().parents[3] / "results")
+
+
 N_SAMPLES = 20
 
 
