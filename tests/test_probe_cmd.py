@@ -115,6 +115,9 @@ def test_probe_copy_distance_is_the_length(tmp_path):
         ["--pairs", "4", "--queries", "5"],
         ["--mixed-lengths"],
         ["--lr", "2"],
+        ["--lr", "1e-3,x"],
+        ["--lr", "1e-3,0"],
+        ["--lr", ","],
         ["--solve-at", "0"],
         ["--solve-at", "101"],
         ["--width", "30"],
@@ -216,3 +219,71 @@ def test_width_gives_every_architecture_that_width(tmp_path):
         unique = {id(p): p for p in model.parameters()}.values()  # a tied weight counts once
         assert results["params"][name] == sum(p.numel() for p in unique)
     assert len(set(results["params"].values())) == 3
+
+
+def test_best_of_sweep_prefers_solved_then_fewer_steps_then_accuracy():
+    from qkv.compare.probes import best_of_sweep
+
+    def run(lr, solved, acc):
+        return {"lr": lr, "steps_to_solve": solved, "exact_match": acc}
+
+    # solved beats unsolved even with a lower final score; fewer steps beats more
+    assert best_of_sweep([run(3e-3, None, 99.0), run(1e-3, 800, 98.0)], "exact_match")["lr"] == 1e-3
+    assert best_of_sweep([run(3e-3, 1500, 100.0), run(1e-3, 800, 99.0)], "exact_match")["lr"] == 1e-3
+    # neither solved: the better score at the cap; a tie: the rate listed first
+    assert best_of_sweep([run(3e-4, None, 40.0), run(1e-3, None, 60.0)], "exact_match")["lr"] == 1e-3
+    assert best_of_sweep([run(3e-4, 500, 99.0), run(1e-3, 500, 99.0)], "exact_match")["lr"] == 3e-4
+
+
+def test_each_architecture_has_its_own_rate_unless_one_is_given():
+    from qkv.compare.probes import PROBE_LR, PROBE_LRS, probe_lr, rate_text
+
+    for name, lr in PROBE_LRS.items():
+        assert probe_lr(name) == lr and 0 < lr < 1
+    assert probe_lr("no-such-model") == PROBE_LR
+    assert [rate_text(x) for x in (1e-3, 3e-4, 5e-3, 0.1)] == ["1e-3", "3e-4", "5e-3", "1e-1"]
+
+
+@pytest.mark.slow
+def test_lr_sweep_trains_each_rate_and_keeps_the_run_that_solves_first(tmp_path, monkeypatch, capsys):
+    """Two rates per (model, length): both are trained (their own run folders), the kept run is the one the
+    (replaced) scorer says solves first, and every rate tried is listed with its outcome."""
+    import qkv.compare.probes as probes
+
+    real_score = probes._score
+
+    def solved_only_at_the_low_rate(run_dir, spec, device):
+        scores, examples, hyps = real_score(run_dir, spec, device)
+        return {**scores, "token_accuracy": 99.5 if run_dir.name.endswith("lr0.001") else 10.0}, examples, hyps
+
+    monkeypatch.setattr(probes, "_score", solved_only_at_the_low_rate)
+    out = tmp_path / "sweep"
+    args = _probe_args(out, "--lr", "3e-3,1e-3", "--until-solved")
+    args[args.index("--models") + 1] = "gru,transformer"
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["lr"] == {"gru": [1e-3], "transformer": [1e-3]}
+    for name in ("gru", "transformer"):
+        run = results["runs"][name][0]
+        assert run["lr"] == 1e-3 and run["steps_to_solve"] == 10 and run["steps"] == 10
+        tried = [(e["lr"], e["steps_to_solve"], e["steps"]) for e in run["lr_sweep"]]
+        assert tried == [(3e-3, None, 40), (1e-3, 10, 10)]
+        assert (out / "runs" / f"copy-4-{name}-lr0.003" / "checkpoints").is_dir()
+        assert (out / "runs" / f"copy-4-{name}-lr0.001" / "checkpoints").is_dir()
+    printed = capsys.readouterr().out
+    assert "learning-rate sweep" in printed and "10 *" in printed and "> 40 (10%)" in printed
+
+
+@pytest.mark.slow
+def test_without_lr_each_model_trains_at_its_own_rate(tmp_path):
+    from qkv.compare.probes import probe_lr
+    from qkv.training.run import load_run
+
+    out = tmp_path / "own"
+    args = _probe_args(out, "--budget", "2steps", "--checks", "1")
+    args[args.index("--models") + 1] = "gru,prefix-lm"
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    for name in ("gru", "prefix-lm"):
+        assert results["lr"][name] == [probe_lr(name)]
+        assert load_run(out / "runs" / f"copy-4-{name}", "last", device="cpu").config.optim.lr == probe_lr(name)

@@ -45,7 +45,11 @@ def study(tmp_path):
         # the same GRU given a larger cap: this run says more, so it is the one kept
         "copy-b.json": _results_file("copy", 4000, {"gru": [(2000, 13.0), (4000, 13.8)]}),
         # the same Transformer solving it later: the faster run is kept
-        "copy-c.json": _results_file("copy", 4000, {"transformer": [(2000, 99.9), (4000, 100.0)]}),
+        # (its command names its rate)
+        "copy-c.json": {
+            **_results_file("copy", 4000, {"transformer": [(2000, 99.9), (4000, 100.0)]}),
+            "command": "qkv probe --task copy --lr 1e-3",
+        },
         "recall.json": _results_file("assoc-recall", 600, {"gru-attention": [(300, 99.0), (600, 100.0)]}, length=34),
         "notes.json": {"not": "a qkv probe results file"},
         # recall among filler with 4 queries is another task than plain recall, and an equal-width run is not
@@ -56,6 +60,7 @@ def study(tmp_path):
         },
         "wide.json": {**_results_file("copy", 1000, {"gru": [(500, 99.9)]}), "sizing": {"width": 64}},
     }
+    files["recall.json"]["runs"]["gru-attention"][0]["lr"] = 3e-4  # a rate recorded with the run
     for name, data in files.items():
         (folder / name).write_text(json.dumps(data))
     (folder / "copy-a.txt").write_text("the printed tables")
@@ -78,9 +83,14 @@ def test_rows_are_recomputed_at_the_current_bar_and_the_better_run_is_kept(study
     )
     assert rows["assoc-recall", 34, "gru-attention"]["metric"] == "exact_match"
     assert rows["assoc-recall", 34, "gru-attention"]["steps_to_solve"] == 300
+    # the rate: recorded with the run, else the command's --lr, else 3e-3 (the one rate of the first studies)
+    assert rows["assoc-recall", 34, "gru-attention"]["lr"] == 3e-4 and transformer["lr"] == 3e-3
     # under the old bar the Transformer's first check counts
     old = {(r["probe"], r["model"]): r for r in load_probe_study(study, solved_at=95.0)}
     assert old["copy", "transformer"]["steps_to_solve"] == 500
+    # at a bar only the 1e-3 run reaches early, that run is kept, with its rate from its command
+    high = {(r["probe"], r["model"]): r for r in load_probe_study(study, solved_at=99.8)}
+    assert high["copy", "transformer"]["file"] == "copy-c.json" and high["copy", "transformer"]["lr"] == 1e-3
 
 
 def test_a_missing_folder_is_an_empty_study(tmp_path):
@@ -88,8 +98,9 @@ def test_a_missing_folder_is_an_empty_study(tmp_path):
 
 
 def test_cells_say_steps_or_the_cap_and_the_accuracy_there():
+    assert study_cell({"steps_to_solve": 1500, "cap": 4000, "final": 99.9, "lr": 1e-3}) == "1,500 · lr 1e-3"
+    assert study_cell({"steps_to_solve": None, "cap": 8000, "final": 81.1, "lr": 3e-4}) == "> 8,000 (81 %) · lr 3e-4"
     assert study_cell({"steps_to_solve": 1500, "cap": 4000, "final": 99.9}) == "1,500"
-    assert study_cell({"steps_to_solve": None, "cap": 8000, "final": 81.1}) == "> 8,000 (81 %)"
 
 
 def test_the_report_shows_the_study_and_the_conclusion_names_its_longest_lengths(study):
@@ -97,12 +108,12 @@ def test_the_report_shows_the_study_and_the_conclusion_names_its_longest_lengths
     header, rows = report.probe_study_rows(results["probe_study"])
     assert header == ["probe", "T", "transformer", "gru-attention", "gru"]
     assert rows == [
-        ["assoc-recall", "34", "–", "300", "–"],
-        ["assoc-recall, 8 pairs among filler, 4 queries", "34", "–", "–", "> 600 (30 %)"],
-        ["copy", "256", "1,000", "–", "> 4,000 (14 %)"],
+        ["assoc-recall", "34", "–", "300 · lr 3e-4", "–"],
+        ["assoc-recall, 8 pairs among filler, 4 queries", "34", "–", "–", "> 600 (30 %) · lr 3e-3"],
+        ["copy", "256", "1,000 · lr 3e-3", "–", "> 4,000 (14 %) · lr 3e-3"],
     ]
     md = report.render_markdown(results)
-    assert "Saved full study" in md and "| copy | 256 | 1,000 | – | > 4,000 (14 %) |" in md
+    assert "Saved full study" in md and "| copy | 256 | 1,000 · lr 3e-3 | – | > 4,000 (14 %) · lr 3e-3 |" in md
     sentence = next(s for s in conclusion(results) if "saved full probe study" in s.text)
     assert sentence.anchor == "probes"
     assert "assoc-recall at T = 34: gru-attention solves it in 300 steps" in sentence.text

@@ -93,7 +93,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="end each run at the first check that reaches --solve-at instead of spending the rest of "
         "its budget: the budget becomes a step cap (train until solved or the cap)",
     )
-    p.add_argument("--lr", type=float, default=None, help="Adam's learning rate, every model (default 3e-3)")
+    p.add_argument(
+        "--lr",
+        default=None,
+        help="Adam's learning rate for every model, or several (3e-4,1e-3,3e-3): a sweep, each model and "
+        "length trained at each rate and the run that solves in the fewest steps kept (default: each "
+        "architecture's own rate, picked by such a sweep)",
+    )
     p.add_argument("--test-examples", type=int, default=300, help="test examples per length (default 300)")
     p.add_argument("--out", default="runs/probe", help="output directory (default: runs/probe)")
     p.add_argument("--seed", type=int, default=1)
@@ -115,6 +121,20 @@ def _lengths(text: str) -> list[int]:
     if not lengths or min(lengths) < 2:
         raise UserError(f"--lengths {text!r}: every length must be at least 2")
     return sorted(set(lengths))
+
+
+def _rates(text: str | None) -> list[float] | None:
+    """``--lr``: None (each architecture's own rate), one rate, or several (a sweep), in the order given."""
+    if text is None:
+        return None
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--lr {text!r}: expected a rate or comma-separated rates, e.g. 1e-3 or 3e-4,1e-3") from None
+    bad = [r for r in rates if not 0 < r < 1]
+    if not rates or bad:
+        raise UserError(f"--lr {text!r}: every rate must be between 0 and 1, e.g. 1e-3")
+    return list(dict.fromkeys(rates))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,14 +163,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--width {args.width}: a multiple of 4 between 4 and 4096 (4 attention heads share it)")
     if args.max_tokens < 16:
         raise UserError(f"--max-tokens {args.max_tokens}: at least 16")
-    from qkv.compare.probes import PROBE_LR, SOLVED, solve_metric
+    from qkv.compare.probes import SOLVED, solve_metric
 
-    args.lr = PROBE_LR if args.lr is None else args.lr
+    rates = _rates(args.lr)
     args.solve_at = SOLVED if args.solve_at is None else args.solve_at
     if not 0 < args.solve_at <= 100:
         raise UserError(f"--solve-at {args.solve_at}: expected a percentage in (0, 100], e.g. 99")
-    if not 0 < args.lr < 1:
-        raise UserError(f"--lr {args.lr}: expected a rate between 0 and 1, e.g. 1e-3")
     if args.checks < 1:
         raise UserError(f"--checks {args.checks}: at least 1 (the end of training)")
     if args.task != "assoc-recall" and (args.pairs is not None or args.queries != 1):
@@ -196,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=device.type,
         checks=args.checks,
-        lr=args.lr,
+        lrs=rates,
         solved_at=args.solve_at,
         until_solved=args.until_solved,
         width=args.width,
@@ -235,5 +253,31 @@ def run(args: argparse.Namespace) -> int:
         f"'> N': not solved in N steps):"
     )
     print(text_table(header, rows))
+    from qkv.compare.probes import rate_text
+
+    if rates is not None and len(rates) > 1:
+        _print_sweep(result, rates, metric, lengths)
+    else:
+        chosen = ", ".join(f"{name} {rate_text(rs[0])}" for name, rs in result["lr"].items())
+        print(f"\nAdam's learning rate: {chosen}")
     print(f"\nresults: {out / 'results.json'}, figures: {out / 'figures'} (probe.png, probe-learning.png)")
     return 0
+
+
+def _print_sweep(result: dict, rates: list[float], metric: str, lengths: list[int]) -> None:
+    """The sweep's table: steps to solve (or the metric at the cap) per model, length and rate; * the kept run."""
+    from qkv.compare.probes import rate_text
+    from qkv.compare.report import text_table
+
+    header = ["model", "T"] + [f"lr {rate_text(r)}" for r in rates]
+    rows = []
+    for name, runs in result["runs"].items():
+        for length, run in zip(lengths, runs, strict=True):
+            cells = []
+            for entry in run["lr_sweep"]:
+                solved = entry["steps_to_solve"]
+                cell = f"{solved:,}" if solved is not None else f"> {entry['steps']:,} ({entry[metric]:.0f}%)"
+                cells.append(cell + (" *" if entry["lr"] == run["lr"] else ""))
+            rows.append([name, str(length), *cells])
+    print(f"\nlearning-rate sweep: steps to {result['solved_at']:g}% {metric.replace('_', ' ')} (* kept):")
+    print(text_table(header, rows))

@@ -16,14 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qkv.compare.probes import SOLVED, solve_metric, steps_to_solve
+from qkv.compare.probes import SOLVED, rate_text, solve_metric, steps_to_solve
 
 
 @dataclass(frozen=True)
 class StudyRow:
     """One (probe, length, model) of the saved study: solved in ``steps_to_solve`` steps, or not within
-    ``cap`` (then ``final`` is the accuracy, in percent, at the cap). ``probe`` is :func:`probe_label`;
-    ``file`` is the results file."""
+    ``cap`` (then ``final`` is the accuracy, in percent, at the cap), at Adam's rate ``lr``. ``probe`` is
+    :func:`probe_label`; ``file`` is the results file."""
 
     probe: str
     length: int
@@ -34,6 +34,7 @@ class StudyRow:
     metric: str
     final: float
     file: str
+    lr: float
 
 
 def study_root() -> Path:
@@ -53,6 +54,17 @@ def probe_label(data: dict[str, Any]) -> str:
     if int(options.get("num_queries", 1)) > 1:
         label += f", {options['num_queries']} queries"
     return label
+
+
+def run_lr(data: dict[str, Any], run: dict[str, Any]) -> float:
+    """The learning rate of one saved run: recorded with the run, else the ``--lr`` of the file's command,
+    else 3e-3 (every model's rate before the probes had one per architecture)."""
+    if run.get("lr") is not None:
+        return float(run["lr"])
+    words = str(data.get("command") or "").split()
+    if "--lr" in words[:-1]:
+        return float(words[words.index("--lr") + 1])
+    return 3e-3
 
 
 def _rows_of(path: Path, solved_at: float) -> list[StudyRow]:
@@ -79,6 +91,7 @@ def _rows_of(path: Path, solved_at: float) -> list[StudyRow]:
                     metric=metric,
                     final=float(final),
                     file=path.name,
+                    lr=run_lr(data, run),
                 )
             )
     return rows
@@ -120,7 +133,9 @@ def model_rank(model: str) -> tuple[int, str]:
 
 
 def study_cell(row: dict[str, Any]) -> str:
-    """``1,500`` when solved, ``> 8,000 (81 %)`` when not: steps to solve, or the cap and the accuracy there."""
+    """``1,500 · lr 1e-3`` when solved, ``> 8,000 (81 %) · lr 3e-3`` when not: steps to solve, or the cap and
+    the accuracy there, and the learning rate of that run."""
+    rate = f" · lr {rate_text(row['lr'])}" if row.get("lr") is not None else ""
     if row["steps_to_solve"] is not None:
-        return f"{row['steps_to_solve']:,}"
-    return f"> {row['cap']:,} ({row['final']:.0f} %)"
+        return f"{row['steps_to_solve']:,}{rate}"
+    return f"> {row['cap']:,} ({row['final']:.0f} %){rate}"

@@ -112,7 +112,23 @@ def probe_specs(
     return specs
 
 
-PROBE_LR = 3e-3  # Adam's rate on the probes unless a study asks for another
+PROBE_LR = 3e-3  # Adam's rate for an architecture the sweep below did not cover
+# Adam's rate per architecture on the probes, picked by a sweep (``qkv probe --lr 3e-4,1e-3,3e-3``, saved in
+# results/probes/study/lr-sweep-*.json): the rate that solved associative recall in the fewest steps. One
+# rate for all made the comparison unfair: at 3e-3 the prefix LM never found the lookup at 128 tokens in
+# 16,000 steps, at 1e-3 it solved it in 4,500 (docs/compare.md, "Probes: one learning rate per family").
+PROBE_LRS: dict[str, float] = {}
+
+
+def probe_lr(name: str) -> float:
+    """Adam's rate for architecture ``name`` on the probes: its sweep winner, else :data:`PROBE_LR`."""
+    return PROBE_LRS.get(name, PROBE_LR)
+
+
+def rate_text(lr: float) -> str:
+    """A learning rate as people write it: ``1e-3``, ``3e-4``."""
+    mantissa, exponent = f"{lr:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 def probe_config(
@@ -219,16 +235,18 @@ def run_probe_model(
     seed: int = 0,
     device: str = "cpu",
     checks: int = 1,
-    lr: float = PROBE_LR,
+    lr: float | None = None,
     solved_at: float = SOLVED,
     until_solved: bool = False,
     width: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``name`` on ``spec`` under ``budget`` and score it on the probe's test split, also at
-    ``checks - 1`` evenly spaced points before the end (the learning curve). With ``until_solved`` the
-    training ends at the first check that reaches ``solved_at`` percent."""
+    """Train ``name`` on ``spec`` under ``budget`` (at Adam's rate ``lr``, by default the architecture's
+    :func:`probe_lr`) and score it on the probe's test split, also at ``checks - 1`` evenly spaced points
+    before the end (the learning curve). With ``until_solved`` the training ends at the first check that
+    reaches ``solved_at`` percent."""
     from qkv.training.run import load_run
 
+    lr = probe_lr(name) if lr is None else lr
     config = probe_config(spec, name, target_params, max_tokens, seed, device, lr, width)
     metric = solve_metric(spec.probe)
     curve: list[dict[str, Any]] = []
@@ -253,6 +271,7 @@ def run_probe_model(
         "length": spec.length,
         "params": count_params(run.model),
         "width": run.config.model.d_model,
+        "lr": lr,
         "steps": info["steps"],
         "seconds": info["seconds"],
         "exact_match": scores.get("exact_match"),
@@ -275,38 +294,67 @@ def run_probe(
     seed: int = 0,
     device: str = "cpu",
     checks: int = 1,
-    lr: float = PROBE_LR,
+    lrs: list[float] | None = None,
     solved_at: float = SOLVED,
     until_solved: bool = False,
     width: int | None = None,
     progress: Callable[[str], None] = lambda name: None,
 ) -> dict[str, Any]:
     """Every architecture on one probe (one short training per spec, i.e. per length), each checked
-    ``checks`` times along its budget (and stopped at the first check at ``solved_at`` with ``until_solved``)."""
+    ``checks`` times along its budget (and stopped at the first check at ``solved_at`` with ``until_solved``).
+
+    ``lrs``: Adam's rate for every architecture, or several rates -- a sweep: each (architecture, length)
+    trains at each rate and keeps its :func:`best_of_sweep` run, the others listed in its ``lr_sweep``.
+    By default each architecture trains at its own :func:`probe_lr`."""
     runs: dict[str, list[dict]] = {name: [] for name in models}
+    metric = solve_metric(specs[0].probe) if specs else "exact_match"
     for spec in specs:
         for name in models:
-            progress(f"{name} (length {spec.length})")
-            runs[name].append(
-                run_probe_model(
-                    spec,
-                    name,
-                    target_params=target_params,
-                    budget=budget,
-                    max_tokens=max_tokens,
-                    seed=seed,
-                    device=device,
-                    checks=checks,
-                    lr=lr,
-                    solved_at=solved_at,
-                    until_solved=until_solved,
-                    width=width,
-                    run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}",
+            tried = []
+            rates = lrs or [probe_lr(name)]
+            for lr in rates:
+                suffix = f"-lr{lr:g}" if len(rates) > 1 else ""
+                progress(f"{name} (length {spec.length}{f', lr {lr:g}' if len(rates) > 1 else ''})")
+                tried.append(
+                    run_probe_model(
+                        spec,
+                        name,
+                        target_params=target_params,
+                        budget=budget,
+                        max_tokens=max_tokens,
+                        seed=seed,
+                        device=device,
+                        checks=checks,
+                        lr=lr,
+                        solved_at=solved_at,
+                        until_solved=until_solved,
+                        width=width,
+                        run_dir=Path(out_dir) / f"{spec.probe}-{spec.length}-{name}{suffix}",
+                    )
                 )
-            )
+            best = best_of_sweep(tried, metric)
+            if len(tried) > 1:
+                best = {**best, "lr_sweep": [_sweep_entry(run, metric) for run in tried]}
+            runs[name].append(best)
     result = summarize(specs, runs, budget, solved_at)
+    result["lr"] = {name: [r["lr"] for r in rs] for name, rs in runs.items()}
     result["sizing"] = {"width": width} if width is not None else {"params": target_params}
     return result
+
+
+def best_of_sweep(runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
+    """Of one (architecture, length) trained at several rates: the run that solved it in the fewest steps,
+    else the one with the best ``metric`` at the end; a tie goes to the rate listed first."""
+
+    def key(run: dict[str, Any]) -> tuple[bool, int, float]:
+        solved = run.get("steps_to_solve")
+        return (solved is None, solved or 0, -(run.get(metric) or 0.0))
+
+    return min(runs, key=key)
+
+
+def _sweep_entry(run: dict[str, Any], metric: str) -> dict[str, Any]:
+    return {"lr": run["lr"], "steps": run["steps"], "steps_to_solve": run["steps_to_solve"], metric: run.get(metric)}
 
 
 def _distance_label(specs: list[ProbeSpec]) -> str:
