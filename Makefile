@@ -18,8 +18,10 @@ $(BIN)/qkv: pyproject.toml
 
 setup: $(BIN)/qkv
 
+# Each family at the size `qkv sweep` chose for the demo's 45-second budget (docs/compare.md, "Width and
+# depth, swept"): one layer per Transformer stack, the recurrent models at their defaults.
 demo: setup
-	$(BIN)/qkv compare --out runs/compare
+	$(BIN)/qkv compare --recipes results/sweep/g2p-45s-width-layers/sweep.json --out runs/compare
 
 test: setup
 	$(BIN)/ruff check src tests benchmarks

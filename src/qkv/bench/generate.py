@@ -7,7 +7,11 @@ the weights; generated tokens are counted, so early EOS cannot flatter a number)
    length): tokens/s of ``qkv.decoding.greedy`` -- one ``decode_step`` per token with a KV cache, so each
    step costs O(T) -- against the textbook loop without a cache that re-runs the full forward pass on the
    whole prefix for every new token, O(T^2) per step (Vaswani et al. 2017 decode this way in principle;
-   the cache is the standard incremental-decoding trick of fairseq and every serving stack).
+   the cache is the standard incremental-decoding trick of fairseq and every serving stack). EOS is banned
+   on both sides, so both generate exactly ``batch x length`` tokens -- the same work, and the same tokens
+   (checked: ``same_tokens``) -- and the two are alternated over ``rounds`` (medians reported). Counting
+   only the tokens before a row's first EOS on one side and every position on the other, as this bench
+   once did, made the cache look up to 1.7x slower than it is whenever a random model ends rows early.
 2. Seq2seq (``configs/multi30k-transformer.yaml`` and ``multi30k-gru-attention.yaml``): sentences/s and
    tokens/s of greedy and beam search (beam 4) on batches of random 20-token sources.
 """
@@ -21,12 +25,16 @@ from pathlib import Path
 
 import torch
 
+from qkv.errors import UserError
 from qkv.special import EOS_ID
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lengths", default="64,128,256", help="LM generation lengths (tokens)")
     parser.add_argument("--batch", type=int, default=8, help="sequences decoded together")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="LM: cached and uncached alternated this many times (default 3)"
+    )
     parser.add_argument("--configs", default=str(Path(__file__).resolve().parents[3] / "configs"))
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", default="runs/bench", help="writes OUT/generate.json")
@@ -43,10 +51,13 @@ def _model(recipe: Path, src_vocab: int, tgt_vocab: int, **changes):
 
 @torch.no_grad()
 def _uncached_greedy(model, prompt: torch.Tensor, steps: int) -> torch.Tensor:
-    """Greedy decoding without a cache: the full forward pass over the whole prefix for every token."""
+    """Greedy decoding without a cache: the full forward pass over the whole prefix for every token (EOS
+    banned, as it is for the cached side)."""
     tokens = prompt
     for _ in range(steps):
-        nxt = model(tokens).logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+        logits = model(tokens).logits[:, -1]  # (B, V): the next-token scores at the last position
+        logits[:, EOS_ID] = float("-inf")
+        nxt = logits.argmax(-1, keepdim=True)  # (B, 1)
         tokens = torch.cat([tokens, nxt], dim=1)  # (B, T + 1)
     return tokens
 
@@ -58,27 +69,46 @@ def _timed(fn) -> tuple[float, object]:
 
 
 @torch.no_grad()
-def bench_lm(recipe: Path, lengths: list[int], batch: int) -> list[dict]:
+def bench_lm(recipe: Path, lengths: list[int], batch: int, rounds: int = 3) -> list[dict]:
+    """Cached against uncached greedy decoding of ``batch`` rows, ``length`` tokens each, alternated over
+    ``rounds`` (the cached side first in even rounds); medians and every round's tokens/s."""
+    from statistics import median
+
     from qkv.decoding import greedy
+    from qkv.decoding.rules import OutputRules
 
     vocab = 65
     model = _model(recipe, vocab, vocab, max_len=max(lengths) + 1)
     results = []
     for length in lengths:
-        prompt = torch.randint(4, vocab, (batch, 1), generator=torch.Generator().manual_seed(0))
-        cached_s, hyps = _timed(lambda length=length, prompt=prompt: greedy(model, None, length, prompt=prompt))
-        generated = sum(len(t) for t in hyps.tokens)
-        per_row = max(len(t) for t in hyps.tokens)
-        uncached_s, _ = _timed(lambda per_row=per_row, prompt=prompt: _uncached_greedy(model, prompt, per_row))
-        cached, uncached = generated / cached_s, batch * per_row / uncached_s
+        prompt = torch.randint(4, vocab, (batch, 1), generator=torch.Generator().manual_seed(0))  # (B, 1)
+        no_eos = OutputRules(min_len=length)  # every row runs to max_len: batch x length tokens
+
+        def cached(length=length, prompt=prompt, no_eos=no_eos):
+            return greedy(model, None, length, prompt=prompt, rules=no_eos).tokens
+
+        def uncached(length=length, prompt=prompt):
+            return _uncached_greedy(model, prompt, length)[:, 1:].tolist()  # (B, length): without the prompt
+
+        seconds: dict[str, list[float]] = {"cached": [], "uncached": []}
+        outputs: dict[str, object] = {}
+        for r in range(rounds):
+            for name in ("cached", "uncached") if r % 2 == 0 else ("uncached", "cached"):
+                elapsed, outputs[name] = _timed(cached if name == "cached" else uncached)
+                seconds[name].append(elapsed)
+        generated = sum(len(t) for t in outputs["cached"])  # type: ignore[union-attr]
+        tokens_per_s = {name: [batch * length / t for t in times] for name, times in seconds.items()}
         results.append(
             {
                 "length": length,
                 "batch": batch,
+                "rounds": rounds,
                 "generated_tokens": generated,
-                "cached_tokens_per_s": cached,
-                "uncached_tokens_per_s": uncached,
-                "speedup": cached / uncached,
+                "same_tokens": outputs["cached"] == outputs["uncached"],
+                "cached_tokens_per_s": median(tokens_per_s["cached"]),
+                "uncached_tokens_per_s": median(tokens_per_s["uncached"]),
+                "speedup": median(tokens_per_s["cached"]) / median(tokens_per_s["uncached"]),
+                "rounds_tokens_per_s": tokens_per_s,
             }
         )
     return results
@@ -111,13 +141,19 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     configs = Path(args.configs)
-    lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
-    lm = bench_lm(configs / "tinyshakespeare-gpt.yaml", lengths, args.batch)
+    try:
+        lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--lengths {args.lengths!r}: expected comma-separated integers, e.g. 64,128,256") from None
+    if not lengths or min(lengths) < 1 or args.batch < 1 or args.rounds < 1:
+        raise UserError("--lengths, --batch and --rounds must be positive integers")
+    lm = bench_lm(configs / "tinyshakespeare-gpt.yaml", lengths, args.batch, args.rounds)
     print("decoder-only LM (baby GPT), greedy, batch", args.batch)
     for r in lm:
         print(
             f"  T={r['length']:>4}: KV cache {r['cached_tokens_per_s']:>8,.0f} tok/s   no cache "
             f"{r['uncached_tokens_per_s']:>8,.0f} tok/s   x{r['speedup']:.1f}"
+            + ("" if r["same_tokens"] else "   (the two loops chose different tokens!)")
         )
     seq2seq = [
         bench_seq2seq(configs / name, args.batch)
