@@ -126,3 +126,67 @@ def test_the_repository_study_loads_and_names_its_files():
     for row in rows:
         assert (study_root() / row["file"]).is_file()
         assert row["steps_to_solve"] is None or row["steps_to_solve"] <= row["cap"]
+
+
+def _sweep_file(runs: dict[str, list[list[tuple[float, int | None, int]]]]) -> dict:
+    """A `qkv probe --lr ...` results file: per model, per length, the (lr, steps to solve, steps) tried; the
+    accuracy is 50 % at 3e-3 and 30 % otherwise (it only matters between runs that solve nothing)."""
+    return {
+        "probe": "assoc-recall",
+        "runs": {
+            model: [
+                {
+                    "lr_sweep": [
+                        {"lr": lr, "steps_to_solve": s, "steps": n, "exact_match": 50.0 if lr == 3e-3 else 30.0}
+                        for lr, s, n in tried
+                    ]
+                }
+                for tried in lengths
+            ]
+            for model, lengths in runs.items()
+        },
+    }
+
+
+def test_sweep_winners_solve_the_most_settings_then_in_the_fewest_steps(tmp_path):
+    from qkv.compare.probe_study import sweep_winners
+
+    (tmp_path / "lr-sweep-short.json").write_text(
+        json.dumps(
+            _sweep_file(
+                {
+                    # 3e-3 is faster on the short setting ...
+                    "prefix-lm": [[(1e-3, 800, 800), (3e-3, 400, 400)]],
+                    "gru": [[(3e-4, None, 1600), (1e-3, None, 1600)]],
+                    "gru-attention": [[(1e-3, 600, 600), (3e-3, 300, 300)]],
+                }
+            )
+        )
+    )
+    (tmp_path / "lr-sweep-long.json").write_text(
+        json.dumps(
+            _sweep_file(
+                {
+                    # ... but only 1e-3 solves the long one: solving more settings comes first
+                    "prefix-lm": [[(1e-3, 4500, 4500), (3e-3, None, 6000)]],
+                    # neither solves anything: the fewer steps summed (all caps here), then the better accuracy
+                    "gru": [[(3e-4, None, 6000), (1e-3, None, 6000)]],
+                    "transformer": [[(1e-3, None, 6000), (3e-3, None, 6000)]],
+                    # both solve both: fewest steps summed, 300 + 1,500 < 600 + 2,000
+                    "gru-attention": [[(1e-3, 2000, 2000), (3e-3, 1500, 1500)]],
+                }
+            )
+        )
+    )
+    (tmp_path / "selective-copy.json").write_text("{}")  # not a sweep file: not read
+    # gru: nothing solved, equal steps, equal accuracy -> the smaller rate; transformer: better accuracy at 3e-3
+    assert sweep_winners(tmp_path) == {"gru": 3e-4, "gru-attention": 3e-3, "prefix-lm": 1e-3, "transformer": 3e-3}
+    assert sweep_winners(tmp_path / "nowhere") == {}
+
+
+def test_the_probe_rates_are_the_saved_sweeps_winners():
+    """PROBE_LRS is a constant in the code; it must say what the sweeps in results/probes/study say."""
+    from qkv.compare.probe_study import sweep_winners
+    from qkv.compare.probes import PROBE_LRS
+
+    assert PROBE_LRS and sweep_winners() == PROBE_LRS

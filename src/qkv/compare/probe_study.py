@@ -139,3 +139,28 @@ def study_cell(row: dict[str, Any]) -> str:
     if row["steps_to_solve"] is not None:
         return f"{row['steps_to_solve']:,}{rate}"
     return f"> {row['cap']:,} ({row['final']:.0f} %){rate}"
+
+
+def sweep_winners(root: str | Path | None = None) -> dict[str, float]:
+    """Each architecture's probe rate from the saved learning-rate sweeps (``lr-sweep-*.json`` in the study
+    folder, written by ``qkv probe --lr r1,r2,...``): the rate that solved the most (probe, length)
+    settings, then in the fewest steps summed over them (an unsolved setting counts its cap), then with the
+    best accuracy summed over them, then the smaller rate. This is what
+    :data:`qkv.compare.probes.PROBE_LRS` must hold (a test checks it)."""
+    folder = Path(root) if root is not None else study_root()
+    tally: dict[str, dict[float, list[float]]] = {}  # model -> rate -> [settings solved, steps, accuracy]
+    for path in sorted(folder.glob("lr-sweep-*.json")) if folder.is_dir() else []:
+        data = json.loads(path.read_text())
+        metric = solve_metric(str(data["probe"]))
+        for model, runs in data["runs"].items():
+            for run in runs:
+                for entry in run["lr_sweep"]:
+                    solved = entry["steps_to_solve"]
+                    counts = tally.setdefault(model, {}).setdefault(float(entry["lr"]), [0, 0, 0.0])
+                    counts[0] += solved is not None
+                    counts[1] += int(solved if solved is not None else entry["steps"])
+                    counts[2] += float(entry.get(metric) or 0.0)
+    return {
+        model: min(rates, key=lambda lr: (-rates[lr][0], rates[lr][1], -rates[lr][2], lr))
+        for model, rates in sorted(tally.items())
+    }

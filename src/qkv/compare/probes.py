@@ -113,11 +113,17 @@ def probe_specs(
 
 
 PROBE_LR = 3e-3  # Adam's rate for an architecture the sweep below did not cover
-# Adam's rate per architecture on the probes, picked by a sweep (``qkv probe --lr 3e-4,1e-3,3e-3``, saved in
-# results/probes/study/lr-sweep-*.json): the rate that solved associative recall in the fewest steps. One
-# rate for all made the comparison unfair: at 3e-3 the prefix LM never found the lookup at 128 tokens in
-# 16,000 steps, at 1e-3 it solved it in 4,500 (docs/compare.md, "Probes: one learning rate per family").
-PROBE_LRS: dict[str, float] = {}
+# Adam's rate per architecture on the probes, picked by a sweep of 3e-4, 1e-3 and 3e-3 on recall at 10 and 128
+# tokens and copy at 16 (results/probes/study/lr-sweep-*: ``qkv probe --lr 3e-4,1e-3,3e-3 ...``; the rule is
+# :func:`qkv.compare.probe_study.sweep_winners`, and a test checks this table against those files). One rate
+# for all made the comparison unfair: at 3e-3 the prefix LM never found the lookup at 128 tokens, at 1e-3 it
+# solves it in 4,500 steps (docs/compare.md, "Probes: a learning rate per architecture").
+PROBE_LRS: dict[str, float] = {
+    "transformer": 3e-3,  # solves copy fastest at 3e-3; recall at no rate (the encoder-decoder's known limit)
+    "prefix-lm": 1e-3,  # the only rate that solves all three (3e-3 is faster at short range, fails at 128)
+    "gru-attention": 3e-3,  # fastest on all three
+    "gru": 3e-3,  # solves none in the caps; the best accuracy at 3e-3
+}
 
 
 def probe_lr(name: str) -> float:
@@ -314,7 +320,7 @@ def run_probe(
             rates = lrs or [probe_lr(name)]
             for lr in rates:
                 suffix = f"-lr{lr:g}" if len(rates) > 1 else ""
-                progress(f"{name} (length {spec.length}{f', lr {lr:g}' if len(rates) > 1 else ''})")
+                progress(f"{name} (length {spec.length}{f', lr {rate_text(lr)}' if len(rates) > 1 else ''})")
                 tried.append(
                     run_probe_model(
                         spec,
