@@ -271,7 +271,7 @@ def test_lr_sweep_trains_each_rate_and_keeps_the_run_that_solves_first(tmp_path,
         assert (out / "runs" / f"copy-4-{name}-lr0.003" / "checkpoints").is_dir()
         assert (out / "runs" / f"copy-4-{name}-lr0.001" / "checkpoints").is_dir()
     printed = capsys.readouterr().out
-    assert "learning-rate sweep" in printed and "10 *" in printed and "> 40 (10%)" in printed
+    assert "learning-rate sweep" in printed and "10 *" in printed and "> 40 (10 %)" in printed
 
 
 @pytest.mark.slow

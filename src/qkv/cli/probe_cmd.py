@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--width {args.width}: a multiple of 4 between 4 and 4096 (4 attention heads share it)")
     if args.max_tokens < 16:
         raise UserError(f"--max-tokens {args.max_tokens}: at least 16")
-    from qkv.compare.probes import SOLVED, solve_metric
+    from qkv.compare.probes import SOLVED, rate_text, solve_metric
 
     rates = _rates(args.lr)
     args.solve_at = SOLVED if args.solve_at is None else args.solve_at
@@ -253,8 +253,6 @@ def run(args: argparse.Namespace) -> int:
         f"'> N': not solved in N steps):"
     )
     print(text_table(header, rows))
-    from qkv.compare.probes import rate_text
-
     if rates is not None and len(rates) > 1:
         _print_sweep(result, rates, metric, lengths)
     else:
@@ -266,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_sweep(result: dict, rates: list[float], metric: str, lengths: list[int]) -> None:
     """The sweep's table: steps to solve (or the metric at the cap) per model, length and rate; * the kept run."""
+    from qkv.compare.probe_study import study_cell
     from qkv.compare.probes import rate_text
     from qkv.compare.report import text_table
 
@@ -275,8 +274,9 @@ def _print_sweep(result: dict, rates: list[float], metric: str, lengths: list[in
         for length, run in zip(lengths, runs, strict=True):
             cells = []
             for entry in run["lr_sweep"]:
-                solved = entry["steps_to_solve"]
-                cell = f"{solved:,}" if solved is not None else f"> {entry['steps']:,} ({entry[metric]:.0f}%)"
+                cell = study_cell(
+                    {"steps_to_solve": entry["steps_to_solve"], "cap": entry["steps"], "final": entry[metric]}
+                )
                 cells.append(cell + (" *" if entry["lr"] == run["lr"] else ""))
             rows.append([name, str(length), *cells])
     print(f"\nlearning-rate sweep: steps to {result['solved_at']:g}% {metric.replace('_', ' ')} (* kept):")
