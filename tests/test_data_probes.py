@@ -118,6 +118,22 @@ def test_assoc_recall_pairs_among_filler_and_multi_query():
     assert min(seen) <= 6 and max(seen) >= 60  # the distance spans the context, the load stays 8 pairs
 
 
+def test_assoc_recall_echoed_keys_put_each_value_after_its_key():
+    plain = get_task("assoc-recall", length=40, num_pairs=6, num_queries=3, num_examples=50)
+    echoed = get_task("assoc-recall", length=40, num_pairs=6, num_queries=3, num_examples=50, echo_keys=True)
+    for p, e in zip(plain.examples("train"), echoed.examples("train"), strict=True):
+        toks = e.src.split()
+        assert toks == p.src.split()  # the same questions; only the answer's form changes
+        answers, _ = solve_recall(toks)
+        asked = toks[toks.index("?") + 1 :]
+        assert e.tgt.split() == [tok for pair in zip(asked, answers, strict=True) for tok in pair]
+        assert e.meta == p.meta
+    single = get_task("assoc-recall", length=12, echo_keys=True, num_examples=20)
+    for e in single.examples("test"):
+        toks = e.src.split()
+        assert e.tgt.split() == [toks[-1], solve_recall(toks)[0][0]]
+
+
 def test_assoc_recall_mixed_training_lengths():
     task = get_task("assoc-recall", length=69, num_pairs=8, min_train_length=18, num_examples=400)
     lengths = [len(e.src.split()) for e in task.examples("train")]

@@ -111,6 +111,7 @@ def test_probe_copy_distance_is_the_length(tmp_path):
         ["--threads", "0"],
         ["--checks", "0"],
         ["--task", "copy", "--pairs", "4"],
+        ["--task", "copy", "--echo-keys"],
         ["--pairs", "0"],
         ["--pairs", "4", "--queries", "5"],
         ["--mixed-lengths"],

@@ -190,3 +190,13 @@ def test_the_probe_rates_are_the_saved_sweeps_winners():
     from qkv.compare.probes import PROBE_LRS
 
     assert PROBE_LRS and sweep_winners() == PROBE_LRS
+
+
+def test_the_label_tells_apart_the_recall_tasks():
+    from qkv.compare.probe_study import probe_label
+
+    assert probe_label({"probe": "assoc-recall", "options": [{}]}) == "assoc-recall"
+    mqar = {"num_pairs": 8, "num_queries": 4}
+    assert probe_label({"probe": "assoc-recall", "options": [mqar]}) == "assoc-recall, 8 pairs among filler, 4 queries"
+    echoed = {"probe": "assoc-recall", "options": [{**mqar, "echo_keys": True}]}
+    assert probe_label(echoed) == "assoc-recall, 8 pairs among filler, 4 queries, keys echoed"

@@ -75,6 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Arora et al. 2023; default 1)",
     )
     p.add_argument(
+        "--echo-keys",
+        action="store_true",
+        help="assoc-recall: the answer says each query key before its value (k3 v1 k7 v0 ...), so every value "
+        "is predicted right after its key, as in Zoology's layout (each key is a copy of the question)",
+    )
+    p.add_argument(
         "--mixed-lengths",
         action="store_true",
         help="assoc-recall with --pairs: training examples get a random amount of filler (lengths from the "
@@ -171,8 +177,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--solve-at {args.solve_at}: expected a percentage in (0, 100], e.g. 99")
     if args.checks < 1:
         raise UserError(f"--checks {args.checks}: at least 1 (the end of training)")
-    if args.task != "assoc-recall" and (args.pairs is not None or args.queries != 1):
-        raise UserError(f"--pairs/--queries are options of --task assoc-recall, not {args.task}")
+    if args.task != "assoc-recall" and (args.pairs is not None or args.queries != 1 or args.echo_keys):
+        raise UserError(f"--pairs/--queries/--echo-keys are options of --task assoc-recall, not {args.task}")
     if args.mixed_lengths and args.pairs is None:
         raise UserError("--mixed-lengths needs --pairs (the filler around the pairs is what varies)")
     if args.pairs is not None and args.pairs < 1:
@@ -190,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         pairs=args.pairs,
         queries=args.queries,
         mixed_lengths=args.mixed_lengths,
+        echo_keys=args.echo_keys,
     )
     from qkv.data import get_task
 
@@ -200,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
     setting = f"{args.pairs} pairs among filler, " if args.pairs is not None else ""
     setting += f"{args.queries} queries per example, " if args.queries > 1 else ""
     setting += "training lengths mixed, " if args.mixed_lengths else ""
+    setting += "keys echoed before their values, " if args.echo_keys else ""
     metric = solve_metric(args.task)
     until = f" (or until {args.solve_at:g}% {metric.replace('_', ' ')})" if args.until_solved else ""
     sizing = f"width {args.width} each" if args.width is not None else f"~{args.params:,} parameters each"

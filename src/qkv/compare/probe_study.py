@@ -53,6 +53,8 @@ def probe_label(data: dict[str, Any]) -> str:
         label += f", {options['num_pairs']} pairs among filler"
     if int(options.get("num_queries", 1)) > 1:
         label += f", {options['num_queries']} queries"
+    if options.get("echo_keys"):
+        label += ", keys echoed"
     return label
 
 

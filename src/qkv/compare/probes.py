@@ -81,6 +81,7 @@ def probe_specs(
     pairs: int | None = None,
     queries: int = 1,
     mixed_lengths: bool = False,
+    echo_keys: bool = False,
 ) -> list[ProbeSpec]:
     """One spec per source length. assoc-recall: by default ``(length - 2) // 2`` key-value pairs fill
     the context; with ``pairs`` that many pairs sit among filler and ``queries`` keys are asked
@@ -91,7 +92,7 @@ def probe_specs(
     specs = []
     for length in lengths:
         options: dict[str, Any] = {"length": length, "num_examples": n_train, "num_eval_examples": n_test, "seed": seed}
-        if probe == "assoc-recall" and pairs is None and queries == 1:
+        if probe == "assoc-recall" and pairs is None and queries == 1 and not echo_keys:
             n_pairs = max((length - 2) // 2, 2)
             options.update(length=2 * n_pairs + 2, num_keys=max(n_pairs, 16), num_values=8)
         elif probe == "assoc-recall":
@@ -106,6 +107,8 @@ def probe_specs(
             )
             if mixed_lengths:
                 options["min_train_length"] = 2 * n_pairs + 1 + queries
+            if echo_keys:
+                options["echo_keys"] = True
         elif probe in ("copy", "reverse", "sort", "selective-copy"):
             options["vocab_size"] = 8
         specs.append(ProbeSpec(probe, options))

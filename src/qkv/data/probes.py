@@ -12,8 +12,13 @@
   memory load stays fixed; with ``num_queries=m`` the input ends ``? ka kb ...`` and the output is the
   ``m`` values in that order -- multi-query associative recall (MQAR, Arora et al. 2023, "Zoology"), which
   also gives ``m`` supervised tokens per example. ``meta["token_distances"]`` lists, per query, the
-  positions from its key in the context to it in the query. ``min_train_length`` makes the training
-  examples' filler random, so their lengths spread from it to ``length`` (dev and test stay at ``length``).
+  positions from its key in the context to it in the query. ``echo_keys`` makes the answer say each
+  query key before its value (``ka va kb vb ...``): every value is then predicted right after its key, the
+  layout Zoology trains (``... ka va kb vb``). Without it, answer ``j`` must first find the ``j``-th query
+  by position and only then look it up -- one hop more, which no qkv model learnt in 6,000 steps
+  (results/probes/study/assoc-recall-T255-mqar-*); the echo itself is a copy, learnt in a few hundred
+  steps. ``min_train_length`` makes the training examples' filler random, so their lengths spread from
+  it to ``length`` (dev and test stay at ``length``).
 * ``selective-copy`` — ``num_tokens`` data tokens scattered among ``.`` noise; output them in order (Gu &
   Dao 2023, "Mamba"). ``meta["distance"]`` = tokens from the first data token to the end of the input.
 * ``listops`` — nested ``[MAX``/``[MIN``/``[MED``/``[SM`` expressions over digits, answer one digit
@@ -64,6 +69,7 @@ class ProbeTask:
     num_values: int = 16
     num_pairs: int | None = None
     num_queries: int = 1
+    echo_keys: bool = False
     min_train_length: int | None = None
     num_tokens: int = 8
     depth: int = 6
@@ -155,7 +161,7 @@ class ProbeTask:
         return Example(" ".join(map(str, seq)), " ".join(map(str, sorted(seq))))
 
     def _assoc_recall(self, rng: random.Random) -> Example:
-        if self.num_pairs is not None or self.num_queries != 1:
+        if self.num_pairs is not None or self.num_queries != 1 or self.echo_keys:
             return self._multi_query_recall(rng)
         keys = rng.sample(range(self.keys), self.pairs)
         values = [rng.randrange(self.num_values) for _ in keys]
@@ -172,7 +178,8 @@ class ProbeTask:
         return self._multi_query_recall(rng, slots=rng.randint(max(self.pairs, fewest // 2), self.slots))
 
     def _multi_query_recall(self, rng: random.Random, slots: int | None = None) -> Example:
-        """``pairs`` pairs at random slots among ``_ _`` filler, then ``? k_a k_b ...`` -> ``v_a v_b ...``."""
+        """``pairs`` pairs at random slots among ``_ _`` filler, then ``? k_a k_b ...`` -> ``v_a v_b ...``
+        (with ``echo_keys``: ``k_a v_a k_b v_b ...``)."""
         slots = slots or self.slots
         keys = rng.sample(range(self.keys), self.pairs)
         values = [rng.randrange(self.num_values) for _ in keys]
@@ -184,7 +191,10 @@ class ProbeTask:
         # Query j sits at position 2 * slots + 1 + j; its key at 2 * slot_of_pair[pair].
         distances = [2 * slots + 1 + j - 2 * slot_of_pair[pair] for j, pair in enumerate(asked)]
         src = " ".join([*context, "?", *(f"k{keys[pair]}" for pair in asked)])
-        tgt = " ".join(f"v{values[pair]}" for pair in asked)
+        if self.echo_keys:  # each query key, then its value: Zoology's query layout
+            tgt = " ".join(f"k{keys[pair]} v{values[pair]}" for pair in asked)
+        else:
+            tgt = " ".join(f"v{values[pair]}" for pair in asked)
         meta: dict[str, int | list[int]] = {
             "distance": distances[0],
             "token_distance": distances[0],
