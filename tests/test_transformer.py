@@ -260,7 +260,7 @@ def test_sinusoidal_positions_extend_past_max_len():
     from qkv.models.positions import SinusoidalPositions
 
     positions = SinusoidalPositions(8, max_len=4, layout="halves")
-    torch.testing.assert_close(positions(torch.arange(3, 10)), sinusoidal_table(10, 8, layout="halves")[3:])
+    torch.testing.assert_close(positions(3, 7), sinusoidal_table(10, 8, layout="halves")[3:])
 
 
 def test_rotary_scores_depend_only_on_relative_position():
@@ -362,3 +362,25 @@ def test_attention_backend_names_come_from_one_list():
         ValueError, match=r"^model\.attention_backend must be one of auto, reference, fused, got 'flash'$"
     ):
         ModelConfig(attention_backend="flash").validate()
+
+
+def test_learned_positions_are_a_slice_and_refuse_past_the_table():
+    from qkv.models.positions import LearnedPositions
+
+    table = LearnedPositions(6, max_len=5)
+    torch.testing.assert_close(table(2, 3), table.weight[2:5])
+    with pytest.raises(ValueError, match="position 5 is beyond the learned table"):
+        table(3, 3)
+
+
+def test_a_gpt_with_learned_positions_traces_as_one_graph():
+    """``torch.compile`` (``training.compile``) sees the whole forward pass: no data-dependent check breaks it."""
+    import torch._dynamo
+
+    model = build_model(
+        ModelConfig(name="gpt", d_model=16, n_heads=2, n_decoder_layers=2, d_ff=32, max_len=32, positions="learned"),
+        src_vocab=0,
+        tgt_vocab=20,
+    )
+    explanation = torch._dynamo.explain(model)(torch.randint(4, 20, (2, 10)))
+    assert explanation.graph_break_count == 0, explanation.break_reasons

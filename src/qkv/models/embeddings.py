@@ -38,8 +38,7 @@ class Embeddings(nn.Module):
         """Embed ``tokens (B, T)`` sitting at positions ``start .. start + T - 1``."""
         x = self.tokens(tokens) * self.scale  # (B, T, E)
         if self.positions is not None:
-            positions = torch.arange(start, start + tokens.size(1), device=tokens.device)  # (T,)
-            x = x + self.positions(positions).to(x.dtype)  # (B, T, E) + (T, E)
+            x = x + self.positions(start, tokens.size(1)).to(x.dtype)  # (B, T, E) + (T, E)
         if self.token_types is not None:
             if token_types is None:
                 token_types = torch.zeros_like(tokens)

@@ -33,7 +33,8 @@ def sinusoidal_table(length: int, dim: int, *, layout: str = "interleaved", base
 
 
 class SinusoidalPositions(nn.Module):
-    """Fixed sinusoidal positions: ``forward(positions (T,)) -> (T, E)``. No parameters; any length."""
+    """Fixed sinusoidal positions: ``forward(start, length) -> (length, E)``, the rows of positions
+    ``start .. start + length - 1``. No parameters; any length."""
 
     table: Tensor  # (max_len, E), a non-persistent buffer that grows on demand
 
@@ -42,32 +43,35 @@ class SinusoidalPositions(nn.Module):
         self.d_model, self.layout = d_model, layout
         self.register_buffer("table", sinusoidal_table(max_len, d_model, layout=layout), persistent=False)
 
-    def forward(self, positions: Tensor) -> Tensor:
-        needed = int(positions.max()) + 1 if positions.numel() else 0
+    def forward(self, start: int, length: int) -> Tensor:
+        needed = start + length
         if needed > self.table.shape[0]:  # grow on demand: sinusoids are defined for every position
             grown = sinusoidal_table(max(needed, 2 * self.table.shape[0]), self.d_model, layout=self.layout)
             self.table = grown.to(self.table.device)
-        return self.table[positions]
+        return self.table[start:needed]  # (length, E)
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, layout={self.layout}"
 
 
 class LearnedPositions(nn.Module):
-    """A trained ``(max_len, E)`` table: ``forward(positions (T,)) -> (T, E)``."""
+    """A trained ``(max_len, E)`` table: ``forward(start, length) -> (length, E)``, a slice of it.
+
+    The range check reads Python integers, never the tensor's values, so ``torch.compile`` traces the
+    embeddings without a graph break (a check on ``positions.max()`` cost one on every step)."""
 
     def __init__(self, d_model: int, max_len: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(max_len, d_model))
         nn.init.normal_(self.weight, std=0.02)
 
-    def forward(self, positions: Tensor) -> Tensor:
-        if positions.numel() and int(positions.max()) >= self.weight.shape[0]:
+    def forward(self, start: int, length: int) -> Tensor:
+        if length and start + length > self.weight.shape[0]:
             raise ValueError(
-                f"position {int(positions.max())} is beyond the learned table (max_len={self.weight.shape[0]}); "
+                f"position {start + length - 1} is beyond the learned table (max_len={self.weight.shape[0]}); "
                 "raise model.max_len or use shorter sequences"
             )
-        return self.weight[positions]
+        return self.weight[start : start + length]  # (length, E)
 
 
 class RotaryEmbedding(nn.Module):
