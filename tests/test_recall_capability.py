@@ -61,3 +61,27 @@ def test_at_equal_parameters_a_transformer_copies_64_tokens_and_a_gru_without_at
     assert abs(runs["transformer"]["params"] - runs["gru"]["params"]) < 0.25 * runs["gru"]["params"]
     assert runs["transformer"]["steps_to_solve"] is not None and runs["transformer"]["token_accuracy"] >= 95
     assert runs["gru"]["steps_to_solve"] is None and runs["gru"]["token_accuracy"] < 50
+
+
+@pytest.mark.capability
+def test_a_decoder_only_transformer_solves_four_query_recall_when_each_value_follows_its_key(tmp_path):
+    """Multi-query recall (Zoology's MQAR, Arora et al. 2023): 8 pairs among filler, 4 keys asked. Answered
+    as Zoology lays it out -- each query key, then its value (``--echo-keys``) -- every value is one
+    induction-head lookup from the token before it, and the ~40k-parameter prefix LM solves T = 31 in
+    500-1,000 steps (results/probes/study/assoc-recall-*-mqar-echo*). Its first check is far below: the test
+    can fail."""
+    from qkv.compare.budget import Budget
+    from qkv.compare.probes import probe_specs, run_probe_model
+
+    (spec,) = probe_specs("assoc-recall", [32], 50_000, 300, pairs=8, queries=4, mixed_lengths=True, echo_keys=True)
+    run = run_probe_model(
+        spec,
+        "prefix-lm",
+        target_params=40_000,
+        budget=Budget("steps", 2500),
+        run_dir=tmp_path,
+        checks=10,
+        until_solved=True,
+    )
+    assert run["steps_to_solve"] is not None and run["exact_match"] >= 99, run["curve"]
+    assert run["curve"][0]["steps"] <= 250 and run["curve"][0]["exact_match"] < 50
