@@ -162,6 +162,17 @@ def test_multi_query_recall_scores_each_query_in_its_distance_bin():
     assert by_distance(spec, examples, ["v1 v2", "v3"]) == {4: (1, 1), 32: (2, 2), 8: (0, 1)}
 
 
+def test_echoed_recall_scores_each_query_by_its_key_and_value():
+    spec = ProbeSpec("assoc-recall", {"length": 40, "num_pairs": 2, "num_queries": 2, "echo_keys": True})
+    examples = [
+        Example("src", "k1 v1 k2 v2", meta={"token_distances": [3, 30]}),  # bins 4 and 32
+        Example("src", "k3 v3 k4 v4", meta={"token_distances": [17, 6]}),  # bins 32 and 8
+    ]
+    # first: query 1 right, query 2 echoed right but its value wrong; second: query 1's key wrong, query 2 right
+    hyps = ["k1 v1 k2 v9", "k5 v3 k4 v4"]
+    assert by_distance(spec, examples, hyps) == {4: (1, 1), 32: (0, 2), 8: (1, 1)}
+
+
 def test_probe_specs_recall_among_filler():
     plain = probe_specs("assoc-recall", [14], 100, 10)[0].options
     assert plain["length"] == 14 and "num_pairs" not in plain  # 6 pairs fill the context, as before

@@ -185,15 +185,16 @@ def distance_bin(distance: int) -> int:
 def by_distance(spec: ProbeSpec, examples: list, hyps: list[str]) -> dict[int, tuple[int, int]]:
     """Distance -> (correct, total). assoc-recall: per query, its token distance (per example when there
     is one query; binned to powers of two when the pairs sit among filler, whose distances take every
-    value up to the length); other probes: output tokens right at their position, all at distance
+    value up to the length); with echoed keys a query's answer is its key and value together; other probes: output tokens right at their position, all at distance
     ``spec.length``."""
     counts: dict[int, list[int]] = {}
     for example, hyp in zip(examples, hyps, strict=True):
         if spec.probe == "assoc-recall" and "token_distances" in example.meta:
             ref, out = example.tgt.split(), hyp.split()
+            width = 2 if spec.options.get("echo_keys") else 1  # echoed: answer j is "key value" at 2j, 2j + 1
             for j, distance in enumerate(example.meta["token_distances"]):
                 c = counts.setdefault(distance_bin(int(distance)), [0, 0])
-                c[0] += int(j < len(out) and out[j] == ref[j])
+                c[0] += int(out[width * j : width * (j + 1)] == ref[width * j : width * (j + 1)])
                 c[1] += 1
         elif spec.probe == "assoc-recall":
             c = counts.setdefault(int(example.meta["token_distance"]), [0, 0])
@@ -373,6 +374,7 @@ def _distance_label(specs: list[ProbeSpec]) -> str:
         return (
             f"tokens between a queried key and its query, binned (d = up to d tokens); "
             f"{options['num_pairs']} pairs among filler, {options['num_queries']} queries"
+            + (", each answered with its key and value" if options.get("echo_keys") else "")
         )
     return DISTANCE_LABELS.get(probe, "sequence length T (tokens)")
 
