@@ -185,8 +185,8 @@ def distance_bin(distance: int) -> int:
 def by_distance(spec: ProbeSpec, examples: list, hyps: list[str]) -> dict[int, tuple[int, int]]:
     """Distance -> (correct, total). assoc-recall: per query, its token distance (per example when there
     is one query; binned to powers of two when the pairs sit among filler, whose distances take every
-    value up to the length); with echoed keys a query's answer is its key and value together; other probes: output tokens right at their position, all at distance
-    ``spec.length``."""
+    value up to the length); with echoed keys a query's answer is its key and value together; other
+    probes: output tokens right at their position, all at distance ``spec.length``."""
     counts: dict[int, list[int]] = {}
     for example, hyp in zip(examples, hyps, strict=True):
         if spec.probe == "assoc-recall" and "token_distances" in example.meta:
