@@ -85,6 +85,8 @@ def test_seeded_determinism_splits_and_tokenizer():
 
 
 def test_bad_probe_options():
+    with pytest.raises(UserError, match="echo_keys are options of assoc-recall only"):
+        get_task("copy", echo_keys=True)
     with pytest.raises(UserError, match="distance is not an option"):
         get_task("sort", distance=3)
     with pytest.raises(UserError, match="num_keys >= 20"):
@@ -150,6 +152,7 @@ def test_assoc_recall_mixed_training_lengths():
         ({"length": 20, "num_pairs": 10}, r"num_pairs must be 1\.\.9"),
         ({"length": 20, "num_pairs": 4, "num_queries": 5}, r"num_queries must be 1\.\.4"),
         ({"length": 20, "num_pairs": 4, "distance": 2}, "distance is for the single-query task"),
+        ({"length": 20, "echo_keys": True, "distance": 2}, "distance is for the single-query task"),
         ({"length": 20, "num_pairs": 4, "min_train_length": 8}, r"min_train_length must be 10\.\.20"),
         ({"length": 20, "min_train_length": 12}, "min_train_length needs num_pairs"),
     ],

@@ -90,8 +90,8 @@ class ProbeTask:
         # assoc-recall: the context is ``slots`` two-token slots, then "?" and the query keys.
         self.slots = max(1, (self.length - 1 - self.num_queries) // 2)
         self.pairs = self.num_pairs if self.num_pairs is not None else self.slots
-        if self.probe != "assoc-recall" and (self.num_pairs is not None or self.num_queries != 1):
-            raise UserError(f"{self.probe}: num_pairs and num_queries are options of assoc-recall only")
+        if self.probe != "assoc-recall" and (self.num_pairs is not None or self.num_queries != 1 or self.echo_keys):
+            raise UserError(f"{self.probe}: num_pairs, num_queries and echo_keys are options of assoc-recall only")
         if self.probe == "assoc-recall":
             if not 1 <= self.pairs <= self.slots:
                 raise UserError(
@@ -100,8 +100,10 @@ class ProbeTask:
                 )
             if not 1 <= self.num_queries <= self.pairs:
                 raise UserError(f"assoc-recall: num_queries must be 1..{self.pairs}, got {self.num_queries}")
-            if self.distance is not None and (self.num_pairs is not None or self.num_queries != 1):
-                raise UserError("assoc-recall: distance is for the single-query task without filler (no num_pairs)")
+            if self.distance is not None and (self.num_pairs is not None or self.num_queries != 1 or self.echo_keys):
+                raise UserError(
+                    "assoc-recall: distance is for the single-query task without filler (no num_pairs, no echo_keys)"
+                )
             if self.min_train_length is not None and self.num_pairs is None:
                 raise UserError("assoc-recall: min_train_length needs num_pairs (the filler is what varies)")
             shortest = 2 * self.pairs + 1 + self.num_queries
