@@ -29,6 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--positions", default="sinusoidal", choices=["sinusoidal", "rotary", "learned"])
     parser.add_argument("--share", action="store_true", help="one embedding table for encoder and decoder")
+    parser.add_argument(
+        "--causal-encoder",
+        action="store_true",
+        help="the encoder's self-attention is causal (each token sees the ones before it)",
+    )
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--length", type=int, default=32)
     args = parser.parse_args()
@@ -38,7 +43,9 @@ def main() -> None:
 
     def changed(*a, **k):  # the probe's own recipe, with the one change under test
         config = recipe(*a, **k)
-        model = dataclasses.replace(config.model, positions=args.positions, share_embeddings=args.share)
+        model = dataclasses.replace(
+            config.model, positions=args.positions, share_embeddings=args.share, causal_encoder=args.causal_encoder
+        )
         return dataclasses.replace(config, model=model)
 
     probes.probe_config = changed
@@ -56,7 +63,11 @@ def main() -> None:
             until_solved=True,
         )
         curve = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
-    print(f"encoder-decoder, positions {args.positions}, shared embeddings {args.share}: {run['params']:,} parameters")
+    encoder = "causal" if args.causal_encoder else "bidirectional"
+    print(
+        f"encoder-decoder, positions {args.positions}, shared embeddings {args.share}, {encoder} encoder: "
+        f"{run['params']:,} parameters"
+    )
     for row in curve:
         if row["split"] == "valid":
             print(f"  step {row['step']:>5}  exact {row['exact_match']:5.1f}  token {row['token_accuracy']:5.1f}")

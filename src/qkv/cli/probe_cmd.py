@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
         default="transformer,prefix-lm,gru-attention,gru",
-        help="comma-separated architectures (default: transformer,prefix-lm,gru-attention,gru)",
+        help="comma-separated architectures (default: transformer,prefix-lm,gru-attention,gru); also "
+        "transformer-causal, the encoder-decoder with a causal encoder",
     )
     p.add_argument(
         "--budget",
@@ -148,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     from qkv.compare import figures
     from qkv.compare.budget import parse_budget
     from qkv.compare.probes import probe_specs, run_probe
+    from qkv.compare.recipes import PROBE_VARIANTS
     from qkv.compare.report import fmt, text_table, write_json_atomic
     from qkv.compare.study import SEQ2SEQ_MODELS, resolve_device
     from qkv.machine import machine_info
@@ -155,11 +157,10 @@ def run(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     lengths = _lengths(args.lengths)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in SEQ2SEQ_MODELS]
+    known = (*SEQ2SEQ_MODELS, *PROBE_VARIANTS)
+    bad = [m for m in models if m not in known]
     if bad or not models:
-        raise UserError(
-            f"--models: unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SEQ2SEQ_MODELS)}"
-        )
+        raise UserError(f"--models: unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(known)}")
     if args.params is not None and args.width is not None:
         raise UserError("--params and --width exclude each other: equal size or equal width")
     args.params = 40_000 if args.params is None else args.params

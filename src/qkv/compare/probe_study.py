@@ -126,7 +126,7 @@ def load_probe_study(root: str | Path | None = None, solved_at: float = SOLVED) 
     return [asdict(best[key]) for key in sorted(best)]
 
 
-MODEL_ORDER = ("transformer", "prefix-lm", "gru-attention", "lstm-attention", "gru", "lstm")
+MODEL_ORDER = ("transformer", "transformer-causal", "prefix-lm", "gru-attention", "lstm-attention", "gru", "lstm")
 
 
 def model_rank(model: str) -> tuple[int, str]:

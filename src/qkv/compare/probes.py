@@ -38,7 +38,7 @@ from typing import Any, Literal, cast
 from qkv.compare.budget import Budget
 from qkv.compare.budgeted import train_with_budget
 from qkv.compare.cost import count_params
-from qkv.compare.recipes import probe_model_config, sized_config
+from qkv.compare.recipes import probe_architecture, probe_model_config, sized_config
 from qkv.data.probes import ProbeTask
 from qkv.training.config import Config, EvalConfig, OptimConfig, ScheduleConfig, TaskConfig, TrainingConfig
 from qkv.training.evaluate import translate
@@ -130,8 +130,9 @@ PROBE_LRS: dict[str, float] = {
 
 
 def probe_lr(name: str) -> float:
-    """Adam's rate for architecture ``name`` on the probes: its sweep winner, else :data:`PROBE_LR`."""
-    return PROBE_LRS.get(name, PROBE_LR)
+    """Adam's rate for architecture ``name`` on the probes: its sweep winner, else (a probe variant, not swept)
+    its architecture's, else :data:`PROBE_LR`."""
+    return PROBE_LRS.get(name, PROBE_LRS.get(probe_architecture(name), PROBE_LR))
 
 
 def rate_text(lr: float) -> str:

@@ -77,13 +77,32 @@ def param_count(config: ModelConfig, src_vocab: int, tgt_vocab: int) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
+# Variants the probes know by name besides the architectures: name -> (the ModelConfig name, the fields it
+# changes). ``transformer-causal`` is the encoder-decoder with a causal encoder: a bidirectional encoder never
+# learns the previous-token step that recall's lookup needs, a causal one does (docs/compare.md, "Multi-query
+# recall"; benchmarks/encdec_echo_recall.py).
+PROBE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "transformer-causal": ("transformer", {"causal_encoder": True}),
+}
+
+
+def probe_architecture(name: str) -> str:
+    """The architecture behind probe model ``name``: itself, or the one a :data:`PROBE_VARIANTS` entry changes."""
+    return PROBE_VARIANTS[name][0] if name in PROBE_VARIANTS else name
+
+
 def probe_model_config(name: str, width: int, *, max_len: int = 256, dropout: float = 0.0) -> ModelConfig:
-    """The probes' shape of architecture ``name`` at ``width``. Transformers: 2 + 2 layers (prefix-lm: 4
-    layers, rotary positions), 4 heads, ``d_ff = 2 * d_model``; recurrent models: one layer, embedding
-    size = hidden size = ``width``."""
-    if name in TRANSFORMER_NAMES:
-        return transformer_config(name, width, d_ff=2 * width, layers=2, max_len=max_len, dropout=dropout)
-    return ModelConfig(name=name, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len, dropout=dropout)
+    """The probes' shape of architecture ``name`` (or of a :data:`PROBE_VARIANTS` entry) at ``width``.
+    Transformers: 2 + 2 layers (prefix-lm: 4 layers, rotary positions), 4 heads, ``d_ff = 2 * d_model``;
+    recurrent models: one layer, embedding size = hidden size = ``width``."""
+    architecture, fields = PROBE_VARIANTS.get(name, (name, {}))
+    if architecture in TRANSFORMER_NAMES:
+        return transformer_config(
+            architecture, width, d_ff=2 * width, layers=2, max_len=max_len, dropout=dropout, **fields
+        )
+    return ModelConfig(
+        name=architecture, d_model=width, hidden_size=width, n_rnn_layers=1, max_len=max_len, dropout=dropout, **fields
+    )
 
 
 def sized_config(
@@ -95,7 +114,7 @@ def sized_config(
     def make(width: int) -> ModelConfig:
         return probe_model_config(name, width, max_len=max_len, dropout=dropout)
 
-    step = 8 if name in TRANSFORMER_NAMES else 4
+    step = 8 if probe_architecture(name) in TRANSFORMER_NAMES else 4
     lo, hi = 1, 512 // step  # search over width = k * step (parameter count grows with the width)
     while lo < hi:
         mid = (lo + hi) // 2
