@@ -257,3 +257,29 @@ def test_scaling_fit_agrees_with_scipy_linregress():
     quadratic = bends([16, 32, 64, 128, 256], [t * t for t in (16, 32, 64, 128, 256)])["fit"]
     assert quadratic["slope"] == pytest.approx(2.0) and quadratic["r2"] == pytest.approx(1.0)
     assert (quadratic["from"], quadratic["to"], quadratic["points"]) == (32, 256, 4)
+
+
+def test_the_causal_encoder_probe_variant_is_the_encoder_decoder_with_only_its_encoder_mask_changed():
+    import dataclasses
+
+    from qkv.compare.probes import probe_lr
+    from qkv.compare.recipes import probe_model_config
+    from qkv.models import build_model
+
+    variant, plain = probe_model_config("transformer-causal", 32), probe_model_config("transformer", 32)
+    assert variant.name == "transformer" and variant.causal_encoder and not plain.causal_encoder
+    assert dataclasses.replace(variant, causal_encoder=False) == plain
+    assert (
+        sized_config("transformer-causal", 40_000, 30, 30).d_model
+        == sized_config("transformer", 40_000, 30, 30).d_model
+    )
+    assert probe_lr("transformer-causal") == probe_lr("transformer")
+    # causal: changing the last source token leaves every earlier encoder state as it was (and bidirectional not)
+    src = torch.randint(4, 30, (2, 9))
+    changed = src.clone()
+    changed[:, -1] = 4 + (src[:, -1] - 3) % 26
+    for config, same in ((variant, True), (plain, False)):
+        torch.manual_seed(0)
+        model = build_model(config, 30, 30).eval()
+        before, after = model.encode(src).memory, model.encode(changed).memory  # (B, T_s, E)
+        assert torch.allclose(before[:, :-1], after[:, :-1], atol=1e-6) == same

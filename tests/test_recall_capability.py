@@ -85,3 +85,21 @@ def test_a_decoder_only_transformer_solves_four_query_recall_when_each_value_fol
     )
     assert run["steps_to_solve"] is not None and run["exact_match"] >= 99, run["curve"]
     assert run["curve"][0]["steps"] <= 250 and run["curve"][0]["exact_match"] < 50
+
+
+@pytest.mark.capability
+def test_an_encoder_decoder_with_a_causal_encoder_solves_four_query_recall(tmp_path):
+    """The same recall for the encoder-decoder. Its lookup needs each value's encoder state to carry the key
+    before it (a previous-token step), then one cross-attention match from the echoed key. A causal encoder
+    learns that step: T = 31 is solved in ~1,000 steps (benchmarks/encdec_echo_recall.py --causal-encoder,
+    results/probes/encdec-echo-recall-causal-encoder.txt); the default bidirectional encoder stays at
+    keys-right, values-at-chance for 6,000 (results/probes/study/assoc-recall-T31-T255-mqar-echo-6000-steps.txt)."""
+    from qkv.compare.budget import Budget
+    from qkv.compare.probes import probe_specs, run_probe_model
+
+    (spec,) = probe_specs("assoc-recall", [32], 50_000, 300, pairs=8, queries=4, mixed_lengths=True, echo_keys=True)
+    run = run_probe_model(
+        spec, "transformer-causal", target_params=40_000, budget=Budget("steps", 2500), run_dir=tmp_path, checks=10
+    )
+    assert run["exact_match"] >= 95, run["curve"]
+    assert run["curve"][0]["steps"] <= 250 and run["curve"][0]["exact_match"] < 50
