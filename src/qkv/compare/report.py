@@ -406,6 +406,12 @@ def _probes(results: dict) -> tuple[str, str]:
             "runs exist (another cap or learning rate), the one that solved it soonest, else the largest cap; "
             "each file in that folder names its command."
         )
+        if any(r["model"] == "transformer-causal" for r in study):
+            note += (
+                " transformer-causal is the encoder-decoder with its encoder's self-attention made causal: the "
+                "recall lookup needs each value's state to hold the key before it, which a bidirectional encoder "
+                "does not learn to put there (docs/compare.md, 'Multi-query recall')."
+            )
         md_parts.append(note + "\n\n" + md_table(header, rows))
         html_parts.append(f"<p>{_md_inline(note)}</p>" + html_table(header, rows))
     return "\n\n".join(md_parts), "".join(html_parts)
