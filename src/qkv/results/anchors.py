@@ -62,6 +62,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "aeslc-transformer-shared": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "aeslc-transformer-copy": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "aeslc-transformer-lead": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
+    "aeslc-gru-attention-lead": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "samsum-transformer-copy": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
 }
