@@ -11,7 +11,10 @@ with:
 - ``bidirectional``: the usual encoder (Vaswani et al. 2017);
 - ``causal``: the encoder's self-attention masked causally, each token sees only the ones before it;
 - ``previous-token``: bidirectional, but each source token's embedding also gets (a learned embedding
-  of) the token before it -- the step a lookup needs handed to the model, a diagnosis, not a model.
+  of) the token before it -- the step a lookup needs handed to the model, a diagnosis, not a model;
+- ``local-bias``: bidirectional, with a fixed additive score bias ``-|i - j|`` on every encoder head (ALiBi's
+  distance penalty, Press et al. 2022, made symmetric): at initialisation each state is then mostly its
+  neighbours, so nearby tokens leave position-specific traces, without the causal mask.
 
 It prints held-out key and value accuracy (300 test examples, teacher-forced) every ``--eval-every`` steps.
 
@@ -33,7 +36,7 @@ from qkv.data import get_task
 from qkv.data.probes import ProbeTask
 from qkv.special import BOS_ID, EOS_ID
 
-ENCODERS = ("bidirectional", "causal", "previous-token")
+ENCODERS = ("bidirectional", "causal", "previous-token", "local-bias")
 N_SPECIAL = 4  # pad, bos, eos, unk come first, as in qkv's vocabularies
 
 
@@ -76,7 +79,12 @@ class TorchEncoderDecoder(nn.Module):
         if self.previous is not None:  # token i also gets token i - 1's previous-token embedding
             x = x + F.pad(self.previous(src), (0, 0, 1, 0))[:, :-1]  # (B, T_s + 1, E) -> (B, T_s, E)
         y = self.tgt_tokens(tgt_in) + self.positions.weight[:t_t]  # (B, T_t, E)
-        causal_src = nn.Transformer.generate_square_subsequent_mask(t_s) if self.encoder_kind == "causal" else None
+        causal_src = None
+        if self.encoder_kind == "causal":
+            causal_src = nn.Transformer.generate_square_subsequent_mask(t_s)  # (T_s, T_s): -inf above the diagonal
+        elif self.encoder_kind == "local-bias":
+            offsets = torch.arange(t_s)
+            causal_src = -(offsets[:, None] - offsets[None, :]).abs().float()  # (T_s, T_s): -|i - j|
         causal_tgt = nn.Transformer.generate_square_subsequent_mask(t_t)
         hidden = self.transformer(x, y, src_mask=causal_src, tgt_mask=causal_tgt, tgt_is_causal=True)
         return self.out(hidden)  # (B, T_t, V)
@@ -133,6 +141,9 @@ def main() -> None:
         parser.error(f"--encoders: unknown {', '.join(bad)}; choose from {', '.join(ENCODERS)}")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message="enable_nested_tensor")  # nn.Transformer's note on pre-norm
+    # Evaluation runs the model as trained: PyTorch's inference fast path for encoder layers (taken in eval mode
+    # without gradients) scored the local-bias encoder at 0.17 on the values while its training loss was 0.000.
+    torch.backends.mha.set_fastpath_enabled(False)
     data = EchoRecallData(args.length)
     for encoder in encoders:
         train_one(data, encoder, args)
