@@ -79,14 +79,14 @@ class TorchEncoderDecoder(nn.Module):
         if self.previous is not None:  # token i also gets token i - 1's previous-token embedding
             x = x + F.pad(self.previous(src), (0, 0, 1, 0))[:, :-1]  # (B, T_s + 1, E) -> (B, T_s, E)
         y = self.tgt_tokens(tgt_in) + self.positions.weight[:t_t]  # (B, T_t, E)
-        causal_src = None
+        encoder_mask = None
         if self.encoder_kind == "causal":
-            causal_src = nn.Transformer.generate_square_subsequent_mask(t_s)  # (T_s, T_s): -inf above the diagonal
+            encoder_mask = nn.Transformer.generate_square_subsequent_mask(t_s)  # (T_s, T_s): -inf above the diagonal
         elif self.encoder_kind == "local-bias":
             offsets = torch.arange(t_s)
-            causal_src = -(offsets[:, None] - offsets[None, :]).abs().float()  # (T_s, T_s): -|i - j|
+            encoder_mask = -(offsets[:, None] - offsets[None, :]).abs().float()  # (T_s, T_s): -|i - j|
         causal_tgt = nn.Transformer.generate_square_subsequent_mask(t_t)
-        hidden = self.transformer(x, y, src_mask=causal_src, tgt_mask=causal_tgt, tgt_is_causal=True)
+        hidden = self.transformer(x, y, src_mask=encoder_mask, tgt_mask=causal_tgt, tgt_is_causal=True)
         return self.out(hidden)  # (B, T_t, V)
 
 

@@ -78,9 +78,9 @@ def param_count(config: ModelConfig, src_vocab: int, tgt_vocab: int) -> int:
 
 
 # Variants the probes know by name besides the architectures: name -> (the ModelConfig name, the fields it
-# changes). ``transformer-causal`` is the encoder-decoder with a causal encoder: a bidirectional encoder never
-# learns the previous-token step that recall's lookup needs, a causal one does (docs/compare.md, "Multi-query
-# recall"; benchmarks/encdec_echo_recall.py).
+# changes). ``transformer-causal`` is the encoder-decoder with a causal encoder: a bidirectional encoder did not
+# learn (in 6,000 steps) the previous-token step that recall's lookup needs, a causal one does (docs/compare.md,
+# "Multi-query recall"; benchmarks/encdec_echo_recall.py).
 PROBE_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "transformer-causal": ("transformer", {"causal_encoder": True}),
 }
