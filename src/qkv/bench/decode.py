@@ -10,7 +10,8 @@ sides decode with the same weights:
 - ``gpt2``: ``GPT2LMHeadModel`` at ``configs/tinyshakespeare-gpt.yaml``'s size (4 layers, d=128, 4 heads,
   65 characters), random 8-token prompts.
 
-Both searches use the same settings (``max_len`` new tokens including EOS; beam: length penalty 1.0, stop a
+Both searches use the same settings (``max_len`` new tokens including EOS; beam: length penalty 1.0 in HF's
+form ``score / |Y|`` (qkv's ``length_penalty_form="power"``), stop a
 row once ``beam`` hypotheses have finished -- HF's ``early_stopping=True``). Speed is output tokens per
 second: the tokens of each returned sequence up to and including its EOS, counted the same way on both
 sides; sides alternate, ``repeats`` times, and the ratio is the median over repeats of qkv / HF. Greedy
@@ -133,7 +134,9 @@ def _qkv_decode(model, inputs: torch.Tensor, beam: int, max_len: int, seq2seq: b
     if beam == 1:
         hyps = greedy(model, src, max_len, prompt=prompt)
     else:
-        hyps = beam_search(model, src, beam=beam, max_len=max_len, length_penalty=1.0, prompt=prompt)
+        hyps = beam_search(
+            model, src, beam=beam, max_len=max_len, length_penalty=1.0, length_penalty_form="power", prompt=prompt
+        )
     return [list(t) + ([EOS_ID] if done else []) for t, done in zip(hyps.tokens, hyps.finished, strict=True)]
 
 

@@ -6,10 +6,13 @@ decoder state of the surviving beams. As in fairseq and Hugging Face, each step 
 best extensions per row: those ending in EOS (among the top ``beam``) become finished hypotheses, the best
 ``beam`` others carry on.
 
-Finished hypotheses are ranked by the GNMT length penalty (Wu et al. 2016, "Google's Neural Machine
-Translation System", eq. 14): ``score / lp``, ``lp = ((5 + |Y|) / 6) ** alpha``, with ``|Y|`` the generated
-tokens including EOS and ``alpha = length_penalty``; ``alpha = 0`` ranks by raw log-probability, larger
-``alpha`` favours longer outputs. (Live beams compete by raw log-probability, as every prefix of one step
+Finished hypotheses are ranked by ``score / lp``, by default with the GNMT length penalty (Wu et al. 2016,
+"Google's Neural Machine Translation System", eq. 14): ``lp = ((5 + |Y|) / 6) ** alpha``, with ``|Y|`` the
+generated tokens including EOS and ``alpha = length_penalty``; ``alpha = 0`` ranks by raw log-probability,
+larger ``alpha`` favours longer outputs. ``length_penalty_form="power"`` uses ``lp = |Y| ** alpha`` instead,
+the form of fairseq and Hugging Face ``generate`` (with ``early_stopping=True`` the search then returns what
+``generate(num_beams=beam, length_penalty=alpha, early_stopping=True)`` does; the tests check it on Marian
+and GPT-2 with the same weights). (Live beams compete by raw log-probability, as every prefix of one step
 has the same length.)
 
 Stopping, per input row: with ``early_stopping=True`` (default) as soon as ``beam`` hypotheses have
@@ -22,6 +25,8 @@ a log-probability of -inf.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
@@ -30,20 +35,27 @@ from qkv.decoding.interface import DecodingModel, Prompt
 from qkv.decoding.rules import NO_RULES, OutputRules
 from qkv.decoding.start import start
 
-
-def length_penalty_factor(length: int, alpha: float) -> float:
-    """GNMT's ``lp(Y) = ((5 + |Y|) / 6) ** alpha``."""
-    return ((5.0 + length) / 6.0) ** alpha
+LengthPenaltyForm = Literal["gnmt", "power"]
 
 
-def _best_possible(raw: float, generated: int, max_len: int, alpha: float) -> float:
+def length_penalty_factor(length: int, alpha: float, form: LengthPenaltyForm = "gnmt") -> float:
+    """GNMT's ``lp(Y) = ((5 + |Y|) / 6) ** alpha``, or with ``form="power"`` fairseq's and HF's ``|Y| ** alpha``."""
+    if form == "power":
+        return float(length) ** alpha
+    if form == "gnmt":
+        return ((5.0 + length) / 6.0) ** alpha
+    raise ValueError(f"length_penalty_form must be 'gnmt' or 'power', got {form!r}")
+
+
+def _best_possible(raw: float, generated: int, max_len: int, alpha: float, form: LengthPenaltyForm) -> float:
     """Upper bound on the normalised score of any completion of a live beam with log-probability ``raw``.
 
     Its finished length lies in ``[generated + 1, max_len]`` and its log-probability is at most ``raw <= 0``;
-    dividing a negative number by the largest (``alpha >= 0``) or smallest (``alpha < 0``) ``lp`` bounds it.
+    both forms of ``lp`` grow with the length for ``alpha >= 0`` and shrink for ``alpha < 0``, so dividing a
+    negative number by the largest (``alpha >= 0``) or smallest (``alpha < 0``) ``lp`` bounds it.
     """
     length = max_len if alpha >= 0 else generated + 1
-    return raw / length_penalty_factor(length, alpha)
+    return raw / length_penalty_factor(length, alpha, form)
 
 
 @torch.no_grad()
@@ -54,6 +66,7 @@ def beam_search(
     max_len: int = 100,
     *,
     length_penalty: float = 1.0,
+    length_penalty_form: LengthPenaltyForm = "gnmt",
     early_stopping: bool = True,
     prompt: Prompt = None,
     rules: OutputRules = NO_RULES,
@@ -65,6 +78,7 @@ def beam_search(
     """
     if beam < 1 or max_len < 1:
         raise ValueError(f"beam and max_len must be >= 1, got beam={beam}, max_len={max_len}")
+    length_penalty_factor(1, length_penalty, length_penalty_form)  # an unknown form fails before any work
     begun = start(model, src, prompt)
     batch, vocab = begun.logits.shape
     device, eos = begun.device, model.eos_id
@@ -109,7 +123,7 @@ def beam_search(
                 score, b, token = top_scores[i][rank], top_beam[i][rank], top_token[i][rank]
                 if token == eos and not was_forced:
                     if rank < beam and score > float("-inf"):
-                        norm = score / length_penalty_factor(generated[row] + 1, length_penalty)
+                        norm = score / length_penalty_factor(generated[row] + 1, length_penalty, length_penalty_form)
                         done_hyps[row].append((norm, score, list(sequences[row][b]), True))
                     continue
                 survivors.append((b, token, score))
@@ -121,11 +135,20 @@ def beam_search(
             done_hyps[row].sort(key=lambda h: h[0], reverse=True)
             del done_hyps[row][beam:]
             best_live = survivors[0][2]
-            if _row_done(done_hyps[row], best_live, generated[row], beam, max_len, length_penalty, early_stopping):
+            if _row_done(
+                done_hyps[row],
+                best_live,
+                generated[row],
+                beam,
+                max_len,
+                length_penalty,
+                length_penalty_form,
+                early_stopping,
+            ):
                 if generated[row] >= max_len:  # out of room: live beams compete as unfinished hypotheses
                     for (_, _, score), tokens in zip(survivors, sequences[row], strict=True):
                         if score > float("-inf"):
-                            norm = score / length_penalty_factor(generated[row], length_penalty)
+                            norm = score / length_penalty_factor(generated[row], length_penalty, length_penalty_form)
                             done_hyps[row].append((norm, score, tokens, False))
                     done_hyps[row].sort(key=lambda h: h[0], reverse=True)
                 continue
@@ -161,6 +184,7 @@ def _row_done(
     beam: int,
     max_len: int,
     alpha: float,
+    form: LengthPenaltyForm,
     early_stopping: bool,
 ) -> bool:
     """Whether an input row's search is over (see the module docstring)."""
@@ -168,4 +192,4 @@ def _row_done(
         return True
     if len(hyps) < beam:
         return False
-    return early_stopping or hyps[-1][0] >= _best_possible(best_live, generated, max_len, alpha)
+    return early_stopping or hyps[-1][0] >= _best_possible(best_live, generated, max_len, alpha, form)
