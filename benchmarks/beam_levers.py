@@ -1,6 +1,7 @@
 """Beam search levers, each measured before/after in one run.
 
-Beam search reorders the decoder state after every step (``model.reorder``). Two levers cut its copies:
+Beam search reorders the decoder state after every step (``model.reorder``). Two levers cut its copies,
+a third cuts the decoder step's kernel launches:
 
 * ``encoder-copies``: between steps where no input finishes, the beams only move within their own
   input's block, so what the encoder computed -- the memory, the source mask and every layer's static
@@ -9,6 +10,9 @@ Beam search reorders the decoder state after every step (``model.reorder``). Two
 * ``fused-reorder``: a self-attention cache (``qkv.attention.KVCache``) only notes a reorder, and the next
   append copies the selected rows and the new position into one fresh tensor. Off = the reorder copies
   the cache (``index_select``) and the append copies it again (``torch.cat``).
+* ``compiled-step``: ``decode_step`` compiled by ``torch.compile(dynamic=True)`` (inductor; gcc on CPU),
+  which fuses the step's element-wise work (LayerNorms, residual adds, activations) into fewer kernels.
+  Off = eager. The compile time is paid in the warm-up and reported apart (``compile_seconds``).
 
 This script times ``qkv.decoding.beam_search`` on the Marian model of ``qkv bench decode`` (Multi30k size:
 3+3 layers, d=256, 8 heads, 8,000 tokens; random weights, random 20-token sources) with the lever on and
@@ -18,6 +22,8 @@ off, alternating the two, and checks that both give the same outputs.
         --out results/bench/beam-levers.json
     taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/beam_levers.py --lever fused-reorder --rounds 8 \
         --out results/bench/beam-lever-fused-reorder.json
+    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/beam_levers.py --lever compiled-step --rounds 8 \
+        --out results/bench/beam-lever-compiled-step.json
 """
 
 from __future__ import annotations
@@ -62,6 +68,20 @@ class CopyEverything(torch.nn.Module):
         return self.model.reorder(encoded, state, index, same_rows=False)
 
 
+class CompiledStep(CopyEverything):
+    """The model with the ``compiled-step`` lever on: ``decode_step`` goes through ``torch.compile``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__(model)
+        self._step = torch.compile(model.decode_step, dynamic=True)
+
+    def decode_step(self, tokens, encoded, state):
+        return self._step(tokens, encoded, state)
+
+    def reorder(self, encoded, state, index, *, same_rows=False):
+        return self.model.reorder(encoded, state, index, same_rows=same_rows)
+
+
 class ConcatCache:
     """The cache with the ``fused-reorder`` lever off: reorders at once, then grows by concatenation."""
 
@@ -98,7 +118,7 @@ def concatenating_caches() -> Iterator[None]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--lever", choices=["encoder-copies", "fused-reorder"], default="encoder-copies")
+    p.add_argument("--lever", choices=["encoder-copies", "fused-reorder", "compiled-step"], default="encoder-copies")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--max-len", type=int, default=40)
@@ -112,13 +132,21 @@ def main() -> None:
     if args.lever == "encoder-copies":
         sides = {"copy everything (before)": CopyEverything(model), "skip encoder-side copies (after)": model}
         contexts = {name: contextlib.nullcontext for name in sides}
-    else:
+    elif args.lever == "fused-reorder":
         sides = {"reorder, then cat (before)": model, "reorder fused into the append (after)": model}
         contexts = dict(zip(sides, (concatenating_caches, contextlib.nullcontext), strict=True))
+    else:
+        sides = {"eager decode_step (before)": model, "compiled decode_step (after)": CompiledStep(model)}
+        contexts = {name: contextlib.nullcontext for name in sides}
     seconds: dict[str, list[float]] = {name: [] for name in sides}
     outputs: dict[str, list] = {}
+    compile_seconds = None
     with torch.no_grad():
-        beam_search(model, src, beam=args.beam, max_len=4)  # warm-up
+        for side in sides.values():  # warm-up: a whole search, so a compiled step meets every shape once
+            start = time.perf_counter()
+            beam_search(side, src, beam=args.beam, max_len=args.max_len)
+            if isinstance(side, CompiledStep):
+                compile_seconds = time.perf_counter() - start
         for round_ in range(args.rounds):
             for name in list(sides)[:: 1 if round_ % 2 == 0 else -1]:  # alternate the order
                 with contexts[name]():
@@ -138,6 +166,7 @@ def main() -> None:
         "speedup_median": statistics.median(ratios),
         "speedup_rounds": ratios,
         "identical_outputs": outputs[list(sides)[0]] == outputs[list(sides)[1]],
+        "compile_seconds": compile_seconds,
         "profile_self_time_shares": profile,
         "commit": commit(),
         "machine": machine_info("cpu"),

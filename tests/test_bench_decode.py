@@ -1,5 +1,5 @@
-"""`qkv bench decode --peers` runs at tiny sizes: same weights on both sides (greedy outputs identical), and
-its JSON is well formed (no timing is asserted)."""
+"""`qkv bench decode --peers` runs at tiny sizes: same weights and the same search on both sides (greedy and
+beam outputs identical), and its JSON is well formed (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def test_decode_peers_saves_json_and_greedy_outputs_match(tmp_path) -> None:
         assert greedy["agreement"] == 1.0  # the same weights decode the same tokens
         assert greedy["output_tokens"]["qkv"] == greedy["output_tokens"]["hf"]
         for entry in result["beams"].values():
+            assert entry["agreement"] == 1.0  # beam 5 too: qkv's beam search with HF's length-penalty form
             assert len(entry["ratio_qkv_over_hf"]["rounds"]) == 2
             assert entry["tokens_per_s"]["qkv"]["median"] > 0 and entry["tokens_per_s"]["hf"]["median"] > 0
 
