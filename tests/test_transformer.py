@@ -384,3 +384,23 @@ def test_a_gpt_with_learned_positions_traces_as_one_graph():
     )
     explanation = torch._dynamo.explain(model)(torch.randint(4, 20, (2, 10)))
     assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+def test_the_decoder_step_compiles_as_one_graph_with_beam_reorders():
+    """``torch.compile(decode_step, fullgraph=True, dynamic=True)`` traces a step whose caches carry a pending
+    beam reorder and a growing length without any graph break, and beam search through it returns exactly
+    what it returns eagerly (``benchmarks/beam_levers.py --lever compiled-step`` times it)."""
+    from qkv.decoding import beam_search
+
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(name="transformer", d_model=16, n_heads=2, n_encoder_layers=2, n_decoder_layers=2, d_ff=32),
+        12,
+        12,
+    ).eval()
+    src = torch.randint(4, 12, (3, 7), generator=torch.Generator().manual_seed(1))
+    eager = beam_search(model, src, beam=3, max_len=8)
+    model.decode_step = torch.compile(model.decode_step, fullgraph=True, dynamic=True, backend="eager")
+    compiled = beam_search(model, src, beam=3, max_len=8)
+    assert compiled.tokens == eager.tokens and compiled.finished == eager.finished
+    assert compiled.scores == pytest.approx(eager.scores, abs=1e-5)
