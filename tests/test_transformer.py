@@ -389,7 +389,8 @@ def test_a_gpt_with_learned_positions_traces_as_one_graph():
 def test_the_decoder_step_compiles_as_one_graph_with_beam_reorders():
     """``torch.compile(decode_step, fullgraph=True, dynamic=True)`` traces a step whose caches carry a pending
     beam reorder and a growing length without any graph break, and beam search through it returns exactly
-    what it returns eagerly (``benchmarks/beam_levers.py --lever compiled-step`` times it)."""
+    what it returns eagerly. ``backend="eager"`` checks the tracing only (no inductor code generation, which
+    ``benchmarks/beam_levers.py --lever compiled-step`` uses and times)."""
     from qkv.decoding import beam_search
 
     torch.manual_seed(0)

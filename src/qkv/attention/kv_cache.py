@@ -78,7 +78,7 @@ class KVCache:
 def _select_and_extend(cached: Tensor, rows: Tensor, new: Tensor) -> Tensor:
     """``cat([cached[rows], new], dim=-2)`` written as one copy of ``cached`` (``(B, H, T, D)``, ``new``
     ``(B', H, t, D)``) into a fresh ``(B', H, T + t, D)`` tensor."""
-    if torch.compiler.is_compiling():  # the compiler fuses the two into one copy itself (and has no `out=`)
+    if torch.compiler.is_compiling():  # Dynamo cannot trace `out=` into a slice; inductor fuses cat + select itself
         return torch.cat([cached.index_select(0, rows), new], dim=-2)  # (B', H, T + t, D)
     b, h, t, d = cached.shape
     out = cached.new_empty(rows.numel(), h, t + new.size(-2), d)  # (B', H, T + t, D)

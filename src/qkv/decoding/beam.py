@@ -10,9 +10,10 @@ Finished hypotheses are ranked by ``score / lp``, by default with the GNMT lengt
 "Google's Neural Machine Translation System", eq. 14): ``lp = ((5 + |Y|) / 6) ** alpha``, with ``|Y|`` the
 generated tokens including EOS and ``alpha = length_penalty``; ``alpha = 0`` ranks by raw log-probability,
 larger ``alpha`` favours longer outputs. ``length_penalty_form="power"`` uses ``lp = |Y| ** alpha`` instead,
-the form of fairseq and Hugging Face ``generate`` (with ``early_stopping=True`` the search then returns what
-``generate(num_beams=beam, length_penalty=alpha, early_stopping=True)`` does; the tests check it on Marian
-and GPT-2 with the same weights). (Live beams compete by raw log-probability, as every prefix of one step
+the form of fairseq and Hugging Face ``generate``: the search is then ``generate(num_beams=beam,
+length_penalty=alpha, early_stopping=True)``'s (``"never"`` for ``early_stopping=False``), with the conditions
+listed in ``docs/decoding.md`` (no HF logits processors, equal-length prompts); the tests check the outputs
+equal on GPT-2 and Marian with the same weights. (Live beams compete by raw log-probability, as every prefix of one step
 has the same length.)
 
 Stopping, per input row: with ``early_stopping=True`` (default) as soon as ``beam`` hypotheses have
