@@ -140,6 +140,20 @@ def test_exhaustive_stopping_never_ranks_worse_than_early_stopping(kind):
         assert f >= e - 1e-6
 
 
+@pytest.mark.parametrize("form", ["gnmt", "power"])
+def test_the_stopping_bound_is_the_best_normalised_score_still_reachable(form):
+    """A live beam with log-probability -6 after 3 tokens, max_len 10: its best finished score divides -6 by the
+    largest ``lp`` reachable (length 10) when ``alpha > 0`` and by the smallest (length 4) when ``alpha < 0``.
+    Hand-worked: power ``-6 / 10 = -0.6`` and ``-6 / (1 / 4) = -24``; GNMT ``-6 / (15 / 6) = -2.4`` and
+    ``-6 * (9 / 6) = -9``."""
+    expected = {("power", 1.0): -0.6, ("power", -1.0): -24.0, ("gnmt", 1.0): -2.4, ("gnmt", -1.0): -9.0}
+    for alpha in (1.0, -1.0):
+        bound = beam_module._best_possible(-6.0, 3, 10, alpha, form)
+        assert bound == pytest.approx(expected[form, alpha])
+        lengths = range(4, 11)  # every finished length still reachable
+        assert bound == pytest.approx(max(-6.0 / length_penalty_factor(n, alpha, form) for n in lengths))
+
+
 @pytest.mark.parametrize("alpha", [0.0, 2.0, -1.0])
 @pytest.mark.parametrize(("kind", "seed"), [(KINDS[0], 0), (KINDS[0], 1), (KINDS[1], 0)])
 def test_the_stopping_bound_only_saves_work(monkeypatch, alpha, kind, seed):
