@@ -64,6 +64,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "aeslc-transformer-lead": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "aeslc-gru-attention-lead": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
     "samsum-transformer-copy": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
+    "samsum-gru-attention": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
     "ptb-gpt-long": [Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), test")],
     "ptb-gpt-reg": [Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), test")],
