@@ -13,8 +13,8 @@ larger ``alpha`` favours longer outputs. ``length_penalty_form="power"`` uses ``
 the form of fairseq and Hugging Face ``generate``: the search is then ``generate(num_beams=beam,
 length_penalty=alpha, early_stopping=True)``'s (``"never"`` for ``early_stopping=False``), with the conditions
 listed in ``docs/decoding.md`` (no HF logits processors, equal-length prompts); the tests check the outputs
-equal on GPT-2 and Marian with the same weights. (Live beams compete by raw log-probability, as every prefix of one step
-has the same length.)
+equal on GPT-2 and Marian with the same weights. (Live beams compete by raw log-probability, as every
+prefix of one step has the same length.)
 
 Stopping, per input row: with ``early_stopping=True`` (default) as soon as ``beam`` hypotheses have
 finished; with ``early_stopping=False`` only when no live beam can still beat the worst of them -- an
