@@ -1,10 +1,16 @@
 """Hugging Face ``tokenizers`` behind qkv's tokenizer protocol -- the one home of that wrapper.
 
-Two kinds share it:
+Three kinds share it:
 
 - :class:`BPETokenizer` (``kind = "bpe"``): byte-level BPE (Sennrich et al. 2016, "Neural Machine Translation
   of Rare Words with Subword Units"; byte-level as in GPT-2) trained by qkv on a task's training split, with
   qkv's special ids (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3); any text round-trips.
+- :class:`LowercaseWordTokenizer` (``kind = "lowercase-word"``): whole words, lowercased, with punctuation
+  marks as tokens of their own (Hugging Face ``WordLevel`` over its ``Whitespace`` pre-tokenizer, which splits
+  ``\\w+|[^\\w\\s]+``), trained by qkv with the same special ids; a word outside the vocabulary is ``<unk>``.
+  This is the text See et al. 2017 summarize (lowercased, tokenized words): a model that copies from its
+  source then copies whole words, never subword pieces glued into non-words. ROUGE (rouge-score) lowercases
+  and splits at every non-alphanumeric character itself, so scores of decoded text are unchanged by it.
 - :class:`PretrainedTokenizer` (``kind = "pretrained"``): a checkpoint's own ``tokenizer.json``. It keeps the
   checkpoint's special ids (BERT's ``[PAD]`` is 0 and ``[CLS]`` 101; GPT-2's ``<|endoftext|>`` is 50256): the
   model's ``pad_id``/``bos_id``/``eos_id`` say which they are; ``encode_for_model`` adds the specials the
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from qkv.errors import UserError
-from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS
+from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer as HFTokenizer
@@ -129,6 +135,37 @@ class BPETokenizer(_HFTokenizer):
     def decode(self, ids: Iterable[int]) -> str:
         """Skips ``<pad>``/``<bos>``/``<eos>``; ``<unk>`` stays visible."""
         return self.hf.decode([i for i in ids if i not in _QKV_SPECIAL_IDS], skip_special_tokens=False)
+
+
+class LowercaseWordTokenizer(_HFTokenizer):
+    """Lowercased whole words and punctuation marks, the most frequent first after qkv's special ids;
+    decoded with one space between tokens (``"re : q3 budget"``)."""
+
+    kind = "lowercase-word"
+
+    def __init__(self, hf: HFTokenizer) -> None:
+        super().__init__(hf)
+        for i, tok in enumerate(SPECIAL_TOKENS):
+            if self.hf.token_to_id(tok) != i:
+                raise ValueError(f"word vocabulary must give {tok} id {i}")
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 30000, min_frequency: int = 2) -> LowercaseWordTokenizer:
+        """Keep the ``vocab_size`` most frequent words seen at least ``min_frequency`` times."""
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+        hf = Tokenizer(models.WordLevel(unk_token=SPECIAL_TOKENS[UNK_ID]))
+        hf.normalizer = normalizers.Lowercase()
+        hf.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.WordLevelTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False
+        )
+        hf.train_from_iterator(texts, trainer=trainer)
+        return cls(hf)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Skips ``<pad>``/``<bos>``/``<eos>``; ``<unk>`` stays visible."""
+        return " ".join(self.hf.id_to_token(i) or "" for i in ids if i not in _QKV_SPECIAL_IDS)
 
 
 class PretrainedTokenizer(_HFTokenizer):

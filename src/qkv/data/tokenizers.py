@@ -1,13 +1,13 @@
-"""Tokenizers: characters, words, and byte-level BPE (Sennrich et al. 2016, "Neural Machine
-Translation of Rare Words with Subword Units"; byte-level as in GPT-2), all sharing the special ids
-of :mod:`qkv.special` (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3).
+"""Tokenizers: characters, words, lowercased words with punctuation split off, and byte-level BPE
+(Sennrich et al. 2016, "Neural Machine Translation of Rare Words with Subword Units"; byte-level as in
+GPT-2), all sharing the special ids of :mod:`qkv.special` (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3).
 
 Protocol (every tokenizer): ``encode(text) -> list[int]`` (no specials added), ``encode_batch(texts)``,
 ``decode(ids) -> str`` (skips pad/bos/eos; an unknown symbol decodes as ``<unk>``), ``token(i) -> str``
 (an id outside ``0 .. vocab_size - 1`` raises ``IndexError`` naming it), ``vocab_size``, ``kind`` and
 ``save(dir)``; :func:`load_tokenizer` reads any of them back, a checkpoint's own tokenizer included.
 Tokenizers are trained on the training split only (:func:`train_tokenizer`).
-BPE and a checkpoint's tokenizer wrap Hugging Face ``tokenizers``: :mod:`qkv.data.hf_tokenizers`.
+BPE, lowercased words and a checkpoint's tokenizer wrap Hugging Face ``tokenizers``: :mod:`qkv.data.hf_tokenizers`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from qkv.data.hf_tokenizers import META_FILE, BPETokenizer, PretrainedTokenizer, check_token_id
+from qkv.data.hf_tokenizers import META_FILE, BPETokenizer, LowercaseWordTokenizer, PretrainedTokenizer, check_token_id
 from qkv.errors import UserError
 from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
@@ -28,6 +28,7 @@ __all__ = [
     "META_FILE",
     "BPETokenizer",
     "CharTokenizer",
+    "LowercaseWordTokenizer",
     "PretrainedTokenizer",
     "Tokenizer",
     "WordTokenizer",
@@ -137,11 +138,13 @@ class WordTokenizer(_VocabTokenizer):
 
 
 def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = None) -> Tokenizer:
-    """Train a ``char``, ``word`` or ``bpe`` tokenizer on ``texts`` (the training split only)."""
+    """Train a ``char``, ``word``, ``lowercase-word`` or ``bpe`` tokenizer on ``texts`` (the training split only)."""
     if kind == "char":
         return CharTokenizer.train(texts)
     if kind == "word":
         return WordTokenizer.train(texts, max_size=vocab_size)
+    if kind == "lowercase-word":
+        return LowercaseWordTokenizer.train(texts, vocab_size=vocab_size or 30000)
     if kind == "bpe":
         from qkv.data.textio import MAX_LINE_CHARS
 
@@ -153,7 +156,7 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
                 "square of a text's longest word); shorten or drop it"
             )
         return BPETokenizer.train(texts, vocab_size=vocab_size or 8000)
-    raise UserError(f"unknown tokenizer {kind!r} (choose char, word or bpe)")
+    raise UserError(f"unknown tokenizer {kind!r} (choose char, word, lowercase-word or bpe)")
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
@@ -179,9 +182,13 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
             raise UserError(f"{meta_path}: {err}") from None
     if kind == "bpe":
         return BPETokenizer.from_file(path / "tokenizer.json")
+    if kind == "lowercase-word":
+        return LowercaseWordTokenizer.from_file(path / "tokenizer.json")
     if kind == "pretrained":  # a checkpoint's own tokenizer, saved with a run that starts from it
         return PretrainedTokenizer.from_file(path / "tokenizer.json")
-    raise UserError(f"{meta_path}: unknown tokenizer kind {kind!r} (expected char, word, bpe or pretrained)")
+    raise UserError(
+        f"{meta_path}: unknown tokenizer kind {kind!r} (expected char, word, lowercase-word, bpe or pretrained)"
+    )
 
 
 def coverage(tok: Tokenizer, texts: Sequence[str]) -> float:
