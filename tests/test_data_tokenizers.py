@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from qkv.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
+    LowercaseWordTokenizer,
     PretrainedTokenizer,
     WordTokenizer,
     coverage,
@@ -47,7 +48,7 @@ def test_byte_level_bpe_round_trip_on_unseen_text(bpe, text):
 
 
 def test_special_ids_and_decode_skips_them(bpe):
-    for tok in (CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), bpe):
+    for tok in (CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), _lowercase_words(), bpe):
         assert [tok.token(i) for i in range(4)] == ["<pad>", "<bos>", "<eos>", "<unk>"]
         ids = tok.encode("Hund")
         assert tok.decode([BOS_ID, *ids, EOS_ID, PAD_ID, PAD_ID]) == tok.decode(ids)
@@ -69,8 +70,37 @@ def test_word_tokenizer_frequency_order_newlines_and_unk():
     assert tok.decode(tok.encode("a b\nb a\n")) == "a b\nb a\n"
 
 
+def _lowercase_words() -> LowercaseWordTokenizer:
+    return LowercaseWordTokenizer.train(CORPUS, min_frequency=1)
+
+
+def test_lowercase_word_tokenizer_hand_worked():
+    # "re" 3, ":" 2, "budget" 2, "q3" 1 ("Re" and "RE" are one word); min_frequency 2 drops "q3"
+    tok = train_tokenizer("lowercase-word", ["Re: Q3 budget", "RE: budget re"], 100)
+    assert tok.kind == "lowercase-word"
+    assert [tok.token(i) for i in range(4, tok.vocab_size)] == ["re", ":", "budget"]
+    assert tok.encode("Budget, re: Q3!") == [6, UNK_ID, 4, 5, UNK_ID, UNK_ID]  # "," "q3" "!" unseen
+    assert tok.decode([BOS_ID, 4, 5, 6, EOS_ID, PAD_ID]) == "re : budget"
+    assert tok.decode([4, UNK_ID]) == "re <unk>"  # an unknown word stays visible
+
+
+def test_lowercase_words_leave_rouge_unchanged():
+    """ROUGE (rouge-score: lowercased, split at non-alphanumerics, Porter-stemmed) of a decoded hypothesis
+    equals ROUGE of the raw text it came from, whenever no word became <unk>."""
+    from rouge_score import rouge_scorer
+
+    texts = ["Re: Q3 Budget-Review (draft #2)", "FW: Meeting 10/30/01 at 9:00am", "Can't attend -- John's call!"]
+    tok = LowercaseWordTokenizer.train(texts, min_frequency=1)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    reference = "q3 budget review meeting for John"
+    for text in texts:
+        decoded = tok.decode(tok.encode(text))
+        assert decoded != text and UNK_ID not in tok.encode(text)
+        assert scorer.score(reference, decoded) == scorer.score(reference, text)
+
+
 def test_save_load_round_trip(tmp_path, bpe):
-    for i, tok in enumerate([CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), bpe]):
+    for i, tok in enumerate([CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), _lowercase_words(), bpe]):
         tok.save(tmp_path / str(i))
         back = load_tokenizer(tmp_path / str(i))
         assert type(back) is type(tok) and back.vocab_size == tok.vocab_size
@@ -103,7 +133,7 @@ def test_describe_reports_kind_size_and_coverage():
 def test_token_outside_the_vocabulary_raises_index_error_for_every_kind(tmp_path, bpe):
     bpe.save(tmp_path)
     pretrained = PretrainedTokenizer.from_file(tmp_path / "tokenizer.json")  # the same file, read as a checkpoint's
-    for tok in (CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), bpe, pretrained):
+    for tok in (CharTokenizer.train(CORPUS), WordTokenizer.train(CORPUS), _lowercase_words(), bpe, pretrained):
         last = tok.vocab_size - 1
         expected = tok.hf.id_to_token(last) if hasattr(tok, "hf") else tok.tokens[last]
         assert tok.token(last) == expected
