@@ -51,6 +51,44 @@ def test_the_mixture_by_hand():
     assert torch.allclose(out.weights, torch.tensor([1 / 3, 1 / 3, 1 / 3, 0.0]).expand(1, 2, 4))
 
 
+def _mixture_in_probability_space(layer: CopyGenerator, vocab_logits, hidden, memory, src):
+    """See et al.'s equation written out densely over the whole vocabulary, in float64: the reference."""
+    q, k = layer.query(hidden), layer.key(memory)  # (B, T, E), (B, T_s, E)
+    scores = (q @ k.transpose(1, 2)) / math.sqrt(q.shape[-1])  # (B, T, T_s)
+    weights = scores.masked_fill((src == PAD_ID).unsqueeze(1), float("-inf")).softmax(-1)
+    p_gen = torch.sigmoid(layer.gate(torch.cat([hidden, weights @ memory], dim=-1)))  # (B, T, 1)
+    pointer = torch.zeros_like(vocab_logits).scatter_add(2, src.unsqueeze(1).expand_as(weights), weights)
+    return (p_gen * vocab_logits.softmax(-1) + (1 - p_gen) * pointer).log()  # (B, T, V)
+
+
+def test_the_mixture_and_its_gradients_equal_the_dense_equation_with_repeated_words_and_padding():
+    """qkv works the mixture out over the source positions only; values and gradients must equal the dense
+    float64 equation over all V words, with words repeated in a source and rows of different lengths."""
+    torch.manual_seed(0)
+    layer = CopyGenerator(8)
+    with torch.no_grad():
+        layer.gate.weight.normal_()  # a gate that depends on its input
+    src = torch.tensor([[5, 7, 5, 5, 9, PAD_ID], [4, 4, 11, PAD_ID, PAD_ID, PAD_ID]])  # (2, 6)
+    inputs = [torch.randn(2, 3, 12), torch.randn(2, 3, 8), torch.randn(2, 6, 8)]  # logits, hidden, memory
+    targets = torch.tensor([[5, 7, 2], [4, 6, 11]])
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        copy = [x.to(dtype).requires_grad_() for x in inputs]
+        vocab_logits, hidden, memory = copy
+        if dtype == torch.float32:
+            log_probs = layer(vocab_logits, hidden, memory, src != PAD_ID, layer.source(src, memory)).log_probs
+        else:
+            log_probs = _mixture_in_probability_space(layer.double(), vocab_logits, hidden, memory, src)
+        loss = torch.nn.functional.cross_entropy(log_probs.flatten(0, 1), targets.flatten(), label_smoothing=0.1)
+        grads = torch.autograd.grad(loss, copy)
+        results.append((log_probs.detach().double(), [g.double() for g in grads]))
+        layer.float()
+    (ours, our_grads), (reference, reference_grads) = results
+    assert torch.allclose(ours, reference, atol=1e-5)
+    for ours_g, reference_g in zip(our_grads, reference_grads, strict=True):
+        assert torch.allclose(ours_g, reference_g, atol=1e-6)
+
+
 def test_log_space_keeps_every_token_finite_and_trainable_when_the_model_copies():
     """With ``p_gen`` near 0 a token absent from the source still has ``log P = log p_gen + log softmax``
     (finite, no floor), and label smoothing sends a finite gradient through every token."""

@@ -84,14 +84,21 @@ class CopyGenerator(nn.Module):
         context, weights = context.squeeze(1), pointing.squeeze(1)  # (B, T, E), (B, T, T_s)
         gate = self.gate(torch.cat([hidden, context], dim=-1)).float()  # (B, T, 1): logit of p_gen
         log_generate = torch.log_softmax(vocab_logits.float(), dim=-1)  # (B, T, V)
-        batch, length, n_src = weights.shape
-        pointer = torch.zeros_like(log_generate).scatter_add_(
-            2, src.unsqueeze(1).expand(batch, length, n_src), weights.float()
-        )  # (B, T, V): each source position's weight added at its token id (padding has weight 0)
         # log P = log(p_gen * generate + (1 - p_gen) * pointer), in log space so that no probability
-        # underflows; tokens absent from the source have log pointer = -inf (the where-twice keeps their
-        # gradient 0 rather than 0 * inf)
+        # underflows. A word absent from the source has pointer 0, so its log P is the generating term
+        # alone: that term is written for all V words, and the mixture is worked out only for the T_s words
+        # of the source -- over (B, T, T_s), not (B, T, V), which is what keeps a large vocabulary cheap.
+        log_generating = F.logsigmoid(gate) + log_generate  # (B, T, V)
+        index = src.unsqueeze(1).expand(-1, weights.shape[1], -1)  # (B, T, T_s): each position's word id
+        same_word = src.unsqueeze(2) == src.unsqueeze(1)  # (B, T_s, T_s): positions i, j hold one word
+        pointer = weights.float() @ same_word.float()  # (B, T, T_s): the weight on position i's word, all copies
+        # (padding has weight 0, so its "word" gets pointer 0); where-twice keeps the gradient of log 0 at 0
         present = pointer > 0
         log_pointer = torch.where(present, torch.where(present, pointer, 1.0).log(), float("-inf"))
-        log_probs = torch.logaddexp(F.logsigmoid(gate) + log_generate, F.logsigmoid(-gate) + log_pointer)
+        mixed = torch.logaddexp(log_generating.gather(2, index), F.logsigmoid(-gate) + log_pointer)  # (B, T, T_s)
+        # a word at several positions is written several times with one value; only its first position
+        # carries the gradient, so that it is counted once, as it is in P(w)
+        first = ~same_word.tril(diagonal=-1).any(dim=-1)  # (B, T_s): no earlier position holds the word
+        mixed = torch.where(first.unsqueeze(1), mixed, mixed.detach())
+        log_probs = log_generating.scatter(2, index, mixed)  # (B, T, V)
         return CopyOutput(log_probs, weights, torch.sigmoid(gate).squeeze(-1))
