@@ -101,19 +101,27 @@ class _HFTokenizer:
         (path / META_FILE).write_text(json.dumps({"kind": self.kind}))
 
 
-class BPETokenizer(_HFTokenizer):
+class _TrainedByQkv(_HFTokenizer):
+    """A vocabulary qkv trains itself: its first ids are qkv's special tokens (checked on load)."""
+
+    def __init__(self, hf: HFTokenizer) -> None:
+        super().__init__(hf)
+        for i, tok in enumerate(SPECIAL_TOKENS):
+            if self.hf.token_to_id(tok) != i:
+                raise ValueError(f"{self.kind} vocabulary must give {tok} id {i}")
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Skips ``<pad>``/``<bos>``/``<eos>``; ``<unk>`` stays visible."""
+        return self.hf.decode([i for i in ids if i not in _QKV_SPECIAL_IDS], skip_special_tokens=False)
+
+
+class BPETokenizer(_TrainedByQkv):
     """Byte-level BPE trained by qkv: qkv's special ids, any text round-trips, no ``<unk>`` needed.
 
     The literal strings ``<pad>``/``<bos>``/``<eos>``/``<unk>`` in input text are read as the special tokens.
     """
 
     kind = "bpe"
-
-    def __init__(self, hf: HFTokenizer) -> None:
-        super().__init__(hf)
-        for i, tok in enumerate(SPECIAL_TOKENS):
-            if self.hf.token_to_id(tok) != i:
-                raise ValueError(f"BPE vocabulary must give {tok} id {i}")
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> BPETokenizer:
@@ -132,22 +140,13 @@ class BPETokenizer(_HFTokenizer):
         hf.train_from_iterator(texts, trainer=trainer)
         return cls(hf)
 
-    def decode(self, ids: Iterable[int]) -> str:
-        """Skips ``<pad>``/``<bos>``/``<eos>``; ``<unk>`` stays visible."""
-        return self.hf.decode([i for i in ids if i not in _QKV_SPECIAL_IDS], skip_special_tokens=False)
 
-
-class LowercaseWordTokenizer(_HFTokenizer):
+class LowercaseWordTokenizer(_TrainedByQkv):
     """Lowercased whole words and punctuation marks, the most frequent first after qkv's special ids;
-    decoded with one space between tokens (``"re : q3 budget"``)."""
+    decoded with one space between tokens (``"re : q3 budget"``: a WordLevel tokenizer has no decoder, and
+    Hugging Face then joins tokens with spaces)."""
 
     kind = "lowercase-word"
-
-    def __init__(self, hf: HFTokenizer) -> None:
-        super().__init__(hf)
-        for i, tok in enumerate(SPECIAL_TOKENS):
-            if self.hf.token_to_id(tok) != i:
-                raise ValueError(f"word vocabulary must give {tok} id {i}")
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 30000, min_frequency: int = 2) -> LowercaseWordTokenizer:
@@ -162,10 +161,6 @@ class LowercaseWordTokenizer(_HFTokenizer):
         )
         hf.train_from_iterator(texts, trainer=trainer)
         return cls(hf)
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Skips ``<pad>``/``<bos>``/``<eos>``; ``<unk>`` stays visible."""
-        return " ".join(self.hf.id_to_token(i) or "" for i in ids if i not in _QKV_SPECIAL_IDS)
 
 
 class PretrainedTokenizer(_HFTokenizer):

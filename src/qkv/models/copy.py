@@ -34,15 +34,17 @@ GATE_BIAS = 2.0  # initial p_gen = sigmoid(2) = 0.88: the model starts mostly ge
 
 @dataclass
 class CopySource:
-    """What the copy layer needs from the source at every decoding step: its token ids ``(B, T_s)`` and the
-    pointer's keys ``(B, T_s, E)``, projected once per source. (Kept in ``Encoded.state`` of a Transformer,
-    and selected with the encoder output for beams.)"""
+    """What the copy layer needs from the source at every decoding step: its token ids ``(B, T_s)``, the
+    pointer's keys ``(B, T_s, E)``, projected once per source, and ``word_of (B, T_s)``: for each position,
+    the first position holding the same token (a word repeated in the source is one word for the pointer).
+    (Kept in ``Encoded.state`` of a Transformer, and selected with the encoder output for beams.)"""
 
     ids: Tensor  # (B, T_s)
     keys: Tensor  # (B, T_s, E)
+    word_of: Tensor  # (B, T_s)
 
     def select(self, index: Tensor) -> CopySource:
-        return CopySource(self.ids.index_select(0, index), self.keys.index_select(0, index))
+        return CopySource(*(t.index_select(0, index) for t in (self.ids, self.keys, self.word_of)))
 
 
 @dataclass
@@ -67,8 +69,11 @@ class CopyGenerator(nn.Module):
         nn.init.constant_(self.gate.bias, GATE_BIAS)
 
     def source(self, src: Tensor, memory: Tensor) -> CopySource:
-        """Everything about the source the pointer reads at each step: ids ``(B, T_s)``, keys ``(B, T_s, E)``."""
-        return CopySource(src, self.key(memory))
+        """Everything about the source the pointer reads at each step: ids ``(B, T_s)``, keys ``(B, T_s, E)``,
+        and each position's first position of its word ``(B, T_s)``, worked out once per source."""
+        same_word = src.unsqueeze(2) == src.unsqueeze(1)  # (B, T_s, T_s): positions i, j hold one token
+        word_of = same_word.int().argmax(dim=-1)  # (B, T_s): argmax returns the first True
+        return CopySource(src, self.key(memory), word_of)
 
     def forward(
         self, vocab_logits: Tensor, hidden: Tensor, memory: Tensor, src_mask: Tensor, source: CopySource
@@ -90,15 +95,17 @@ class CopyGenerator(nn.Module):
         # of the source -- over (B, T, T_s), not (B, T, V), which is what keeps a large vocabulary cheap.
         log_generating = F.logsigmoid(gate) + log_generate  # (B, T, V)
         index = src.unsqueeze(1).expand(-1, weights.shape[1], -1)  # (B, T, T_s): each position's word id
-        same_word = src.unsqueeze(2) == src.unsqueeze(1)  # (B, T_s, T_s): positions i, j hold one word
-        pointer = weights.float() @ same_word.float()  # (B, T, T_s): the weight on position i's word, all copies
-        # (padding has weight 0, so its "word" gets pointer 0); where-twice keeps the gradient of log 0 at 0
+        word_of = source.word_of.unsqueeze(1).expand_as(index)  # (B, T, T_s): each position's first position
+        weights32 = weights.float()
+        pointer = torch.zeros_like(weights32).scatter_add(2, word_of, weights32).gather(2, word_of)  # (B, T, T_s)
+        # pointer: the weight on position i's word, summed over all its positions (padding has weight 0, so
+        # its "word" gets pointer 0); where-twice keeps the gradient of log 0 at 0
         present = pointer > 0
         log_pointer = torch.where(present, torch.where(present, pointer, 1.0).log(), float("-inf"))
         mixed = torch.logaddexp(log_generating.gather(2, index), F.logsigmoid(-gate) + log_pointer)  # (B, T, T_s)
         # a word at several positions is written several times with one value; only its first position
         # carries the gradient, so that it is counted once, as it is in P(w)
-        first = ~same_word.tril(diagonal=-1).any(dim=-1)  # (B, T_s): no earlier position holds the word
+        first = source.word_of == torch.arange(src.shape[1], device=src.device)  # (B, T_s)
         mixed = torch.where(first.unsqueeze(1), mixed, mixed.detach())
         log_probs = log_generating.scatter(2, index, mixed)  # (B, T, V)
         return CopyOutput(log_probs, weights, torch.sigmoid(gate).squeeze(-1))
