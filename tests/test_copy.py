@@ -1,6 +1,7 @@
 """The pointer-generator output (``model.copy``; See et al. 2017): the mixture worked by hand, cached
 decoding equal to the full forward, beam scores equal to the full forward's log-probabilities, the
-initial loss, the config errors, and a model that learns to copy tokens it could not generate."""
+initial loss, the config errors, and a model that learns to copy tokens it could not generate -- for the
+Transformer and for the recurrent decoders with attention (Bahdanau's and Luong's)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from qkv.special import BOS_ID, EOS_ID, PAD_ID
 V = 17
 
 
+COPY_MODELS = ("transformer", "gru-attention", "lstm-attention")  # attention: dot-product, additive, Luong's
+
+
 def copy_transformer(seed: int = 0, vocab: int = V, **overrides):
     """A small copying Transformer, in eval mode; ``overrides`` change its ``ModelConfig`` fields."""
     torch.manual_seed(seed)
@@ -26,6 +30,21 @@ def copy_transformer(seed: int = 0, vocab: int = V, **overrides):
     fields.update(dropout=0.0, max_len=32, copy=True)
     fields.update(overrides)
     return build_model(ModelConfig(**fields), vocab, vocab).eval()
+
+
+def copy_model(name: str, seed: int = 0, vocab: int = V, width: int = 16):
+    """A small copying model of ``name`` (one of :data:`COPY_MODELS`), in eval mode."""
+    if name == "transformer":
+        return copy_transformer(seed, vocab, d_model=width, n_heads=2, d_ff=2 * width)
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(name=name, d_model=width, hidden_size=width, copy=True), vocab, vocab).eval()
+
+
+def gate_and_output_layer(model) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+    """The copy gate and the vocabulary output layer of a copying model."""
+    if hasattr(model, "lm_head"):
+        return model.copy.gate, model.lm_head
+    return model.decoder.copy_gate, model.decoder.out_proj
 
 
 def test_the_mixture_by_hand():
@@ -121,10 +140,11 @@ def test_the_output_is_a_distribution_and_starts_near_uniform():
     assert loss.item() == pytest.approx(math.log(V) - math.log(1 / (1 + math.exp(-GATE_BIAS))), abs=0.35)
 
 
-def test_cached_decoding_equals_the_full_forward_and_beam_scores_are_its_log_probs():
-    model = copy_transformer(seed=3)
+@pytest.mark.parametrize("name", COPY_MODELS)
+def test_cached_decoding_equals_the_full_forward_and_beam_scores_are_its_log_probs(name: str):
+    model = copy_model(name, seed=3)
     with torch.no_grad():  # make the pointer matter: the gate starts at p_gen = 0.5
-        model.copy.gate.bias.zero_()
+        gate_and_output_layer(model)[0].bias.zero_()
     src = torch.tensor([[4, 9, 11, 6, EOS_ID], [8, 8, 5, EOS_ID, PAD_ID]])
     out = greedy(model, src, max_len=6)
     for b, tokens in enumerate(out.tokens):
@@ -141,10 +161,38 @@ def test_cached_decoding_equals_the_full_forward_and_beam_scores_are_its_log_pro
 
 
 def test_config_errors_name_the_option():
-    with pytest.raises(ValueError, match="model.copy is a Transformer encoder-decoder option"):
-        build_model(ModelConfig(name="gru-attention", copy=True), V, V)
+    for name in ("gru", "lstm", "gpt"):  # nothing to point with: no attention over a source
+        message = f"model.copy points with an encoder-decoder's attention.*model.name={name}"
+        with pytest.raises(ValueError, match=message):
+            build_model(ModelConfig(name=name, copy=True), V, V)
     with pytest.raises(ValueError, match="model.copy needs one vocabulary"):
         build_model(ModelConfig(name="transformer", d_model=16, n_heads=2, copy=True), V, V + 1)
+    with pytest.raises(ValueError, match="model.copy needs one vocabulary"):
+        build_model(ModelConfig(name="gru-attention", copy=True), V, V + 1)
+
+
+@pytest.mark.parametrize("name", ["gru-attention", "lstm-attention"])
+def test_a_recurrent_pointer_uses_the_decoders_own_alignments(name: str):
+    """See et al.'s pointer is the attentional decoder's alignment: with the gate's weights zero,
+    ``P = p softmax(z) + (1 - p) pointer``, where ``z`` and the alignments are those of the same model with
+    copying removed (same weights) -- repeated source words summed, padding given nothing."""
+    model = copy_model(name, seed=5)
+    gate, _ = gate_and_output_layer(model)
+    with torch.no_grad():
+        gate.bias.fill_(0.4)
+    plain = build_model(ModelConfig(name=name, d_model=16, hidden_size=16), V, V).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if "copy_gate" not in k})
+    src = torch.tensor([[5, 7, 5, 5, 9, EOS_ID], [4, 4, 11, EOS_ID, PAD_ID, PAD_ID]])  # (2, 6)
+    tgt_in = torch.tensor([[BOS_ID, 7, 5, 12], [BOS_ID, 4, 6, 11]])
+    ours = model(src, tgt_in).logits  # (B, T, V): log P
+    reference = plain(src, tgt_in, need_weights=True)
+    weights = reference.attentions.cross[0][:, 0].double()  # (B, T, T_s)
+    pointer = torch.zeros(2, 4, V, dtype=torch.float64).scatter_add(2, src.unsqueeze(1).expand(-1, 4, -1), weights)
+    p = 1.0 / (1.0 + math.exp(-0.4))
+    expected = p * reference.logits.double().softmax(-1) + (1 - p) * pointer
+    assert weights[1, :, 4:].abs().max() == 0  # padding is never pointed at
+    assert torch.allclose(ours.double().exp(), expected, atol=1e-6)
+    assert torch.allclose(model.encode(src).state.words.word_of, torch.tensor([[0, 1, 0, 0, 4, 5], [0, 0, 2, 3, 4, 4]]))
 
 
 def test_training_refuses_two_vocabularies(tmp_path: Path):
@@ -163,15 +211,17 @@ def test_training_refuses_two_vocabularies(tmp_path: Path):
     assert "shared_vocab" in str(err.value.hint)
 
 
-def test_the_pointer_learns_to_copy_tokens_the_decoder_never_generated():
+@pytest.mark.parametrize("name", COPY_MODELS)
+def test_the_pointer_learns_to_copy_tokens_the_decoder_never_generated(name: str):
     """Targets are the source's 2nd and 4th tokens, drawn from 60 ids; the output layer's weights for
     every id are frozen at zero, so generating gives the uniform distribution and only pointing can win.
     (EOS is never in the source, so the model cannot learn to stop: the first two tokens are scored.)"""
     vocab = 64
-    model = copy_transformer(vocab=vocab, d_model=32, n_heads=4, d_ff=64, max_len=16).train()
+    model = copy_model(name, vocab=vocab, width=32).train()
+    output_layer = gate_and_output_layer(model)[1]
     with torch.no_grad():
-        model.lm_head.weight.zero_()
-    model.lm_head.weight.requires_grad_(False)
+        output_layer.weight.zero_()
+    output_layer.weight.requires_grad_(False)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     g = torch.Generator().manual_seed(1)
 

@@ -75,11 +75,7 @@ def _build(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[str, i
             src_tokens = _token_embedding(config, src_vocab)
         encoder = _encoder(config, src_tokens)
         decoder = _decoder(config, tgt_tokens, cross_attention=True)
-        copy = None
-        if config.copy:
-            if src_vocab != tgt_vocab:
-                raise ValueError(f"model.copy needs one vocabulary, got src_vocab={src_vocab} tgt_vocab={tgt_vocab}")
-            copy = CopyGenerator(config.d_model)
+        copy = CopyGenerator(config.d_model) if _one_vocabulary_for_copy(config, src_vocab, tgt_vocab) else None
         output = _output(config, tgt_tokens, tgt_vocab, final_norm=decoder.norm)
         return Transformer(encoder, decoder, output, copy=copy, **ids)
     if config.name == "prefix-lm":
@@ -115,8 +111,16 @@ def _recurrent(config: ModelConfig, src_vocab: int, tgt_vocab: int, ids: dict[st
         attention=config.attention,
         input_feeding=bool(config.input_feeding),
         dropout=config.dropout,
+        copy=_one_vocabulary_for_copy(config, src_vocab, tgt_vocab),
         **ids,
     )
+
+
+def _one_vocabulary_for_copy(config: ModelConfig, src_vocab: int, tgt_vocab: int) -> bool:
+    """``model.copy``, checked: a copied source id must also be a target id."""
+    if config.copy and src_vocab != tgt_vocab:
+        raise ValueError(f"model.copy needs one vocabulary, got src_vocab={src_vocab} tgt_vocab={tgt_vocab}")
+    return config.copy
 
 
 def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> RecurrentLM:

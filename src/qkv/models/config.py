@@ -27,6 +27,7 @@ from qkv.attention.core import Backend
 TRANSFORMER_NAMES = ("transformer", "gpt", "encoder", "prefix-lm")
 RECURRENT_NAMES = ("gru", "lstm", "gru-attention", "lstm-attention", "gru-luong")  # encoder-decoders
 RECURRENT_LM_NAMES = ("lstm-lm", "gru-lm")  # decoder-only recurrent language models (Zaremba et al. 2014)
+COPY_NAMES = ("transformer", "gru-attention", "lstm-attention", "gru-luong")  # model.copy: attention to point with
 MODEL_NAMES = TRANSFORMER_NAMES + RECURRENT_NAMES + RECURRENT_LM_NAMES
 
 POSITIONS = ("sinusoidal", "learned", "rotary", "none")
@@ -83,8 +84,9 @@ class ModelConfig:
     scale_embeddings: bool = True  # multiply token embeddings by sqrt(d_model)
     tie_embeddings: bool = False  # output projection shares the (target) token embedding matrix
     share_embeddings: bool = False  # encoder and decoder share one embedding matrix (needs one vocabulary)
-    # transformer only: a pointer-generator output that can copy source tokens (See et al. 2017; needs one
-    # vocabulary for source and target, e.g. task.options.shared_vocab; qkv.models.copy)
+    # a pointer-generator output that can copy source tokens (See et al. 2017; qkv.models.copy): a Transformer
+    # or a recurrent encoder-decoder with attention; needs one vocabulary for source and target, e.g.
+    # task.options.shared_vocab
     copy: bool = False
     # Encoder self-attention masked causally (each source token sees itself and earlier ones), as in a
     # decoder-only model: the probe experiments (benchmarks/recall_causal_vs_bidirectional.py) vary it.
@@ -137,8 +139,11 @@ class ModelConfig:
                 raise ValueError(f"model.init_range must be a finite number > 0 or null, got {self.init_range}")
             if self.family != "recurrent":
                 raise ValueError(f"model.init_range applies to the recurrent models, not model.name={self.name}")
-        if self.copy and self.name != "transformer":
-            raise ValueError(f"model.copy is a Transformer encoder-decoder option, not one of model.name={self.name}")
+        if self.copy and self.name not in COPY_NAMES:
+            raise ValueError(
+                f"model.copy points with an encoder-decoder's attention: one of {', '.join(COPY_NAMES)}, "
+                f"not model.name={self.name}"
+            )
         for key in ("d_model", "n_heads", "d_ff", "max_len", "hidden_size", "n_rnn_layers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")

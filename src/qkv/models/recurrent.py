@@ -5,7 +5,9 @@
 * additive attention -- Bahdanau, Cho & Bengio 2015: bidirectional encoder, attention queried with the
   previous decoder state;
 * multiplicative attention -- Luong, Pham & Manning 2015: attention after the RNN step, an attentional
-  hidden state, and input feeding.
+  hidden state, and input feeding;
+* with ``copy``, either attention also points at source tokens to copy them: See, Liu & Manning 2017's
+  pointer-generator (:mod:`qkv.models.copy`).
 
 The encoder (:mod:`qkv.models.recurrent_encoder`) and the decoder step
 (:mod:`qkv.models.recurrent_decoder`) live in their own files; this one wires them together and speaks
@@ -27,6 +29,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from qkv.models.config import RnnAttention, RnnCell
+from qkv.models.copy import SourceWords
 from qkv.models.output import Attentions, Encoded, ModelOutput
 from qkv.models.recurrent_decoder import RecurrentDecoder, RecurrentState, SourceState
 from qkv.models.recurrent_encoder import RecurrentEncoder
@@ -51,6 +54,7 @@ class RecurrentSeq2Seq(nn.Module):
         attention: RnnAttention = "none",
         input_feeding: bool = False,
         dropout: float = 0.0,
+        copy: bool = False,
         pad_id: int = PAD_ID,
         bos_id: int = BOS_ID,
         eos_id: int = EOS_ID,
@@ -82,8 +86,10 @@ class RecurrentSeq2Seq(nn.Module):
             attention=attention,
             input_feeding=input_feeding,
             dropout=dropout,
+            copy=copy,
             pad_id=pad_id,
         )
+        self.copy = copy
 
     # -- the decoding interface -----------------------------------------------------------------------
     def encode(self, src: Tensor) -> Encoded:
@@ -95,7 +101,9 @@ class RecurrentSeq2Seq(nn.Module):
         if cell is not None and self.bridge_cell is not None:
             cell = self.bridge_cell(cell).tanh()  # (L, B, H)
         initial = RecurrentState(hidden=hidden, cell=cell)
-        extras = SourceState(initial=initial, summary=summary, projected_keys=self.decoder.project_keys(outputs))
+        words = SourceWords.of(src) if self.copy else None  # the ids the pointer copies from
+        keys = self.decoder.project_keys(outputs)  # (B, T_s, D_a)
+        extras = SourceState(initial=initial, summary=summary, projected_keys=keys, words=words)
         return Encoded(memory=outputs, src_mask=src_mask, state=extras)
 
     def init_state(self, encoded: Encoded, batch_size: int | None = None) -> RecurrentState:

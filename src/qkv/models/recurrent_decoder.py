@@ -16,7 +16,11 @@ Three decoders, one per paper, differing in *where* attention sits in the step:
   ``h_t = RNN([e(y_{t-1}); h~_{t-1}], h_{t-1})`` (input feeding, section 3.3; without it the input is
   ``e(y_{t-1})`` alone), ``c_t = attn(h_t, h)``, attentional state ``h~_t = tanh(W_c [c_t; h_t])``.
 
-Logits are ``W_out dropout(r_t)`` (``h~_t`` for Luong). The decoder's state is explicit
+Logits are ``W_out dropout(r_t)`` (``h~_t`` for Luong). With ``copy`` (See et al. 2017, "Get To The Point",
+whose pointer-generator is an attentional recurrent decoder; :mod:`qkv.models.copy`) the output is
+``log P`` of a mixture instead: the step's alignment weights point at source tokens, and a gate
+``p_gen = sigmoid(w . [s_t; c_t; e(y_{t-1})] + b)`` (Luong: ``[h~_t; e(y_{t-1})]``) weighs generating
+against copying. The decoder's state is explicit
 (:class:`RecurrentState`), so the same code runs a whole teacher-forced target in one call or one
 token at a time during search. When nothing feeds back from one step into the next RNN input
 (``"none"``, and Luong without input feeding) the RNN runs over all given tokens in one call; otherwise
@@ -35,6 +39,7 @@ from torch import Tensor, nn
 
 from qkv.attention.recurrent import AdditiveAttention, MultiplicativeAttention
 from qkv.models.config import RnnAttention, RnnCell
+from qkv.models.copy import SourceWords, copy_gate, copy_mixture
 from qkv.models.output import Encoded
 from qkv.models.recurrent_encoder import RNN_CELLS
 
@@ -78,6 +83,7 @@ class SourceState:
     initial: RecurrentState  # the decoder's first state, bridged from the encoder's final state
     summary: Tensor  # (B, D_enc): the fixed context of the attention-free decoder
     projected_keys: Tensor | None = None  # (B, T_s, D_a): attention keys projected once per sentence
+    words: SourceWords | None = None  # the source ids the pointer copies from (``copy`` only)
 
     def select(self, index: Tensor) -> SourceState:
         """Keep/duplicate batch rows ``index (B',)``."""
@@ -86,6 +92,7 @@ class SourceState:
             initial=self.initial.select(index),
             summary=self.summary.index_select(0, index),
             projected_keys=None if keys is None else keys.index_select(0, index),
+            words=None if self.words is None else self.words.select(index),
         )
 
 
@@ -104,11 +111,14 @@ class RecurrentDecoder(nn.Module):
         attention: RnnAttention = "none",
         input_feeding: bool = False,
         dropout: float = 0.0,
+        copy: bool = False,
         pad_id: int = 0,
     ) -> None:
         super().__init__()
         if attention not in ("none", "additive", "general", "dot"):
             raise ValueError(f"attention must be none, additive, general or dot, got {attention!r}")
+        if copy and attention == "none":
+            raise ValueError("copying points with the attention weights: it needs a decoder with attention")
         if input_feeding and attention not in ("general", "dot"):
             raise ValueError(f"input feeding belongs to Luong attention (general/dot), got attention={attention!r}")
         self.attention_kind = attention
@@ -129,6 +139,8 @@ class RecurrentDecoder(nn.Module):
             additive = attention == "additive"
             self.attention = AdditiveAttention(hidden_size, encoder_size, hidden_size) if additive else None
             self.readout = nn.Linear(hidden_size + encoder_size + embed_dim, hidden_size)  # W_o
+        gate_input = hidden_size + embed_dim + (0 if self.luong else encoder_size)  # [h~; e] or [s; c; e]
+        self.copy_gate = copy_gate(gate_input) if copy else None
         self.rnn = RNN_CELLS[cell](
             rnn_input, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
@@ -161,20 +173,27 @@ class RecurrentDecoder(nn.Module):
     ) -> tuple[Tensor, RecurrentState, Tensor | None]:
         """Decode ``tokens (B, t)`` that follow what ``state`` has seen.
 
-        Returns ``logits (B, t, V)``, the new state, and the alignment weights ``(B, t, T_s)``
-        (``None`` without attention).
+        Returns ``logits (B, t, V)`` (with ``copy``: the mixture's ``log P``), the new state, and the
+        alignment weights ``(B, t, T_s)`` (``None`` without attention).
         """
         embedded = self.dropout(self.embedding(tokens))  # (B, t, E)
         weights: Tensor | None
         if self.luong:
             features, state, weights = self._luong(embedded, encoded, state)
+            gate_input = torch.cat([features, embedded], dim=-1)  # (B, t, H + E)
         else:
-            features, state, weights = self._bahdanau_or_plain(embedded, encoded, state)
-        return self.out_proj(self.dropout(features)), state, weights  # (B, t, V)
+            features, state, weights, gate_input = self._bahdanau_or_plain(embedded, encoded, state)
+        logits = self.out_proj(self.dropout(features))  # (B, t, V)
+        if self.copy_gate is not None:
+            assert weights is not None and encoded.state.words is not None  # (copy needs attention, words)
+            logits = copy_mixture(logits, self.copy_gate(gate_input), weights, encoded.state.words)  # (B, t, V)
+        return logits, state, weights
 
     def _bahdanau_or_plain(
         self, embedded: Tensor, encoded: Encoded, state: RecurrentState
-    ) -> tuple[Tensor, RecurrentState, Tensor | None]:
+    ) -> tuple[Tensor, RecurrentState, Tensor | None, Tensor]:
+        """The RNN and attention steps; returns the readout ``r_t (B, t, H)``, the state, the alignment
+        weights and the readout's input ``[s_t; c_t; e(y_{t-1})] (B, t, H + D_enc + E)``."""
         steps = embedded.size(1)
         if self.attention is None:  # fixed context: nothing feeds back, run all steps at once
             context = encoded.state.summary.unsqueeze(1).expand(-1, steps, -1)  # (B, t, D_enc)
@@ -192,8 +211,8 @@ class RecurrentDecoder(nn.Module):
             outputs = torch.cat(outs, dim=1)  # (B, t, H)
             context = torch.stack(contexts, dim=1)  # (B, t, D_enc)
             weights = torch.stack(alignments, dim=1)  # (B, t, T_s)
-        features = torch.tanh(self.readout(torch.cat([outputs, context, embedded], dim=-1)))  # (B, t, H)
-        return features, state, weights
+        readout_input = torch.cat([outputs, context, embedded], dim=-1)  # (B, t, H + D_enc + E)
+        return torch.tanh(self.readout(readout_input)), state, weights, readout_input
 
     def _luong(
         self, embedded: Tensor, encoded: Encoded, state: RecurrentState
