@@ -61,7 +61,7 @@ class Transformer(nn.Module):
         attentions = None
         if need_weights:
             attentions = Attentions(encoder_self=enc_weights, decoder_self=self_weights, cross=cross_weights)
-        return ModelOutput(self._logits(hidden, encoded), attentions, hidden)
+        return ModelOutput(self._logits(hidden, encoded), attentions, hidden, normalised=self.copy is not None)
 
     def _logits(self, hidden: Tensor, encoded: Encoded) -> Tensor:
         """Decoder states ``(B, t, E)`` -> logits ``(B, t, V)`` (with ``copy``: the mixture's ``log P``)."""

@@ -55,12 +55,15 @@ class ModelOutput:
     - ``hidden``: the final hidden states ``(B, T, E)`` (before the output projection), when the model has them.
     - ``state``: recurrent language models only, the recurrent state after the last token (a
       ``RecurrentState``), which truncated backpropagation through time carries into the next segment.
+    - ``normalised``: ``logits`` are log-probabilities already (a pointer-generator's ``log P``,
+      :mod:`qkv.models.copy`), so the loss reads them as they are instead of applying ``log_softmax`` again.
     """
 
     logits: Tensor
     attentions: Attentions | None = None
     hidden: Tensor | None = None
     state: Any = None
+    normalised: bool = False
 
 
 @dataclass

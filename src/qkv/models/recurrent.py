@@ -137,4 +137,4 @@ class RecurrentSeq2Seq(nn.Module):
         attentions = None
         if need_weights and weights is not None:
             attentions = Attentions(cross=[weights.unsqueeze(1)])  # (B, 1, T_t, T_s): one layer, one head
-        return ModelOutput(logits=logits, attentions=attentions)
+        return ModelOutput(logits=logits, attentions=attentions, normalised=self.copy)

@@ -37,18 +37,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from qkv.data.tasks import cap as random_subset
 from qkv.errors import UserError
-from qkv.special import PAD_ID
 from qkv.training import checkpoint as ckpt
 from qkv.training import distributed, rng
 from qkv.training.batches import LMSegmentStream, LMStream, Seq2SeqStream, StepBatch
 from qkv.training.config import Config, save_config
 from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, primary
 from qkv.training.interrupt import StopRequest
+from qkv.training.losses import token_cross_entropy
 from qkv.training.metrics_log import MetricsLog
 from qkv.training.run import CONFIG_FILE, open_task, split_data
 from qkv.training.schedule import learning_rate
@@ -460,18 +459,13 @@ def loss_sum(model: nn.Module, mb: StepBatch, kind: str, smoothing: float, devic
     tgt = mb.tgt.to(device, non_blocking=True)
     if kind == "lm" and mb.carried:  # truncated BPTT: start from the carried state, hand on the final one
         out = model(tgt[:, :-1], state=None if mb.state is None else mb.state.to(device))
-        logits, mb.final_state = out.logits, out.state.detach()  # (B, T, V)
+        mb.final_state = out.state.detach()
     elif kind == "lm":
-        logits = model(tgt[:, :-1]).logits  # (B, T, V)
+        out = model(tgt[:, :-1])
     else:
-        logits = model(mb.src.to(device, non_blocking=True), tgt[:, :-1]).logits  # (B, T_t - 1, V)
-    return F.cross_entropy(
-        logits.flatten(0, 1).float(),
-        tgt[:, 1:].flatten(),
-        ignore_index=PAD_ID,
-        label_smoothing=smoothing,
-        reduction="sum",
-    )
+        out = model(mb.src.to(device, non_blocking=True), tgt[:, :-1])
+    # logits (B, T, V), scored against the next tokens (B, T)
+    return token_cross_entropy(out.logits, tgt[:, 1:], label_smoothing=smoothing, normalised=out.normalised)
 
 
 _loss_sum = loss_sum  # the name the step calls (the fault-injection tests replace it)

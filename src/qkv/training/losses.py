@@ -23,6 +23,7 @@ def token_cross_entropy(
     pad_id: int | None = PAD_ID,
     label_smoothing: float = 0.0,
     reduction: Literal["sum", "mean"] = "sum",
+    normalised: bool = False,
 ) -> Tensor:
     """Cross-entropy of ``logits (B, T, V)`` against ``targets (B, T)``, skipping ``pad_id`` positions.
 
@@ -31,14 +32,26 @@ def token_cross_entropy(
     position (language-model windows of running text have no padding, and a pretrained checkpoint's pad id
     may be an ordinary token). ``label_smoothing`` as in ``torch.nn.functional.cross_entropy``:
     ``(1 - eps) * nll + eps * mean over the vocabulary of -log p``.
+
+    ``normalised``: ``logits`` are log-probabilities already (``ModelOutput.normalised``); the same loss is
+    then computed without the ``log_softmax`` pass over ``(B * T, V)`` and its backward, which would leave
+    them unchanged (``log_softmax(log p) = log p``; the gradients agree too, as ``sum p = 1`` whatever the
+    weights).
     """
-    return F.cross_entropy(
-        logits.flatten(0, 1).float(),  # (B * T, V)
-        targets.flatten(),  # (B * T,)
-        ignore_index=-100 if pad_id is None else pad_id,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-    )
+    flat_logits = logits.flatten(0, 1).float()  # (B * T, V)
+    flat_targets = targets.flatten()  # (B * T,)
+    ignore = -100 if pad_id is None else pad_id
+    if not normalised:
+        return F.cross_entropy(
+            flat_logits, flat_targets, ignore_index=ignore, label_smoothing=label_smoothing, reduction=reduction
+        )
+    nll = F.nll_loss(flat_logits, flat_targets, ignore_index=ignore, reduction="sum")
+    scored = flat_targets != ignore  # (B * T,)
+    loss = nll
+    if label_smoothing > 0:
+        uniform = -flat_logits.sum(-1).masked_fill(~scored, 0.0).sum() / flat_logits.shape[-1]
+        loss = (1 - label_smoothing) * nll + label_smoothing * uniform
+    return loss if reduction == "sum" else loss / scored.sum()
 
 
 def count_tokens(targets: Tensor, pad_id: int | None = PAD_ID) -> int:
