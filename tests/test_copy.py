@@ -20,7 +20,8 @@ from qkv.special import BOS_ID, EOS_ID, PAD_ID
 V = 17
 
 
-COPY_MODELS = ("transformer", "gru-attention", "lstm-attention")  # attention: dot-product, additive, Luong's
+# attention: scaled dot-product; Bahdanau's additive; Luong's with input feeding, and without (all steps at once)
+COPY_MODELS = ("transformer", "gru-attention", "lstm-attention", "gru-luong")
 
 
 def copy_transformer(seed: int = 0, vocab: int = V, **overrides):
@@ -161,10 +162,13 @@ def test_cached_decoding_equals_the_full_forward_and_beam_scores_are_its_log_pro
 
 
 def test_config_errors_name_the_option():
-    for name in ("gru", "lstm", "gpt"):  # nothing to point with: no attention over a source
-        message = f"model.copy points with an encoder-decoder's attention.*model.name={name}"
-        with pytest.raises(ValueError, match=message):
-            build_model(ModelConfig(name=name, copy=True), V, V)
+    with pytest.raises(ValueError, match="model.copy points with an encoder-decoder's attention.*model.name=gpt"):
+        build_model(ModelConfig(name="gpt", copy=True), V, V)
+    for config in (ModelConfig(name="gru", copy=True), ModelConfig(name="gru-attention", attention="none", copy=True)):
+        with pytest.raises(ValueError, match="model.attention=none: set model.attention"):
+            build_model(config, V, V)
+    pointing = build_model(ModelConfig(name="gru", attention="additive", copy=True), V, V)  # attention set by hand
+    assert pointing(torch.tensor([[4, 5]]), torch.tensor([[BOS_ID]])).normalised
     with pytest.raises(ValueError, match="model.copy needs one vocabulary"):
         build_model(ModelConfig(name="transformer", d_model=16, n_heads=2, copy=True), V, V + 1)
     with pytest.raises(ValueError, match="model.copy needs one vocabulary"):
@@ -214,7 +218,8 @@ def test_training_refuses_two_vocabularies(tmp_path: Path):
 @pytest.mark.parametrize("name", COPY_MODELS)
 def test_the_pointer_learns_to_copy_tokens_the_decoder_never_generated(name: str):
     """Targets are the source's 2nd and 4th tokens, drawn from 60 ids; the output layer's weights for
-    every id are frozen at zero, so generating gives the uniform distribution and only pointing can win.
+    every id are frozen at zero, so generating gives the uniform distribution (a recurrent output layer's
+    bias still trains, but it is one value per id for every source) and only pointing can win.
     (EOS is never in the source, so the model cannot learn to stop: the first two tokens are scored.)"""
     vocab = 64
     model = copy_model(name, vocab=vocab, width=32).train()

@@ -15,13 +15,13 @@ import time
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from qkv.compare.memory import PeakMemory
 from qkv.data.batching import TokenBudgetBatcher, make_batch, seq2seq_lengths
 from qkv.special import PAD_ID
 from qkv.training.evaluate import translate
+from qkv.training.losses import token_cross_entropy
 
 
 def count_params(model: nn.Module) -> int:
@@ -82,9 +82,9 @@ def _training_batch(
 
 def _forward_backward(model: nn.Module, src: torch.Tensor, tgt: torch.Tensor) -> None:
     """One training forward + backward (teacher forcing, cross-entropy over the non-pad targets)."""
-    logits = model(src, tgt[:, :-1]).logits  # (B, T_t - 1, V)
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt[:, 1:].flatten(), ignore_index=PAD_ID)
-    loss.backward()
+    out = model(src, tgt[:, :-1])  # logits (B, T_t - 1, V)
+    normalised = getattr(out, "normalised", False)  # (the loss training computes)
+    token_cross_entropy(out.logits, tgt[:, 1:], reduction="mean", normalised=normalised).backward()
 
 
 def train_step_memory(

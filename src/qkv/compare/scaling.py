@@ -25,13 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from qkv.compare.budget import ScalingPlan
 from qkv.compare.memory import PeakMemory
 from qkv.compare.recipes import transformer_config
 from qkv.models import ModelConfig, build_model
-from qkv.special import PAD_ID
+from qkv.training.losses import token_cross_entropy
 
 VOCAB = 64  # random tokens; the vocabulary size barely matters for the scaling in T
 
@@ -101,9 +100,9 @@ def attention_scores(arch: Arch, config: ModelConfig, batch: int, length: int) -
 
 def training_step(model: torch.nn.Module, src: torch.Tensor, tgt: torch.Tensor) -> None:
     """Forward + backward of the teacher-forced cross-entropy loss (no optimizer update)."""
-    logits = model(src, tgt[:, :-1]).logits  # (B, T, V)
-    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt[:, 1:].reshape(-1), ignore_index=PAD_ID)
-    loss.backward()
+    out = model(src, tgt[:, :-1])  # logits (B, T, V)
+    normalised = getattr(out, "normalised", False)  # (the loss training computes)
+    token_cross_entropy(out.logits, tgt[:, 1:], reduction="mean", normalised=normalised).backward()
     model.zero_grad(set_to_none=True)
 
 

@@ -27,7 +27,6 @@ from qkv.attention.core import Backend
 TRANSFORMER_NAMES = ("transformer", "gpt", "encoder", "prefix-lm")
 RECURRENT_NAMES = ("gru", "lstm", "gru-attention", "lstm-attention", "gru-luong")  # encoder-decoders
 RECURRENT_LM_NAMES = ("lstm-lm", "gru-lm")  # decoder-only recurrent language models (Zaremba et al. 2014)
-COPY_NAMES = ("transformer", "gru-attention", "lstm-attention", "gru-luong")  # model.copy: attention to point with
 MODEL_NAMES = TRANSFORMER_NAMES + RECURRENT_NAMES + RECURRENT_LM_NAMES
 
 POSITIONS = ("sinusoidal", "learned", "rotary", "none")
@@ -85,8 +84,8 @@ class ModelConfig:
     tie_embeddings: bool = False  # output projection shares the (target) token embedding matrix
     share_embeddings: bool = False  # encoder and decoder share one embedding matrix (needs one vocabulary)
     # a pointer-generator output that can copy source tokens (See et al. 2017; qkv.models.copy): a Transformer
-    # or a recurrent encoder-decoder with attention; needs one vocabulary for source and target, e.g.
-    # task.options.shared_vocab
+    # or a recurrent encoder-decoder with attention (model.attention not none); needs one vocabulary for
+    # source and target, e.g. task.options.shared_vocab
     copy: bool = False
     # Encoder self-attention masked causally (each source token sees itself and earlier ones), as in a
     # decoder-only model: the probe experiments (benchmarks/recall_causal_vs_bidirectional.py) vary it.
@@ -139,10 +138,15 @@ class ModelConfig:
                 raise ValueError(f"model.init_range must be a finite number > 0 or null, got {self.init_range}")
             if self.family != "recurrent":
                 raise ValueError(f"model.init_range applies to the recurrent models, not model.name={self.name}")
-        if self.copy and self.name not in COPY_NAMES:
+        if self.copy and self.name not in RECURRENT_NAMES + ("transformer",):
             raise ValueError(
-                f"model.copy points with an encoder-decoder's attention: one of {', '.join(COPY_NAMES)}, "
-                f"not model.name={self.name}"
+                "model.copy points with an encoder-decoder's attention: a transformer or a recurrent "
+                f"encoder-decoder with attention, not model.name={self.name}"
+            )
+        if self.copy and self.family == "recurrent" and self.attention == "none":
+            raise ValueError(
+                f"model.copy points with the decoder's attention, and model.name={self.name} has "
+                "model.attention=none: set model.attention (additive, general or dot)"
             )
         for key in ("d_model", "n_heads", "d_ff", "max_len", "hidden_size", "n_rnn_layers"):
             if getattr(self, key) < 1:

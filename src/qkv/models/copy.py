@@ -12,8 +12,9 @@ copy weights ``a_t`` over the source positions and a context ``c_t = sum_i a_ti 
     P(w) = p_gen * softmax(W h_t)_w + (1 - p_gen) * sum_{i : x_i = w} a_ti
 
 A recurrent decoder with attention points with its own alignment weights, as See et al.'s attentional LSTM
-does, and its gate reads the decoder state, the context and the input embedding (their ``w_h, w_s, w_x``);
-both decoders hand their weights and gate to :func:`copy_mixture`, which works out ``log P``.
+does; its gate reads the context, the decoder state and the input embedding (their ``w_h, w_s, w_x``), or
+Luong's attentional state and the input embedding. Both families hand their weights and gate to
+:func:`copy_mixture`, which works out ``log P``.
 
 Copying needs source and target to share one vocabulary (``task.options.shared_vocab``), so that a source
 token's id is also a target id. The layer returns ``log P`` in place of the logits: it is normalised

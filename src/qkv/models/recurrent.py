@@ -89,7 +89,7 @@ class RecurrentSeq2Seq(nn.Module):
             copy=copy,
             pad_id=pad_id,
         )
-        self.copy = copy
+        self.copies = copy  # the output is a pointer-generator's log P
 
     # -- the decoding interface -----------------------------------------------------------------------
     def encode(self, src: Tensor) -> Encoded:
@@ -101,7 +101,7 @@ class RecurrentSeq2Seq(nn.Module):
         if cell is not None and self.bridge_cell is not None:
             cell = self.bridge_cell(cell).tanh()  # (L, B, H)
         initial = RecurrentState(hidden=hidden, cell=cell)
-        words = SourceWords.of(src) if self.copy else None  # the ids the pointer copies from
+        words = SourceWords.of(src) if self.copies else None  # the ids the pointer copies from
         keys = self.decoder.project_keys(outputs)  # (B, T_s, D_a)
         extras = SourceState(initial=initial, summary=summary, projected_keys=keys, words=words)
         return Encoded(memory=outputs, src_mask=src_mask, state=extras)
@@ -137,4 +137,4 @@ class RecurrentSeq2Seq(nn.Module):
         attentions = None
         if need_weights and weights is not None:
             attentions = Attentions(cross=[weights.unsqueeze(1)])  # (B, 1, T_t, T_s): one layer, one head
-        return ModelOutput(logits=logits, attentions=attentions, normalised=self.copy)
+        return ModelOutput(logits=logits, attentions=attentions, normalised=self.copies)

@@ -184,10 +184,11 @@ class RecurrentDecoder(nn.Module):
         else:
             features, state, weights, gate_input = self._bahdanau_or_plain(embedded, encoded, state)
         logits = self.out_proj(self.dropout(features))  # (B, t, V)
-        if self.copy_gate is not None:
-            assert weights is not None and encoded.state.words is not None  # (copy needs attention, words)
-            logits = copy_mixture(logits, self.copy_gate(gate_input), weights, encoded.state.words)  # (B, t, V)
-        return logits, state, weights
+        if self.copy_gate is None:
+            return logits, state, weights
+        assert weights is not None and encoded.state.words is not None  # (copy needs attention, words)
+        log_probs = copy_mixture(logits, self.copy_gate(gate_input), weights, encoded.state.words)  # (B, t, V)
+        return log_probs, state, weights
 
     def _bahdanau_or_plain(
         self, embedded: Tensor, encoded: Encoded, state: RecurrentState

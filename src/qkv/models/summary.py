@@ -29,7 +29,16 @@ _KNOBS = (
     "copy",
     "max_len",
 )
-_RNN_KNOBS = ("d_model", "rnn_cell", "hidden_size", "n_rnn_layers", "bidirectional", "attention", "input_feeding")
+_RNN_KNOBS = (
+    "d_model",
+    "rnn_cell",
+    "hidden_size",
+    "n_rnn_layers",
+    "bidirectional",
+    "attention",
+    "input_feeding",
+    "copy",
+)
 
 
 def summarize(model: nn.Module, *, max_depth: int = 3) -> dict[str, Any]:

@@ -35,9 +35,11 @@ def token_cross_entropy(
 
     ``normalised``: ``logits`` are log-probabilities already (``ModelOutput.normalised``); the same loss is
     then computed without the ``log_softmax`` pass over ``(B * T, V)`` and its backward, which would leave
-    them unchanged (``log_softmax(log p) = log p``; the gradients agree too, as ``sum p = 1`` whatever the
-    weights).
+    their values unchanged (``log_softmax(log p) = log p``). The gradients reaching the parameters agree
+    too: the two differ only along ``p`` itself, and ``sum p = 1`` whatever the parameters.
     """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     flat_logits = logits.flatten(0, 1).float()  # (B * T, V)
     flat_targets = targets.flatten()  # (B * T,)
     ignore = -100 if pad_id is None else pad_id
@@ -48,9 +50,9 @@ def token_cross_entropy(
     nll = F.nll_loss(flat_logits, flat_targets, ignore_index=ignore, reduction="sum")
     scored = flat_targets != ignore  # (B * T,)
     loss = nll
-    if label_smoothing > 0:
-        uniform = -flat_logits.sum(-1).masked_fill(~scored, 0.0).sum() / flat_logits.shape[-1]
-        loss = (1 - label_smoothing) * nll + label_smoothing * uniform
+    if label_smoothing > 0:  # PyTorch's smooth term: over the scored rows, the mean over the vocabulary of -log p
+        smooth = -flat_logits.sum(-1).masked_fill(~scored, 0.0).sum() / flat_logits.shape[-1]
+        loss = (1 - label_smoothing) * nll + label_smoothing * smooth
     return loss if reduction == "sum" else loss / scored.sum()
 
 
