@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "beam": args.beam,
         "no_repeat_ngram": rules.no_repeat_ngram,
         "min_len": rules.min_len,
+        "ban_unk": rules.ban_unk,
         "examples": examples,
         **({"scoring": lm_scoring_label(config, stride)} if is_lm(task) else {}),
         **metrics,

@@ -1,5 +1,5 @@
 """The decoding-rule flags shared by `qkv generate`, `qkv evaluate` and `qkv results collect`:
-``--no-repeat-ngram N`` and ``--min-len N`` (see :mod:`qkv.decoding.rules`)."""
+``--no-repeat-ngram N``, ``--min-len N`` and ``--no-unk`` (see :mod:`qkv.decoding.rules`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # the CLI imports torch only when a command runs
 
 
 def add_rule_arguments(parser: argparse.ArgumentParser, effect: str = "") -> None:
-    """Add the two flags; ``effect`` says in the help what the command does with them."""
+    """Add the rule flags; ``effect`` says in the help what the command does with them."""
     parser.add_argument(
         "--no-repeat-ngram",
         type=int,
@@ -27,6 +27,11 @@ def add_rule_arguments(parser: argparse.ArgumentParser, effect: str = "") -> Non
         metavar="N",
         help="never end an output before N tokens (fairseq's --min-len; 0 = off, default)" + effect,
     )
+    parser.add_argument(
+        "--no-unk",
+        action="store_true",
+        help="never output <unk> (OpenNMT's -ban_unk_token; word-level vocabularies)" + effect,
+    )
 
 
 def rules_from_args(args: argparse.Namespace, decoded: bool = True, task_name: str = "") -> OutputRules:
@@ -38,9 +43,9 @@ def rules_from_args(args: argparse.Namespace, decoded: bool = True, task_name: s
     for flag, value in (("--no-repeat-ngram", args.no_repeat_ngram), ("--min-len", args.min_len)):
         if value < 0:
             raise UserError(f"{flag} must be an integer >= 0 (0 = off), got {value}")
-    rules = OutputRules(no_repeat_ngram=args.no_repeat_ngram, min_len=args.min_len)
+    rules = OutputRules(no_repeat_ngram=args.no_repeat_ngram, min_len=args.min_len, ban_unk=args.no_unk)
     if rules.active and not decoded:
         raise UserError(
-            f"--no-repeat-ngram and --min-len apply to decoded outputs; {task_name} is scored teacher-forced"
+            f"--no-repeat-ngram, --min-len and --no-unk apply to decoded outputs; {task_name} is scored teacher-forced"
         )
     return rules
