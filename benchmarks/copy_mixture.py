@@ -18,20 +18,18 @@ summary and 500 dialogue tokens, d 256, 8k pieces).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from qkv.bench.side_by_side import commit
-from qkv.machine import machine_info
+from qkv.bench.before_after import alternate, speedups, write_result
 from qkv.models.copy import CopyGenerator
 
 SHAPES = {  # name: (batch, target, source, d_model, vocabulary)
@@ -97,38 +95,26 @@ def main() -> None:
         x = inputs(batch, target, source, d_model, vocab)
         outputs = {name: step(layer, x) for name, layer in sides.items()}  # also the warm-up
         (log_p_before, grads_before), (log_p_after, grads_after) = outputs.values()
-        seconds: dict[str, list[float]] = {name: [] for name in sides}
-        for round_ in range(args.rounds):
-            for name in list(sides)[:: 1 if round_ % 2 == 0 else -1]:  # alternate the order
-                start = time.perf_counter()
-                step(sides[name], x)
-                seconds[name].append(time.perf_counter() - start)
-        ratios = [b / a for b, a in zip(*seconds.values(), strict=True)]
+        seconds = alternate({name: functools.partial(step, layer, x) for name, layer in sides.items()}, args.rounds)
         results[shape_name] = {
             "shape": {"batch": batch, "target": target, "source": source, "d_model": d_model, "vocab": vocab},
             "seconds": seconds,
-            "speedup_median": statistics.median(ratios),
-            "speedup_rounds": ratios,
+            **speedups(seconds),
             "max_abs_diff_log_p": (log_p_before - log_p_after).abs().max().item(),
             "max_abs_diff_grads": max(
                 (a - b).abs().max().item() for a, b in zip(grads_before, grads_after, strict=True)
             ),
         }
         r = results[shape_name]
+        ratios = r["speedup_rounds"]
         print(f"{shape_name}: " + ", ".join(f"{n} {statistics.median(t) * 1e3:.1f} ms" for n, t in seconds.items()))
         print(f"  speedup x{r['speedup_median']:.2f} (rounds {min(ratios):.2f} .. {max(ratios):.2f}); "
               f"max |diff| log P {r['max_abs_diff_log_p']:.1e}, gradients {r['max_abs_diff_grads']:.1e}")  # fmt: skip
     if args.out:
-        result = {
-            "benchmark": "copy mixture: forward + label-smoothed loss + backward",
-            "settings": vars(args) | {"out": str(args.out)},
-            "shapes": results,
-            "commit": commit(),
-            "machine": machine_info("cpu"),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        benchmark = "copy mixture: forward + label-smoothed loss + backward"
+        write_result(
+            args.out, {"benchmark": benchmark, "settings": vars(args) | {"out": str(args.out)}, "shapes": results}
+        )
 
 
 if __name__ == "__main__":

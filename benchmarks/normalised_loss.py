@@ -14,15 +14,13 @@ batches of their shapes, the two loss paths alternated, and checks that the loss
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from qkv.bench.side_by_side import commit
-from qkv.machine import machine_info
+from qkv.bench.before_after import alternate, speedups, write_result
 from qkv.models import ModelConfig, build_model
 from qkv.special import BOS_ID, PAD_ID
 from qkv.training.losses import token_cross_entropy
@@ -75,38 +73,27 @@ def main() -> None:
         model = build_model(ModelConfig(**fields), vocab, vocab).train()
         src, tgt = batch(size, target, source, vocab)
         (loss_before, grads_before), (loss_after, grads_after) = (step(model, src, tgt, n) for n in sides.values())
-        seconds: dict[str, list[float]] = {side: [] for side in sides}
-        for round_ in range(args.rounds):
-            for side in list(sides)[:: 1 if round_ % 2 == 0 else -1]:  # alternate the order
-                start = time.perf_counter()
-                step(model, src, tgt, sides[side])
-                seconds[side].append(time.perf_counter() - start)
-        ratios = [b / a for b, a in zip(*seconds.values(), strict=True)]
+        calls = {side: functools.partial(step, model, src, tgt, normalised) for side, normalised in sides.items()}
+        seconds = alternate(calls, args.rounds)
         results[name] = {
             "shape": {"batch": size, "target": target, "source": source, "vocab": vocab},
             "seconds": seconds,
-            "speedup_median": statistics.median(ratios),
-            "speedup_rounds": ratios,
+            **speedups(seconds),
             "loss": {"before": loss_before, "after": loss_after},
             "max_abs_diff_grads": (grads_before - grads_after).abs().max().item(),
             "max_abs_grad": grads_before.abs().max().item(),
         }
         r = results[name]
+        ratios = r["speedup_rounds"]
         print(f"{name}: " + ", ".join(f"{s} {statistics.median(t) * 1e3:.0f} ms" for s, t in seconds.items()))
         print(f"  speedup x{r['speedup_median']:.3f} (rounds {min(ratios):.3f} .. {max(ratios):.3f}); loss "
               f"{loss_before:.6f} vs {loss_after:.6f}; max |diff| gradients {r['max_abs_diff_grads']:.1e} "
               f"(largest gradient {r['max_abs_grad']:.1e})")  # fmt: skip
     if args.out:
-        result = {
-            "benchmark": "copy models: forward + smoothed loss + backward, log P read as it is vs log_softmax again",
-            "settings": vars(args) | {"out": str(args.out)},
-            "recipes": results,
-            "commit": commit(),
-            "machine": machine_info("cpu"),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        benchmark = "copy models: forward + smoothed loss + backward, log P read as it is vs log_softmax again"
+        write_result(
+            args.out, {"benchmark": benchmark, "settings": vars(args) | {"out": str(args.out)}, "recipes": results}
+        )
 
 
 if __name__ == "__main__":
