@@ -150,6 +150,24 @@ def test_causal_mask_bottom_right_alignment() -> None:
     assert masks.causal_mask(3).tolist() == torch.tril(torch.ones(3, 3, dtype=torch.bool)).tolist()
 
 
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_one_newest_query_attends_like_the_last_row_of_the_full_causal_attention(monkeypatch, backend) -> None:
+    """Cached decoding: the query at the newest position may see every key, so no mask reaches the kernel."""
+    q, k, v = (torch.randn(2, 3, 5, 4, dtype=torch.float64) for _ in range(3))
+    full, _ = attend(q, k, v, is_causal=True, backend="reference")  # (B, H, 5, D)
+    sdpa_masks = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def recording_sdpa(*args, **kwargs):
+        sdpa_masks.append(kwargs.get("attn_mask"))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording_sdpa)
+    last, _ = attend(q[:, :, -1:], k, v, is_causal=True, backend=backend)  # (B, H, 1, D)
+    torch.testing.assert_close(last, full[:, :, -1:], atol=1e-12, rtol=0)
+    assert sdpa_masks == ([None] if backend == "fused" else [])
+
+
 def test_half_precision_softmax_is_upcast() -> None:
     q, k, v = (torch.randn(1, 1, 4, 8, dtype=torch.bfloat16) for _ in range(3))
     out, w = attend(q, k, v, need_weights=True)

@@ -147,6 +147,8 @@ def attend(
             "(or 'auto') when need_weights=True"
         )
     t_q, t_k = q.size(-2), k.size(-2)
+    if is_causal and t_q == 1:  # one query at the newest position (cached decoding) may see every key
+        is_causal = False
     if backend == "fused" and is_causal and mask is None and t_q == t_k:
         out = F.scaled_dot_product_attention(
             q, k, v, dropout_p=dropout_p, is_causal=True, scale=scale, enable_gqa=q.size(1) != k.size(1)

@@ -1,0 +1,149 @@
+"""Where batched beam search goes, in qkv and in Hugging Face ``generate`` with the same weights, by kind of
+work -- and the most any search loop could gain over ``generate`` on this machine.
+
+Both sides run the same search (``qkv bench decode --peers``'s models and settings: Marian at the Multi30k
+size and GPT-2 at the baby-GPT size, random weights, batch 32, beam 5, 40 new tokens, same outputs). Each
+side's search is timed without the profiler, the two alternated (``--repeats``), then profiled once per
+side; PyTorch's profiler groups self time by operator.
+
+Most of a step is work both sides must do: the model's matrix products and attention, the top-k, the
+log-softmax, the normalisations and activations, and one copy of the self-attention cache per step (a
+beam that changes parent needs its keys and values where its new parent's are; qkv copies once, ``generate``
+twice). The ceiling is ``generate``'s whole search divided by qkv's time in that work alone: what qkv
+would reach if everything else it does cost nothing.
+
+Run from the checkout (docs/benchmarks.md; JSON in results/bench/decode-profile.json)::
+
+    taskset -c 0 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/decode_profile.py --repeats 6 \\
+        --out results/bench/decode-profile.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from qkv.bench.decode import _hf_decode, _qkv_decode, same_weights
+from qkv.bench.side_by_side import commit
+from qkv.machine import machine_info
+from qkv.special import EOS_ID
+
+# operator name fragment -> kind of work (first match wins)
+KINDS = (
+    ("scaled_dot_product", "attention kernel (SDPA)"),
+    ("aten::mm", "matrix products"),
+    ("aten::addmm", "matrix products"),
+    ("aten::bmm", "matrix products"),
+    ("aten::index_select", "cache copies (index_select, cat)"),
+    ("aten::cat", "cache copies (index_select, cat)"),
+    ("aten::topk", "top-k"),
+    ("log_softmax", "log-softmax"),
+    ("layer_norm", "LayerNorm"),
+    ("gelu", "activations"),
+    ("aten::tanh", "activations"),
+    ("aten::pow", "activations"),
+    ("clamp_min", "activations"),
+)
+NEEDED = ("matrix products", "attention kernel (SDPA)", "top-k", "log-softmax", "LayerNorm", "activations")
+
+
+def kind_of(name: str) -> str:
+    return next((kind for fragment, kind in KINDS if fragment in name), "other (element-wise, copies, bookkeeping)")
+
+
+def profile_by_kind(search: Callable[[], object]) -> dict[str, float]:
+    """Milliseconds of profiler self time per kind of work in one call of ``search``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        search()
+    by_kind: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages():
+        by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1e3
+    return dict(sorted(by_kind.items(), key=lambda item: item[1], reverse=True))
+
+
+def bench(name: str, beam: int, repeats: int, max_len: int, batch: int, folder: Path) -> dict:
+    hf, qkv = same_weights(name, 8000, False, folder)
+    seq2seq = name == "marian"
+    vocab, length = (8000, 20) if seq2seq else (65, 8)
+    inputs = torch.randint(4, vocab, (batch, length), generator=torch.Generator().manual_seed(0))  # (B, T)
+    if seq2seq:
+        inputs[:, -1] = EOS_ID
+    searches = {
+        "qkv": lambda: _qkv_decode(qkv, inputs, beam, max_len, seq2seq),
+        "hf": lambda: _hf_decode(hf, inputs, beam, max_len, seq2seq),
+    }
+    outputs = {side: search() for side, search in searches.items()}  # warm-up, and the outputs compared
+    seconds: dict[str, list[float]] = {side: [] for side in searches}
+    for r in range(repeats):
+        for side in list(searches)[:: 1 if r % 2 == 0 else -1]:
+            start = time.perf_counter()
+            searches[side]()
+            seconds[side].append(time.perf_counter() - start)
+    kinds = {side: profile_by_kind(search) for side, search in searches.items()}
+    wall_ms = {side: 1e3 * statistics.median(times) for side, times in seconds.items()}
+    qkv_copies = kinds["qkv"].get("cache copies (index_select, cat)", 0.0)
+    needed_ms = sum(kinds["qkv"].get(kind, 0.0) for kind in NEEDED) + qkv_copies
+    return {
+        "model": name,
+        "beam": beam,
+        "wall_ms": wall_ms,
+        "wall_ms_rounds": {side: [1e3 * t for t in times] for side, times in seconds.items()},
+        "qkv_over_hf": statistics.median(h / q for h, q in zip(seconds["hf"], seconds["qkv"], strict=True)),
+        "identical_outputs": outputs["qkv"] == outputs["hf"],
+        "profile_ms_by_kind": kinds,
+        "qkv_needed_ms": needed_ms,
+        "ceiling_qkv_over_hf": wall_ms["hf"] / needed_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="marian,gpt2")
+    parser.add_argument("--beam", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--max-len", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=6, help="alternated timed searches per side")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            result = bench(name, args.beam, args.repeats, args.max_len, args.batch, Path(tmp))
+            results.append(result)
+            wall = result["wall_ms"]
+            print(
+                f"\n{name}, beam {args.beam}, batch {args.batch}: qkv {wall['qkv']:.0f} ms, generate {wall['hf']:.0f} "
+                f"ms per search (x{result['qkv_over_hf']:.2f}; identical outputs: {result['identical_outputs']})"
+            )
+            print(f"  {'kind of work (profiler self time, ms)':44s} {'qkv':>8s} {'HF':>8s}")
+            kinds = result["profile_ms_by_kind"]
+            for kind in dict.fromkeys([*kinds["qkv"], *kinds["hf"]]):
+                print(f"  {kind:44s} {kinds['qkv'].get(kind, 0.0):8.1f} {kinds['hf'].get(kind, 0.0):8.1f}")
+            print(f"  qkv's time in the work both must do: {result['qkv_needed_ms']:.0f} ms -> ceiling "
+                  f"x{result['ceiling_qkv_over_hf']:.2f} over generate")  # fmt: skip
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "benchmark": "beam search by kind of work, qkv and HF generate",
+            "settings": vars(args) | {"out": str(args.out)},
+            "results": results,
+            "commit": commit(),
+            "machine": machine_info("cpu"),
+        }
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
