@@ -87,12 +87,14 @@ def median_by_kind(runs: list[dict[str, float]]) -> dict[str, float]:
     return dict(sorted(medians.items(), key=lambda item: item[1], reverse=True))
 
 
-def bench(name: str, beam: int, rounds: int, max_len: int, batch: int, folder: Path) -> dict:
+def bench(
+    name: str, beam: int, rounds: int, max_len: int, batch: int, folder: Path, *, vocab: int = 8000, tiny: bool = False
+) -> dict:
     """``rounds`` rounds, each: both searches timed (order alternating), then both profiled. The ratio and the
     ceiling are taken within a round (the machine drifts between rounds), then their medians."""
-    hf, qkv = same_weights(name, 8000, False, folder)
+    hf, qkv = same_weights(name, vocab, tiny, folder)
     seq2seq = name == "marian"
-    vocab, length = (8000, 20) if seq2seq else (65, 8)
+    vocab, length = (vocab, 20) if seq2seq else (65, 8)
     inputs = torch.randint(4, vocab, (batch, length), generator=torch.Generator().manual_seed(0))  # (B, T)
     if seq2seq:
         inputs[:, -1] = EOS_ID
