@@ -49,6 +49,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-lstm-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT + "; GRU + Bahdanau row")],
     "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
+    "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "tinyshakespeare-gpt": [Anchor("loss", 1.88, False, NANOGPT)],
