@@ -76,4 +76,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
     "ptb-gpt-long": [Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), test")],
     "ptb-gpt-reg": [Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), test")],
+    "ptb-lstm-medium": [
+        Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), trained as they train it")
+    ],
 }
