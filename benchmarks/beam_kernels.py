@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from qkv.attention.kv_cache import _select_and_extend
-from qkv.bench.side_by_side import commit
+from qkv.machine import commit
 
 ROWS, HEADS, DIM, VOCAB, BATCH = 160, 8, 32, 8000, 32
 

@@ -42,9 +42,8 @@ from torch import Tensor
 
 import qkv.models.transformer_stacks as stacks
 from qkv.bench.decode import same_weights
-from qkv.bench.side_by_side import commit
 from qkv.decoding import beam_search
-from qkv.machine import machine_info
+from qkv.machine import commit, machine_info
 
 
 class Wrapped(torch.nn.Module):

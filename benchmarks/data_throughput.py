@@ -22,6 +22,7 @@ import torch
 from qkv.data import get_task
 from qkv.data.batching import TokenBudgetBatcher, make_batch, seq2seq_lengths
 from qkv.data.tokenizers import CharTokenizer, WordTokenizer, describe
+from qkv.machine import commit
 
 
 def best_of(repeat: int, fn):
@@ -135,7 +136,7 @@ def main() -> None:
         tps = f"{r['tokens_per_s']:>11,.0f}" if "tokens_per_s" in r else f"{'':>11}"
         print(f"{name:<32} {r['seconds']:>8.3f} {r['sentences_per_s']:>10,.0f} {tps}  {other}")
     with open(args.out, "w") as fh:
-        json.dump({"setup": setup, "machine": machine, "results": results}, fh, indent=1)
+        json.dump({"setup": setup, "machine": machine, "results": results, "commit": commit()}, fh, indent=1)
     print(f"tokenizers (dev coverage): src {setup['src_tokenizer']}, tgt {setup['tgt_tokenizer']}")
     print(f"wrote {args.out}")
 

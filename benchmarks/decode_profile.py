@@ -33,8 +33,7 @@ from pathlib import Path
 import torch
 
 from qkv.bench.decode import _hf_decode, _qkv_decode, same_weights
-from qkv.bench.side_by_side import commit
-from qkv.machine import machine_info
+from qkv.machine import commit, machine_info
 from qkv.special import EOS_ID
 
 # operator name fragment -> kind of work (first match wins)

@@ -6,6 +6,7 @@ import json
 
 from qkv.bench.attention import _slope, summarize
 from qkv.cli import main
+from qkv.machine import commit
 
 
 def test_bench_attention_saves_json(tmp_path) -> None:
@@ -34,6 +35,7 @@ def test_bench_attention_saves_json(tmp_path) -> None:
     }
     assert all(r["time_ms"] > 0 and "peak_mb" in r for r in result["rows"])
     assert result["machine"]["torch"] and result["config"]["heads"] == 2
+    assert result["commit"] == commit()  # the evidence names the code that made it
 
 
 def test_bad_impl_is_a_user_error(capsys) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qkv.cli import main
+from qkv.machine import commit
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -34,6 +35,7 @@ def test_bench_generate_writes_its_json(tmp_path, capsys):
     report = json.loads((tmp_path / "generate.json").read_text())
     assert [r["length"] for r in report["lm"]] == [4] and report["lm"][0]["same_tokens"] is True
     assert {r["recipe"] for r in report["seq2seq"]} == {"multi30k-transformer.yaml", "multi30k-gru-attention.yaml"}
+    assert report["commit"] == commit() and report["machine"]["torch"] and report["command"].startswith("qkv bench")
     assert "KV cache" in capsys.readouterr().out
 
 

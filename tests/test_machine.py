@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from pathlib import Path
 
+import pytest
 import torch
 
-from qkv.machine import describe, machine_info
+import qkv.machine
+from qkv.machine import commit, describe, machine_info
 
 
 def test_machine_info_records_threads_cores_and_versions() -> None:
@@ -18,3 +22,12 @@ def test_machine_info_records_threads_cores_and_versions() -> None:
     threads = torch.get_num_threads()
     expected = f"cpu: {info['cpu']} ({os.cpu_count()} cores, {threads} threads), torch {torch.__version__}"
     assert describe(info) == expected
+
+
+def test_commit_is_the_checkouts_head_and_says_when_src_has_changes() -> None:
+    root = Path(qkv.machine.__file__).resolve().parents[2]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"], capture_output=True, text=True)
+    assert commit() == head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

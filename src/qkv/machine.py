@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,3 +52,14 @@ def describe(info: dict[str, Any]) -> str:
     """One line for tables and docs, e.g. ``cpu: AMD EPYC 7B13 (2 cores, 2 threads), torch 2.13.0``."""
     where = info.get("gpu") or info["cpu"]
     return f"{info['device']}: {where} ({info['cores']} cores, {info['threads']} threads), torch {info['torch']}"
+
+
+def commit() -> str | None:
+    """The checkout's git commit, with ``+dirty`` when ``src/`` has uncommitted changes (``None`` outside git)."""
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"], capture_output=True, text=True)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from qkv.errors import UserError
-from qkv.machine import describe, machine_info
+from qkv.machine import commit, describe, machine_info
 
 IMPLS = ("reference", "fused", "sdpa", "qkv-mha", "torch-mha")
 IMPL_HELP = {
@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         "rows": rows,
         "summary": summary,
         "command": "qkv bench " + " ".join(sys.argv[2:]),
+        "commit": commit(),
     }
     tmp = out / "attention.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))

@@ -32,8 +32,7 @@ def speedups(seconds: Mapping[str, list[float]]) -> dict[str, Any]:
 
 def write_result(out: Path, record: dict[str, Any]) -> None:
     """Write ``record`` with the git commit and the machine added, as indented JSON."""
-    from qkv.bench.side_by_side import commit
-    from qkv.machine import machine_info
+    from qkv.machine import commit, machine_info
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record | {"commit": commit(), "machine": machine_info("cpu")}, indent=1) + "\n")

@@ -181,9 +181,8 @@ def bench_model(name: str, args: argparse.Namespace, folder: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.bench.side_by_side import commit
     from qkv.errors import UserError
-    from qkv.machine import machine_info
+    from qkv.machine import commit, machine_info
 
     if args.peers != "hf":
         raise UserError(f"--peers {args.peers!r}: the decoding peer is hf (Hugging Face generate)")

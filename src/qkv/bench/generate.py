@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from qkv.errors import UserError
+from qkv.machine import commit, machine_info
 from qkv.special import EOS_ID
 
 
@@ -166,7 +168,15 @@ def run(args: argparse.Namespace) -> int:
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"threads": torch.get_num_threads(), "torch": torch.__version__, "lm": lm, "seq2seq": seq2seq}
+    report = {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "lm": lm,
+        "seq2seq": seq2seq,
+        "command": "qkv bench " + " ".join(sys.argv[2:]),
+        "commit": commit(),
+        "machine": machine_info("cpu"),
+    }
     (out / "generate.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out / 'generate.json'}")
     return 0

@@ -52,9 +52,8 @@ def reached(value: float, target: float, higher_is_better: bool) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.bench.side_by_side import commit
     from qkv.errors import UserError
-    from qkv.machine import machine_info
+    from qkv.machine import commit, machine_info
     from qkv.training.config import load_config
     from qkv.training.loop import train_until
     from qkv.training.metrics_log import read_metrics

@@ -21,11 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from qkv.machine import commit, machine_info
 
 DEFAULT_MODELS, DEFAULT_STEPS = "gpt,transformer,gru-attention", 60
 CASES = {
@@ -200,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "results": results,
+        "command": "qkv bench " + " ".join(sys.argv[2:]),
+        "commit": commit(),
+        "machine": machine_info("cpu"),
     }
     (out / "train.json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out / 'train.json'}")
