@@ -22,18 +22,16 @@ Run from the checkout (docs/benchmarks.md; JSON in results/bench/decode-profile.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from qkv.bench.before_after import write_result
 from qkv.bench.decode import _hf_decode, _qkv_decode, same_weights
-from qkv.machine import commit, machine_info
+from qkv.bench.work_profile import kind_table, median_by_kind, profile_by_kind
 from qkv.special import EOS_ID
 
 # operator name fragment -> kind of work (first match wins)
@@ -63,29 +61,6 @@ NEEDED = (
 )
 
 
-def kind_of(name: str) -> str:
-    return next((kind for fragment, kind in KINDS if fragment in name), "other (element-wise, copies, bookkeeping)")
-
-
-def profile_by_kind(search: Callable[[], object]) -> dict[str, float]:
-    """Milliseconds of profiler self time per kind of work in one call of ``search``."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        search()
-    by_kind: dict[str, float] = defaultdict(float)
-    for event in prof.key_averages():
-        by_kind[kind_of(event.key)] += event.self_cpu_time_total / 1e3
-    return dict(sorted(by_kind.items(), key=lambda item: item[1], reverse=True))
-
-
-def median_by_kind(runs: list[dict[str, float]]) -> dict[str, float]:
-    """Each kind's median over profiled runs, largest first."""
-    kinds = {kind for run in runs for kind in run}
-    medians = {kind: statistics.median(run.get(kind, 0.0) for run in runs) for kind in kinds}
-    return dict(sorted(medians.items(), key=lambda item: item[1], reverse=True))
-
-
 def bench(
     name: str, beam: int, rounds: int, max_len: int, batch: int, folder: Path, *, vocab: int = 8000, tiny: bool = False
 ) -> dict:
@@ -112,7 +87,7 @@ def bench(
             searches[side]()
             seconds[side].append(time.perf_counter() - start)
         for side in order:
-            profiles[side].append(profile_by_kind(searches[side]))
+            profiles[side].append(profile_by_kind(searches[side], KINDS))
         needed_ms.append(sum(profiles["qkv"][-1].get(kind, 0.0) for kind in NEEDED))
     ceilings = [1e3 * hf_s / needed for hf_s, needed in zip(seconds["hf"], needed_ms, strict=True)]
     return {
@@ -149,26 +124,19 @@ def main() -> None:
                 f"\n{name}, beam {args.beam}, batch {args.batch}: qkv {wall['qkv']:.0f} ms, generate {wall['hf']:.0f} "
                 f"ms per search (x{result['qkv_over_hf']:.2f}; identical outputs: {result['identical_outputs']})"
             )
-            print(f"  {'kind of work (profiler self time, ms)':44s} {'qkv':>8s} {'HF':>8s}")
-            kinds = result["profile_ms_by_kind"]
-            for kind in dict.fromkeys([*kinds["qkv"], *kinds["hf"]]):
-                print(f"  {kind:44s} {kinds['qkv'].get(kind, 0.0):8.1f} {kinds['hf'].get(kind, 0.0):8.1f}")
+            print(kind_table("kind of work (profiler self time, ms)", result["profile_ms_by_kind"]))
             ceilings = result["ceiling_rounds"]
             print(
                 f"  qkv's time in the work both must do: {statistics.median(result['qkv_needed_ms_rounds']):.0f} ms "
                 f"-> ceiling x{result['ceiling_qkv_over_hf']:.2f} [{min(ceilings):.2f} .. {max(ceilings):.2f}] over HF"
             )
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         record = {
             "benchmark": "beam search by kind of work, qkv and HF generate",
             "settings": vars(args) | {"out": str(args.out)},
             "results": results,
-            "commit": commit(),
-            "machine": machine_info("cpu"),
         }
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        write_result(args.out, record)
 
 
 if __name__ == "__main__":

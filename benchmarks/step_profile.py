@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from qkv.bench import side_by_side as sbs
 from qkv.bench.train import measure_peak_flops
+from qkv.bench.work_profile import kind_of
 from qkv.machine import machine_info
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "tinyshakespeare-gpt.yaml"
@@ -40,10 +41,6 @@ KINDS = (
     ("_fused_adamw", "optimizer (fused AdamW)"),
     ("embedding", "embeddings"),
 )
-
-
-def kind_of(name: str) -> str:
-    return next((kind for fragment, kind in KINDS if fragment in name), "other (element-wise, copies, bookkeeping)")
 
 
 def main() -> None:
@@ -72,7 +69,7 @@ def main() -> None:
     mm_seconds = 0.0
     for event in prof.key_averages():
         seconds = event.self_cpu_time_total / 1e6
-        by_kind[kind_of(event.key)] += seconds
+        by_kind[kind_of(event.key, KINDS)] += seconds
         if event.key in ("aten::mm", "aten::addmm", "aten::bmm"):
             mm_seconds += seconds
     total = sum(by_kind.values())

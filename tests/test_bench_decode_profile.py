@@ -3,32 +3,43 @@ kind of work, and the ceiling is HF's search over qkv's time in the work both mu
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-from pathlib import Path
 
 import pytest
+import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "decode_profile.py"
+from qkv.bench.work_profile import OTHER, kind_of, kind_table, median_by_kind, profile_by_kind
 
 
 @pytest.fixture(scope="module")
-def decode_profile():
-    spec = importlib.util.spec_from_file_location("decode_profile", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def decode_profile(load_benchmark):
+    return load_benchmark("decode_profile")
 
 
 def test_operators_are_sorted_into_kinds_of_work(decode_profile) -> None:
-    assert decode_profile.kind_of("aten::addmm") == "matrix products"
-    assert decode_profile.kind_of("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention kernel (SDPA)"
-    assert decode_profile.kind_of("aten::index_select") == decode_profile.kind_of("aten::cat")
-    assert decode_profile.kind_of("aten::_log_softmax") == "log-softmax"
-    assert decode_profile.kind_of("aten::masked_fill_").startswith("other")
-    medians = decode_profile.median_by_kind([{"a": 1.0, "b": 5.0}, {"a": 3.0}, {"a": 2.0, "b": 1.0}])
-    assert list(medians.items()) == [("a", 2.0), ("b", 1.0)]  # a kind missing from a run counts 0 there
+    kinds = decode_profile.KINDS
+    assert kind_of("aten::addmm", kinds) == "matrix products"
+    assert kind_of("aten::_scaled_dot_product_flash_attention_for_cpu", kinds) == "attention kernel (SDPA)"
+    assert kind_of("aten::index_select", kinds) == kind_of("aten::cat", kinds)
+    assert kind_of("aten::_log_softmax", kinds) == "log-softmax"
+    assert kind_of("aten::masked_fill_", kinds) == OTHER
+
+
+def test_median_by_kind_counts_a_missing_kind_as_zero() -> None:
+    medians = median_by_kind([{"a": 1.0, "b": 5.0}, {"a": 3.0}, {"a": 2.0, "b": 1.0}])
+    assert list(medians.items()) == [("a", 2.0), ("b", 1.0)]
+
+
+def test_kind_table_has_a_row_per_kind_and_a_column_per_side() -> None:
+    rows = kind_table("ms", {"qkv": {"mm": 3.0, "sdpa": 1.25}, "hf": {"mm": 4.0, "cat": 2.0}}).splitlines()
+    assert rows[0].split() == ["ms", "qkv", "hf"]
+    assert [row.split() for row in rows[1:]] == [["mm", "3.0", "4.0"], ["sdpa", "1.2", "0.0"], ["cat", "0.0", "2.0"]]
+
+
+def test_profile_by_kind_times_the_operators_of_the_call() -> None:
+    x = torch.randn(64, 64)
+    kinds = profile_by_kind(lambda: [x @ x for _ in range(5)], (("aten::mm", "products"),))
+    assert kinds["products"] > 0 and set(kinds) <= {"products", OTHER}
 
 
 @pytest.mark.parametrize("name", ["marian", "gpt2"])
