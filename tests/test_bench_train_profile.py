@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from qkv.bench.work_profile import OTHER
+from qkv.bench.work_profile import OTHER, kind_of
 
 TINY = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.n_decoder_layers=1"]
 
@@ -32,7 +32,27 @@ def test_tiny_gpt_profile_against_torch_writes_its_json(script, data_dir, tmp_pa
     peer_ms = record["step_ms_rounds"]["torch-transformer"]
     assert record["ceiling_rounds"] == pytest.approx([p / n for p, n in zip(peer_ms, needed, strict=True)])
     assert record["ceiling_qkv_over_peer"] == pytest.approx(statistics.median(record["ceiling_rounds"]))
-    assert OTHER in kinds["torch-transformer"] and record["commit"] and record["machine"]["torch"]
+    assert OTHER in kinds["torch-transformer"] and record["machine"]["torch"]
+
+
+def test_the_arithmetic_of_cpu_operators_is_not_counted_as_glue(script) -> None:
+    """On CPU, ReLU runs as clamp_min, an embedding lookup as index_select, GRU gates as sigmoid/tanh, and
+    PyTorch's default AdamW as _foreach_ operators: each is the model's arithmetic, not qkv's glue."""
+    expected = {
+        "aten::clamp_min": "activations",
+        "aten::threshold_backward": "activations",
+        "aten::sigmoid_": "activations",
+        "aten::tanh_backward": "activations",
+        "aten::index_select": "embeddings",
+        "aten::embedding_dense_backward": "embeddings",
+        "aten::_foreach_addcmul_": "optimizer",
+        "aten::_fused_adamw_": "optimizer",
+        "aten::mkldnn_rnn_layer_backward": "recurrent cells",
+        "aten::_scaled_dot_product_flash_attention_for_cpu_backward": "attention kernel (SDPA)",
+        "aten::_log_softmax_backward_data": "softmax / cross-entropy",
+        "aten::add_": OTHER,
+    }
+    assert {name: kind_of(name, script.KINDS) for name in expected} == expected
 
 
 def test_a_peer_of_another_case_is_refused(script, capsys) -> None:

@@ -25,9 +25,11 @@ def test_machine_info_records_threads_cores_and_versions() -> None:
 
 
 def test_commit_is_the_checkouts_head_and_says_when_src_has_changes() -> None:
-    root = Path(qkv.machine.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]  # the checkout these tests belong to
+    assert (root / "src" / "qkv" / "machine.py").resolve() == Path(qkv.machine.__file__).resolve()
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:
         pytest.skip("not a git checkout")
+    assert commit() is not None
     dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "src"], capture_output=True, text=True)
     assert commit() == head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
