@@ -24,15 +24,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from qkv.bench.before_after import write_result
-from qkv.bench.decode import _hf_decode, _qkv_decode, same_weights
-from qkv.bench.work_profile import kind_table, median_by_kind, profile_by_kind
-from qkv.special import EOS_ID
+from qkv.bench.decode import _hf_decode, _qkv_decode, peer_inputs, same_weights
+from qkv.bench.work_profile import ceiling_line, kind_table, median_by_kind, timed_then_profiled
 
 # operator name fragment -> kind of work (first match wins)
 KINDS = (
@@ -67,28 +65,14 @@ def bench(
     """``rounds`` rounds, each: both searches timed (order alternating), then both profiled. The ratio and the
     ceiling are taken within a round (the machine drifts between rounds), then their medians."""
     hf, qkv = same_weights(name, vocab, tiny, folder)
-    seq2seq = name == "marian"
-    vocab, length = (vocab, 20) if seq2seq else (65, 8)
-    inputs = torch.randint(4, vocab, (batch, length), generator=torch.Generator().manual_seed(0))  # (B, T)
-    if seq2seq:
-        inputs[:, -1] = EOS_ID
+    inputs, seq2seq = peer_inputs(name, vocab, batch)
     searches = {
         "qkv": lambda: _qkv_decode(qkv, inputs, beam, max_len, seq2seq),
         "hf": lambda: _hf_decode(hf, inputs, beam, max_len, seq2seq),
     }
     outputs = {side: search() for side, search in searches.items()}  # warm-up, and the outputs compared
-    seconds: dict[str, list[float]] = {side: [] for side in searches}
-    profiles: dict[str, list[dict[str, float]]] = {side: [] for side in searches}
-    needed_ms: list[float] = []  # per round: qkv's time in the work both must do
-    for r in range(rounds):
-        order = list(searches)[:: 1 if r % 2 == 0 else -1]
-        for side in order:
-            start = time.perf_counter()
-            searches[side]()
-            seconds[side].append(time.perf_counter() - start)
-        for side in order:
-            profiles[side].append(profile_by_kind(searches[side], KINDS))
-        needed_ms.append(sum(profiles["qkv"][-1].get(kind, 0.0) for kind in NEEDED))
+    seconds, profiles = timed_then_profiled(searches, rounds, KINDS)
+    needed_ms = [sum(run.get(kind, 0.0) for kind in NEEDED) for run in profiles["qkv"]]  # per round
     ceilings = [1e3 * hf_s / needed for hf_s, needed in zip(seconds["hf"], needed_ms, strict=True)]
     return {
         "model": name,
@@ -125,11 +109,7 @@ def main() -> None:
                 f"ms per search (x{result['qkv_over_hf']:.2f}; identical outputs: {result['identical_outputs']})"
             )
             print(kind_table("kind of work (profiler self time, ms)", result["profile_ms_by_kind"]))
-            ceilings = result["ceiling_rounds"]
-            print(
-                f"  qkv's time in the work both must do: {statistics.median(result['qkv_needed_ms_rounds']):.0f} ms "
-                f"-> ceiling x{result['ceiling_qkv_over_hf']:.2f} [{min(ceilings):.2f} .. {max(ceilings):.2f}] over HF"
-            )
+            print(ceiling_line(result["qkv_needed_ms_rounds"], result["ceiling_rounds"], "HF generate"))
     if args.out:
         record = {
             "benchmark": "beam search by kind of work, qkv and HF generate",

@@ -27,8 +27,7 @@ from torch import Tensor
 import qkv.attention.multi_head as multi_head
 from qkv.attention.core import attend
 from qkv.bench.before_after import alternate, speedups, write_result
-from qkv.bench.decode import _qkv_decode, same_weights
-from qkv.special import EOS_ID
+from qkv.bench.decode import _qkv_decode, peer_inputs, same_weights
 
 
 def _attend_with_full_causal_mask(q: Tensor, k: Tensor, v: Tensor, *, mask=None, is_causal=False, **kwargs):
@@ -60,11 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             _, model = same_weights(name, 8000, False, Path(tmp))
-            seq2seq = name == "marian"
-            vocab, length = (8000, 20) if seq2seq else (65, 8)
-            inputs = torch.randint(4, vocab, (32, length), generator=torch.Generator().manual_seed(0))  # (B, T)
-            if seq2seq:
-                inputs[:, -1] = EOS_ID
+            inputs, seq2seq = peer_inputs(name, 8000, 32)
             for beam in (int(b) for b in args.beams.split(",")):
                 decode = functools.partial(_qkv_decode, model, inputs, beam, 40, seq2seq)
                 cases.append(measure(name, beam, decode, args))

@@ -22,8 +22,9 @@ Run from the checkout (docs/benchmarks.md; JSON in results/bench/)::
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ import torch
 from qkv.bench import side_by_side as sbs
 from qkv.bench.before_after import write_result
 from qkv.bench.peers import PEERS
-from qkv.bench.work_profile import OTHER, kind_table, median_by_kind, profile_by_kind
+from qkv.bench.work_profile import OTHER, ceiling_line, kind_table, median_by_kind, timed_then_profiled
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 KINDS = (
@@ -59,9 +60,16 @@ KINDS = (
 )
 
 
-def steps_of(side: sbs.Side, batches: list[list], start: int, steps: int) -> None:
-    for i in range(steps):
-        side.step(batches[(start + i) % len(batches)])
+def stepper(side: sbs.Side, batches: list[list], steps: int) -> Callable[[], None]:
+    """A call that trains ``side`` for ``steps`` steps on the next batches of its own pass over ``batches``
+    (every side meets the same batches in the same order)."""
+    upcoming = itertools.cycle(batches)
+
+    def run() -> None:
+        for _ in range(steps):
+            side.step(next(upcoming))
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,21 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     recipe = CONFIGS / sbs.PEER_CASES[args.case]
     prepared = sbs.prepare(recipe, args.set, args.batches)
     sides = [sbs.qkv_side("qkv", prepared, [], recipe), sbs.peer_side(args.peer, PEERS[args.case][args.peer], prepared)]
-    batches = prepared.batches
     for side in sides:
-        steps_of(side, batches, 0, args.warmup)
-    seconds: dict[str, list[float]] = {side.name: [] for side in sides}
-    profiles: dict[str, list[dict[str, float]]] = {side.name: [] for side in sides}
-    for r in range(args.rounds):
-        order = sides[:: 1 if r % 2 == 0 else -1]
-        start = args.warmup + r * args.steps
-        for side in order:
-            t0 = time.perf_counter()
-            steps_of(side, batches, start, args.steps)
-            seconds[side.name].append((time.perf_counter() - t0) / args.steps)
-        for side in order:
-            profiled = profile_by_kind(lambda side=side, start=start: steps_of(side, batches, start, args.steps), KINDS)
-            profiles[side.name].append({kind: ms / args.steps for kind, ms in profiled.items()})
+        stepper(side, prepared.batches, args.warmup)()
+    calls = {side.name: stepper(side, prepared.batches, args.steps) for side in sides}
+    rounds_s, rounds_ms = timed_then_profiled(calls, args.rounds, KINDS)
+    seconds = {name: [s / args.steps for s in times] for name, times in rounds_s.items()}  # per step
+    profiles = {
+        name: [{k: ms / args.steps for k, ms in run.items()} for run in runs] for name, runs in rounds_ms.items()
+    }
     needed = [sum(ms for kind, ms in run.items() if kind != OTHER) for run in profiles["qkv"]]  # per round
     ceilings = [1e3 * peer_s / need for peer_s, need in zip(seconds[args.peer], needed, strict=True)]
     ratios = [p / q for p, q in zip(seconds[args.peer], seconds["qkv"], strict=True)]
@@ -106,10 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  step: qkv {step_ms['qkv']:.1f} ms, {args.peer} {step_ms[args.peer]:.1f} ms (qkv / peer "
           f"x{statistics.median(ratios):.2f} [{min(ratios):.2f} .. {max(ratios):.2f}])")  # fmt: skip
     print(kind_table("kind of work (profiler self time, ms per step)", kinds))
-    print(
-        f"  qkv's time in the model's arithmetic: {statistics.median(needed):.1f} ms -> ceiling "
-        f"x{statistics.median(ceilings):.2f} [{min(ceilings):.2f} .. {max(ceilings):.2f}] over {args.peer}"
-    )
+    print(ceiling_line(needed, ceilings, args.peer))
     if args.out:
         record = {
             "benchmark": "training step by kind of work, qkv and a peer",

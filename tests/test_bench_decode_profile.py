@@ -8,7 +8,7 @@ import statistics
 import pytest
 import torch
 
-from qkv.bench.work_profile import OTHER, kind_of, kind_table, median_by_kind, profile_by_kind
+from qkv.bench.work_profile import OTHER, kind_of, kind_table, median_by_kind, profile_by_kind, timed_then_profiled
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,16 @@ def test_kind_table_has_a_row_per_kind_and_a_column_per_side() -> None:
     rows = kind_table("ms", {"qkv": {"mm": 3.0, "sdpa": 1.25}, "hf": {"mm": 4.0, "cat": 2.0}}).splitlines()
     assert rows[0].split() == ["ms", "qkv", "hf"]
     assert [row.split() for row in rows[1:]] == [["mm", "3.0", "4.0"], ["sdpa", "1.2", "0.0"], ["cat", "0.0", "2.0"]]
+
+
+def test_timed_then_profiled_alternates_the_order_and_times_before_profiling() -> None:
+    calls_made: list[str] = []
+    x = torch.randn(32, 32)
+    calls = {"a": lambda: calls_made.append("a") or x @ x, "b": lambda: calls_made.append("b") or x @ x}
+    seconds, profiles = timed_then_profiled(calls, 2, (("aten::mm", "products"),))
+    assert calls_made == ["a", "b", "a", "b", "b", "a", "b", "a"]  # round 1 timed, profiled; round 2 reversed
+    assert all(len(seconds[n]) == len(profiles[n]) == 2 for n in calls)
+    assert all(run["products"] > 0 for n in calls for run in profiles[n])
 
 
 def test_profile_by_kind_times_the_operators_of_the_call() -> None:

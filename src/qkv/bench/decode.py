@@ -140,14 +140,21 @@ def _qkv_decode(model, inputs: torch.Tensor, beam: int, max_len: int, seq2seq: b
     return [list(t) + ([EOS_ID] if done else []) for t, done in zip(hyps.tokens, hyps.finished, strict=True)]
 
 
-def bench_model(name: str, args: argparse.Namespace, folder: Path) -> dict:
-    hf, qkv = same_weights(name, args.vocab, args.tiny, folder)
+def peer_inputs(name: str, vocab: int, batch: int, src_len: int = 20) -> tuple[torch.Tensor, bool]:
+    """The benchmark's fixed random inputs and whether ``name`` is seq2seq: Marian gets ``(batch, src_len)``
+    sources ending in EOS, GPT-2 ``(batch, 8)`` prompts over its 65 symbols."""
     seq2seq = name == "marian"
-    vocab = args.vocab if seq2seq else 65
-    length = args.src_len if seq2seq else 8
-    inputs = torch.randint(4, vocab, (args.batch, length), generator=torch.Generator().manual_seed(0))
+    vocab, length = (vocab, src_len) if seq2seq else (65, 8)
+    inputs = torch.randint(4, vocab, (batch, length), generator=torch.Generator().manual_seed(0))  # (B, T)
     if seq2seq:
         inputs[:, -1] = EOS_ID
+    return inputs, seq2seq
+
+
+def bench_model(name: str, args: argparse.Namespace, folder: Path) -> dict:
+    hf, qkv = same_weights(name, args.vocab, args.tiny, folder)
+    inputs, seq2seq = peer_inputs(name, args.vocab, args.batch, args.src_len)
+    length = inputs.size(1)
     result: dict = {"model": name, "batch": args.batch, "input_len": length, "max_len": args.max_len, "beams": {}}
     for beam in [int(b) for b in args.beams.split(",") if b.strip()]:
         sides = {"qkv": _qkv_decode, "hf": _hf_decode}

@@ -8,8 +8,9 @@ over repeated calls (one profiled call is at the mercy of a noisy machine).
 from __future__ import annotations
 
 import statistics
+import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 Kinds = Sequence[tuple[str, str]]  # (operator name fragment, kind of work); the first match wins
 OTHER = "other (element-wise, copies, bookkeeping)"
@@ -45,3 +46,29 @@ def kind_table(title: str, sides: dict[str, dict[str, float]]) -> str:
     for kind in dict.fromkeys(kind for by_kind in sides.values() for kind in by_kind):
         rows.append(f"  {kind:48s}" + "".join(f" {by_kind.get(kind, 0.0):10.1f}" for by_kind in sides.values()))
     return "\n".join(rows)
+
+
+def timed_then_profiled(
+    calls: Mapping[str, Callable[[], object]], rounds: int, kinds: Kinds
+) -> tuple[dict[str, list[float]], dict[str, list[dict[str, float]]]]:
+    """Per round: every call timed without the profiler (the order flipping each round), then every call
+    profiled by kind of work. Returns the seconds and the profiles (ms by kind), one entry per round."""
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    profiles: dict[str, list[dict[str, float]]] = {name: [] for name in calls}
+    for r in range(rounds):
+        order = list(calls)[:: 1 if r % 2 == 0 else -1]
+        for name in order:
+            start = time.perf_counter()
+            calls[name]()
+            seconds[name].append(time.perf_counter() - start)
+        for name in order:
+            profiles[name].append(profile_by_kind(calls[name], kinds))
+    return seconds, profiles
+
+
+def ceiling_line(needed_ms: list[float], ceilings: list[float], peer: str) -> str:
+    """One line: qkv's median time in the work every side must do, and the ceiling over ``peer``."""
+    return (
+        f"  qkv's time in the work every side must do: {statistics.median(needed_ms):.1f} ms -> ceiling "
+        f"x{statistics.median(ceilings):.2f} [{min(ceilings):.2f} .. {max(ceilings):.2f}] over {peer}"
+    )
