@@ -47,6 +47,9 @@ ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-gru": [Anchor("bleu_lowercase", 20.6, True, BENTREVETT)],
     "multi30k-lstm": [Anchor("bleu_lowercase", 13.8, True, BENTREVETT)],
     "multi30k-lstm-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT + "; GRU + Bahdanau row")],
+    "multi30k-lstm-attention-long": [
+        Anchor("bleu_lowercase", 28.3, True, BENTREVETT + "; GRU + Bahdanau row, at its run's wall-clock")
+    ],
     "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
