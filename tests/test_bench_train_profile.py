@@ -9,6 +9,7 @@ import statistics
 import pytest
 
 from qkv.bench.work_profile import OTHER, kind_of
+from qkv.machine import commit
 
 TINY = ["model.d_model=16", "model.n_heads=2", "model.d_ff=32", "model.n_decoder_layers=1"]
 
@@ -33,6 +34,7 @@ def test_tiny_gpt_profile_against_torch_writes_its_json(script, data_dir, tmp_pa
     assert record["ceiling_rounds"] == pytest.approx([p / n for p, n in zip(peer_ms, needed, strict=True)])
     assert record["ceiling_qkv_over_peer"] == pytest.approx(statistics.median(record["ceiling_rounds"]))
     assert OTHER in kinds["torch-transformer"] and record["machine"]["torch"]
+    assert record["commit"] == commit()  # the checkout that measured it (None outside git)
 
 
 def test_the_arithmetic_of_cpu_operators_is_not_counted_as_glue(script) -> None:
