@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from qkv.cli import main
+from qkv.data.tasks import get_task
 from qkv.results import ResultRecord, load_results
 from qkv.results.anchors import ANCHORS
+from qkv.results.collect import read_hypotheses
 from qkv.results.page import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +120,16 @@ def test_collect_matches_an_independent_evaluate(tmp_path: Path, capsys: pytest.
     assert record.train_steps == 60 and record.commit  # from the run's training log and git
     samples = (tmp_path / "results" / "reverse-tiny" / "samples.txt").read_text()
     assert samples.startswith("src: ") and "hyp: " in samples
+    # every headline output is kept, in the test split's order: exact match recomputed from them by hand
+    hyps = read_hypotheses(tmp_path / "results" / "reverse-tiny")
+    refs = [
+        e.tgt
+        for e in get_task("reverse", length=6, num_examples=300, num_eval_examples=12, vocab_size=6).examples("test")
+    ]
+    assert len(hyps) == record.examples == len(refs)
+    assert record.metrics["exact_match"] == pytest.approx(
+        100 * sum(h == r for h, r in zip(hyps, refs, strict=True)) / len(refs)
+    )
 
 
 def test_collect_with_repeats_banned_heads_with_the_banned_decoding(tmp_path: Path, capsys: pytest.CaptureFixture):

@@ -1,8 +1,10 @@
-"""`qkv results collect RUN --recipe NAME` and `qkv results page`: reference results as evidence.
+"""`qkv results collect RUN --recipe NAME`, `qkv results paired A B` and `qkv results page`: reference results
+as evidence.
 
 ``collect`` scores a finished run on its test split (greedy and beam 5 for seq2seq) and writes
-``results/<recipe>/`` (config, training log, samples, ``result.json``); ``page`` regenerates
-``docs/results.md`` from every ``results/*/result.json``. See :mod:`qkv.results`.
+``results/<recipe>/`` (config, training log, samples, every output, ``result.json``); ``paired`` tests two
+such folders against each other on the same examples; ``page`` regenerates ``docs/results.md`` from every
+``results/*/result.json``. See :mod:`qkv.results`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import sys
 
 from qkv.cli.rules_args import add_rule_arguments, rules_from_args
 
-HELP = "write a run's reference result into results/<recipe>/, or regenerate docs/results.md from results/"
+HELP = (
+    "write a run's reference result into results/<recipe>/, test two results against each other, "
+    "or regenerate docs/results.md from results/"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the recipe's eval.lm_stride, else disjoint windows)",
     )
     collect.add_argument("--out", default="results", help="results folder (default results/)")
+    paired = sub.add_parser(
+        "paired",
+        help="paired bootstrap test of two result folders on the same test set (Koehn 2004)",
+        description="Compare two results/<recipe>/ folders example by example: their kept outputs "
+        "(hypotheses.jsonl) are re-scored against the dataset's references, checked against each result.json, "
+        "and resampled together. Prints one line for people and a last line of JSON.",
+    )
+    paired.add_argument("a", help="result folder A, e.g. results/g2p-gru-attention-long")
+    paired.add_argument("b", help="result folder B (same task and split)")
+    paired.add_argument("--metric", help="metric to test (default: the task's primary metric, e.g. bleu, wer, rouge1)")
     page = sub.add_parser("page", help="regenerate docs/results.md from results/*/result.json")
     page.add_argument("--results", default="results")
     page.add_argument("--out", default="docs/results.md")
@@ -51,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
         write_page(args.results, args.out)
         print(f"wrote {args.out}")
+        return 0
+    if args.action == "paired":
+        import json
+
+        from qkv.results.paired import compare_results
+
+        comparison = compare_results(args.a, args.b, args.metric)
+        print(comparison.summary())
+        print(json.dumps(comparison.to_dict()))
         return 0
     from qkv.results.collect import collect_run
 

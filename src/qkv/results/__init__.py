@@ -1,7 +1,8 @@
 """Reference results as evidence in the repository: ``results/<recipe>/`` folders and the page made from them.
 
 - :mod:`qkv.results.collect` scores a finished run and writes its folder (resolved config, metrics log,
-  sample outputs, ``result.json``);
+  sample outputs, every output of the headline decoding, ``result.json``);
+- :mod:`qkv.results.paired` tests two folders against each other on the same examples (paired bootstrap);
 - :mod:`qkv.results.anchors` holds the published numbers each recipe is compared with, and their sources;
 - :mod:`qkv.results.page` turns the folders into ``docs/results.md`` (so the table cannot drift from the
   evidence; a test checks the page equals what it generates).

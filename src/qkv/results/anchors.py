@@ -54,6 +54,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
+    "g2p-gru-attention-long": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "tinyshakespeare-gpt": [Anchor("loss", 1.88, False, NANOGPT)],
     "tinyshakespeare-gpt-lr3e-3": [Anchor("loss", 1.88, False, NANOGPT + "; its peak rate 1e-3, this run's 3e-3")],

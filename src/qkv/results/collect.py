@@ -6,6 +6,10 @@ The folder holds small text files only (never checkpoints):
 - ``metrics.jsonl`` -- the training log (loss, learning rate, validation scores by step);
 - ``samples.txt`` -- the first test inputs, references and the model's outputs (seq2seq), or a sampled
   continuation (language models);
+- ``hypotheses.jsonl`` -- every output of the headline decoding (seq2seq), one JSON string a line in the
+  split's order, so any score can be recomputed against the references in ``QKV_DATA`` (another BLEU
+  tokenization, a paired test against another row) after the run's checkpoints are gone; the sources
+  and references themselves stay in the dataset, not in the repo;
 - ``result.json`` -- a :class:`ResultRecord`: recipe, task, model, split, decoding, metrics, training time,
   threads, machine, the command that trained it and the git commit.
 
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from qkv.training.run import Run
 
 RESULT_FILE = "result.json"
+HYPOTHESES_FILE = "hypotheses.jsonl"
 
 
 def results_root() -> Path:
@@ -167,7 +172,7 @@ def collect_run(
         params=count_params(run.model),
         notes=notes,
     )
-    samples = ""
+    samples, headline_hyps = "", None
     if is_lm(task):
         text = split_text(task, name, None)
         carried = config.training.carry_state  # truncated BPTT: scored with the state carried through the text
@@ -206,14 +211,36 @@ def collect_run(
                     for m in metrics
                     if m in SUPPORTED
                 }
-                samples = _seq2seq_samples(data, hyps)
+                samples, headline_hyps = _seq2seq_samples(data, hyps), hyps
             else:
                 record.other_decodings[label] = metrics
     shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
     shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
     (out / "samples.txt").write_text(samples, encoding="utf-8")
+    if headline_hyps is not None:
+        write_hypotheses(out, headline_hyps)
     atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
     return record
+
+
+def write_hypotheses(out: Path, hyps: list[str]) -> None:
+    """``out/hypotheses.jsonl``: one JSON string a line (an output may hold any character, newlines included)."""
+    atomic_write_text(out / HYPOTHESES_FILE, "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in hyps))
+
+
+def read_hypotheses(folder: str | Path) -> list[str]:
+    """The outputs :func:`write_hypotheses` wrote, in order; a malformed line is a :class:`UserError` naming it."""
+    path = Path(folder) / HYPOTHESES_FILE
+    hyps = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            hyp = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path}:{number}: not a JSON string ({error.msg})") from None
+        if not isinstance(hyp, str):
+            raise UserError(f"{path}:{number}: expected a JSON string, got {type(hyp).__name__}")
+        hyps.append(hyp)
+    return hyps
 
 
 def collect_baseline(
@@ -261,6 +288,7 @@ def collect_baseline(
     out = Path(out_root) / recipe
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples.txt").write_text(_seq2seq_samples(examples, hyps), encoding="utf-8")
+    write_hypotheses(out, hyps)
     atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
     return record
 

@@ -1,0 +1,174 @@
+"""Two reference results on the same test set, compared example by example: a paired bootstrap test.
+
+Two rows of ``docs/results.md`` whose 95% intervals overlap may still differ reliably: the intervals
+treat the two systems as independent, while both were scored on the *same* examples. The paired bootstrap
+(Koehn 2004, "Statistical Significance Tests for Machine Translation Evaluation";
+:func:`qkv.compare.significance.paired_test`) resamples those examples once for both systems and asks how
+often a difference as large as the observed one arises by chance.
+
+It needs nothing but the two evidence folders and the dataset: each folder's ``hypotheses.jsonl``
+(written by :mod:`qkv.results.collect`) holds every output of its headline decoding, and its
+``config.yaml`` names the task whose references score them. Before testing, each folder's outputs are
+re-scored and must reproduce the score its ``result.json`` records, so outputs and record provably
+belong together.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qkv.compare.significance import CONFIDENCE
+from qkv.errors import UserError
+
+if TYPE_CHECKING:
+    from qkv.compare.significance import ExampleStats
+    from qkv.data.tasks import Seq2SeqTask
+
+from qkv.results.collect import HYPOTHESES_FILE, RESULT_FILE, ResultRecord, read_hypotheses
+
+RECORD_TOLERANCE = 1e-6  # re-scored outputs must reproduce result.json's value to this (absolute) precision
+LOWER_IS_BETTER = ("wer", "per")  # error rates; every other supported metric is a score
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Row A against row B on ``metric``: both scores, ``delta = A - B`` with its 95% interval and p-value."""
+
+    metric: str
+    a: str
+    b: str
+    score_a: float
+    score_b: float
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    examples: int
+    higher_is_better: bool
+
+    @property
+    def better(self) -> str | None:
+        """The recipe that is ahead at the 5% level, or None when the difference could be chance."""
+        if self.p_value >= 1 - CONFIDENCE or self.delta == 0:
+            return None
+        a_ahead = (self.delta > 0) == self.higher_is_better
+        return self.a if a_ahead else self.b
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "a": self.a,
+            "b": self.b,
+            "score_a": self.score_a,
+            "score_b": self.score_b,
+            "delta": self.delta,
+            "low": self.low,
+            "high": self.high,
+            "p_value": self.p_value,
+            "examples": self.examples,
+            "better": self.better,
+        }
+
+    def summary(self) -> str:
+        verdict = f"{self.better} is ahead" if self.better else "no reliable difference"
+        return (
+            f"{self.metric} {self.a} {self.score_a:.2f} vs {self.b} {self.score_b:.2f}: "
+            f"A - B = {self.delta:+.2f} (95% interval {self.low:+.2f} to {self.high:+.2f}), "
+            f"p = {self.p_value:.3f} over {self.examples:,} paired examples: {verdict}"
+        )
+
+
+def _load_record(folder: Path) -> ResultRecord:
+    import json
+
+    path = folder / RESULT_FILE
+    if not path.is_file():
+        raise UserError(f"{folder}: no {RESULT_FILE} (a folder written by `qkv results collect`)")
+    try:
+        return ResultRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise UserError(f"{path}: not a result record ({error})") from None
+
+
+def _open_task(folder: Path) -> Seq2SeqTask | None:
+    from qkv.data.tasks import is_seq2seq
+    from qkv.training.config import load_config
+    from qkv.training.run import open_task
+
+    config_path = folder / "config.yaml"
+    if not config_path.is_file():
+        return None  # an extractive baseline's folder: scored with the other row's task
+    task = open_task(load_config(config_path).task)
+    if not is_seq2seq(task):
+        raise UserError(f"{folder}: task {task.name!r} is scored teacher-forced; a paired test needs decoded outputs")
+    return task
+
+
+def _row_stats(folder: Path, record: ResultRecord, task: Seq2SeqTask, metric: str) -> ExampleStats:
+    """Per-example statistics of ``metric`` for the folder's outputs, checked against its recorded score."""
+    from qkv.compare.significance import task_example_stats
+    from qkv.training.run import split_examples
+
+    if not (folder / HYPOTHESES_FILE).is_file():
+        raise UserError(
+            f"{folder}: no {HYPOTHESES_FILE}",
+            hint="result folders collected before the outputs were kept have none; re-run "
+            "`qkv results collect` on the run (its checkpoints are needed once)",
+        )
+    hyps = read_hypotheses(folder)
+    examples = split_examples(task, record.split, None)
+    if len(hyps) != len(examples):
+        raise UserError(
+            f"{folder / HYPOTHESES_FILE}: {len(hyps):,} outputs for {len(examples):,} {record.split} examples"
+        )
+    if metric not in record.metrics:
+        raise UserError(f"{folder / RESULT_FILE}: no metric {metric!r} (it has {', '.join(record.metrics)})")
+    stats = task_example_stats(task, metric, hyps, examples)
+    rescored = stats.score()
+    if not math.isclose(rescored, record.metrics[metric], rel_tol=0.0, abs_tol=RECORD_TOLERANCE):
+        raise UserError(
+            f"{folder}: its outputs score {metric} {rescored:.4f} but {RESULT_FILE} records "
+            f"{record.metrics[metric]:.4f}: the two files do not belong together"
+        )
+    return stats
+
+
+def compare_results(a: str | Path, b: str | Path, metric: str | None = None, seed: int = 12345) -> PairedComparison:
+    """Paired bootstrap test of result folder ``a`` against ``b`` (same task and split) on ``metric``
+    (default: the task's primary metric)."""
+    from qkv.compare.significance import SUPPORTED, paired_test
+
+    folder_a, folder_b = Path(a), Path(b)
+    record_a, record_b = _load_record(folder_a), _load_record(folder_b)
+    if (record_a.task, record_a.split) != (record_b.task, record_b.split):
+        raise UserError(
+            f"{folder_a} is {record_a.task} {record_a.split}, {folder_b} is {record_b.task} {record_b.split}: "
+            "a paired test needs the same test examples"
+        )
+    task_a, task_b = _open_task(folder_a), _open_task(folder_b)
+    if task_a is None and task_b is None:
+        raise UserError(f"neither {folder_a} nor {folder_b} has a config.yaml naming the task")
+    task_a, task_b = task_a or task_b, task_b or task_a
+    assert task_a is not None and task_b is not None
+    metric = metric or task_a.primary_metric
+    if metric not in SUPPORTED:
+        raise UserError(f"metric {metric!r} has no per-example statistics; choose one of {', '.join(SUPPORTED)}")
+    stats_a = _row_stats(folder_a, record_a, task_a, metric)
+    stats_b = _row_stats(folder_b, record_b, task_b, metric)
+    test = paired_test(stats_a, stats_b, seed=seed)
+    return PairedComparison(
+        metric=metric,
+        a=record_a.recipe,
+        b=record_b.recipe,
+        score_a=stats_a.score(),
+        score_b=stats_b.score(),
+        delta=test.delta,
+        low=test.low,
+        high=test.high,
+        p_value=test.p_value,
+        examples=len(stats_a.table),
+        higher_is_better=metric not in LOWER_IS_BETTER,
+    )

@@ -1,0 +1,138 @@
+"""`qkv results paired A B`: two result folders tested example by example (paired bootstrap, Koehn 2004).
+
+Expected values are worked by hand or come from scipy's binomial distribution: when A is right wherever
+B is, and on some more, a bootstrap resample's difference in exact match is 100 * Binomial(n, share of
+examples where only A is right) / n, so the interval of the difference (and bounds on the p-value) are known
+without resampling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scipy.stats import binom
+
+from qkv.cli import main
+from qkv.compare.significance import example_stats, paired_test
+from qkv.data.tasks import get_task
+from qkv.results.collect import HYPOTHESES_FILE, ResultRecord, read_hypotheses, write_hypotheses
+
+TASK = {"name": "reverse", "options": {"length": 6, "num_examples": 300, "num_eval_examples": 12, "vocab_size": 6}}
+CONFIG = f"task: {json.dumps(TASK)}\n"
+
+
+def _references() -> list[str]:
+    return [e.tgt for e in get_task(TASK["name"], **TASK["options"]).examples("test")]
+
+
+def _folder(root: Path, recipe: str, hyps: list[str], exact_match: float | None = None) -> Path:
+    """A result folder as `qkv results collect` writes it, for outputs ``hyps`` of the reverse task's test split."""
+    refs = _references()
+    score = 100.0 * sum(h == r for h, r in zip(hyps, refs, strict=False)) / len(refs)  # short lists: a broken folder
+    folder = root / recipe
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(CONFIG)
+    record = ResultRecord(
+        recipe=recipe,
+        task="reverse",
+        model="transformer",
+        split="test",
+        decoding="greedy",
+        metrics={"exact_match": score if exact_match is None else exact_match},
+        train_seconds=1.0,
+        train_steps=1,
+        threads=1,
+        machine="test",
+        command="qkv train reverse.yaml",
+        commit="0" * 40,
+    )
+    (folder / "result.json").write_text(json.dumps(record.to_dict()))
+    write_hypotheses(folder, hyps)
+    return folder
+
+
+def _paired(capsys: pytest.CaptureFixture, a: Path, b: Path, *extra: str) -> dict:
+    assert main(["results", "paired", str(a), str(b), *extra]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def _wrong(text: str) -> str:
+    return text + " 1"
+
+
+def test_a_system_right_everywhere_against_one_wrong_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture):
+    refs = _references()
+    result = _paired(capsys, _folder(tmp_path, "right", refs), _folder(tmp_path, "wrong", [_wrong(r) for r in refs]))
+    # every resample differs by exactly 100: none is as far from the mean as 100, so p = 1 / (1000 + 1)
+    assert (result["score_a"], result["score_b"], result["delta"]) == (100.0, 0.0, 100.0)
+    assert (result["low"], result["high"]) == (100.0, 100.0)
+    assert result["p_value"] == pytest.approx(1 / 1001)
+    assert result["better"] == "right" and result["examples"] == 12
+
+
+def test_the_same_outputs_show_no_difference(tmp_path: Path, capsys: pytest.CaptureFixture):
+    hyps = [r if i % 2 else _wrong(r) for i, r in enumerate(_references())]
+    result = _paired(capsys, _folder(tmp_path, "a", hyps), _folder(tmp_path, "b", list(hyps)))
+    assert result["delta"] == 0.0 and result["p_value"] == 1.0 and result["better"] is None
+
+
+def test_p_value_and_interval_follow_the_binomial_law(tmp_path: Path, capsys: pytest.CaptureFixture):
+    refs = _references()
+    n, only_a = len(refs), 3  # A is right on examples 0-5, B on 0-2: they differ on 3 of 12
+    a = [r if i < 6 else _wrong(r) for i, r in enumerate(refs)]
+    b = [r if i < 3 else _wrong(r) for i, r in enumerate(refs)]
+    result = _paired(capsys, _folder(tmp_path, "a", a), _folder(tmp_path, "b", b))
+    assert result["delta"] == pytest.approx(100 * only_a / n)  # 50 - 25
+    # the same as the tested paired_test on statistics built straight from the outputs
+    direct = paired_test(*(example_stats("exact_match", h, [[r] for r in refs]) for h in (a, b)))
+    assert (result["p_value"], result["low"], result["high"]) == (direct.p_value, direct.low, direct.high)
+    # a resampled difference is 100 k / n with k ~ Binomial(n, 3/12), centred on ~25; |100 k / n - 25| >= 25
+    # for k = 0 and k >= 6, where k = 0 and k = 6 lie on the boundary (in or out with the resampled mean)
+    law = binom(n, only_a / n)
+    slack = 0.03  # 1,000 resamples: standard error below 0.009
+    assert law.sf(6) - slack <= result["p_value"] <= law.pmf(0) + law.sf(5) + slack
+    step = 100 / n
+    assert result["low"] == pytest.approx(100 * law.ppf(0.025) / n, abs=step)
+    assert result["high"] == pytest.approx(100 * law.ppf(0.975) / n, abs=step)
+    assert result["better"] is None  # p ~ 0.05-0.09: three examples are not enough
+
+
+def test_outputs_that_do_not_reproduce_the_record_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
+    refs = _references()
+    tampered = _folder(tmp_path, "tampered", refs, exact_match=91.7)
+    assert main(["results", "paired", str(tampered), str(_folder(tmp_path, "b", refs))]) == 2
+    err = capsys.readouterr().err
+    assert "exact_match 100.0000" in err and "records 91.7000" in err
+
+
+def test_clear_errors_for_folders_that_cannot_be_paired(tmp_path: Path, capsys: pytest.CaptureFixture):
+    refs = _references()
+    a = _folder(tmp_path, "a", refs)
+    short = _folder(tmp_path, "short", refs[:5])
+    assert main(["results", "paired", str(a), str(short)]) == 2
+    assert "5 outputs for 12 test examples" in capsys.readouterr().err
+
+    old = _folder(tmp_path, "old", refs)
+    (old / HYPOTHESES_FILE).unlink()  # a folder collected before outputs were kept
+    assert main(["results", "paired", str(a), str(old)]) == 2
+    assert f"no {HYPOTHESES_FILE}" in capsys.readouterr().err
+
+    other = _folder(tmp_path, "other", refs)
+    record = json.loads((other / "result.json").read_text())
+    (other / "result.json").write_text(json.dumps({**record, "split": "dev"}))
+    assert main(["results", "paired", str(a), str(other)]) == 2
+    assert "same test examples" in capsys.readouterr().err
+
+    (a / HYPOTHESES_FILE).write_text('"ok"\n[1, 2]\n')
+    with pytest.raises(Exception, match=r"hypotheses.jsonl:2: expected a JSON string, got list"):
+        read_hypotheses(a)
+    assert main(["results", "paired", str(tmp_path / "missing"), str(short)]) == 2
+    assert "no result.json" in capsys.readouterr().err
+
+
+def test_outputs_survive_any_character(tmp_path: Path):
+    hyps = ["line\nbreak", 'quote " and tab\t', "ümlaut", ""]
+    write_hypotheses(tmp_path, hyps)
+    assert read_hypotheses(tmp_path) == hyps
+    assert len((tmp_path / HYPOTHESES_FILE).read_text(encoding="utf-8").splitlines()) == len(hyps)
