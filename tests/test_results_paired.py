@@ -98,6 +98,19 @@ def test_p_value_and_interval_follow_the_binomial_law(tmp_path: Path, capsys: py
     assert result["better"] is None  # p ~ 0.05-0.09: three examples are not enough
 
 
+def test_a_baseline_folder_without_a_config_is_scored_with_the_other_rows_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    refs = _references()
+    baseline = _folder(tmp_path, "lead", [_wrong(r) if i % 3 else r for i, r in enumerate(refs)])
+    (baseline / "config.yaml").unlink()  # `qkv baseline` writes none: nothing was trained
+    result = _paired(capsys, _folder(tmp_path, "model", refs), baseline)
+    assert (result["score_a"], result["score_b"]) == (100.0, pytest.approx(100 * 4 / 12))
+    (tmp_path / "model" / "config.yaml").unlink()
+    assert main(["results", "paired", str(tmp_path / "model"), str(baseline)]) == 2
+    assert "has a config.yaml naming the task" in capsys.readouterr().err
+
+
 def test_outputs_that_do_not_reproduce_the_record_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
     refs = _references()
     tampered = _folder(tmp_path, "tampered", refs, exact_match=91.7)
