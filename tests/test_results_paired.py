@@ -98,17 +98,47 @@ def test_p_value_and_interval_follow_the_binomial_law(tmp_path: Path, capsys: py
     assert result["better"] is None  # p ~ 0.05-0.09: three examples are not enough
 
 
-def test_a_baseline_folder_without_a_config_is_scored_with_the_other_rows_task(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+def test_a_baseline_is_extracted_again_from_its_recorded_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ):
-    refs = _references()
-    baseline = _folder(tmp_path, "lead", [_wrong(r) if i % 3 else r for i, r in enumerate(refs)])
-    (baseline / "config.yaml").unlink()  # `qkv baseline` writes none: nothing was trained
-    result = _paired(capsys, _folder(tmp_path, "model", refs), baseline)
-    assert (result["score_a"], result["score_b"]) == (100.0, pytest.approx(100 * 4 / 12))
-    (tmp_path / "model" / "config.yaml").unlink()
-    assert main(["results", "paired", str(tmp_path / "model"), str(baseline)]) == 2
-    assert "has a config.yaml naming the task" in capsys.readouterr().err
+    """An extractive baseline's folder keeps no outputs (they would be the dataset's own sentences): `paired`
+    re-runs the `qkv baseline` command its record names, on the dataset under QKV_DATA."""
+    from test_baselines import EMAILS, _aeslc, _expected
+
+    _aeslc(tmp_path)
+    monkeypatch.setenv("QKV_DATA", str(tmp_path))
+    results = tmp_path / "results"
+    assert main(["baseline", "lead", "--task", "aeslc", "--out", str(tmp_path / "o"), "--results", str(results)]) == 0
+    baseline = results / "aeslc-lead1"
+    assert not (baseline / HYPOTHESES_FILE).exists()
+    # a model that writes every subject line exactly
+    subjects = [subject for _, subject, _ in EMAILS.values()]
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.yaml").write_text("task: {name: summarization, options: {dataset: aeslc}}\n")
+    record = json.loads((baseline / "result.json").read_text())
+    record.update(recipe="aeslc-model", model="transformer", decoding="greedy", command="qkv train aeslc.yaml")
+    record["metrics"] = {"rouge1": 100.0, "rougeL": 100.0}
+    (model / "result.json").write_text(json.dumps(record))
+    write_hypotheses(model, subjects)
+    capsys.readouterr()
+
+    result = _paired(capsys, model, baseline)
+    lead = [  # each body's first sentence after its greeting, by hand
+        "Please review the attached gas contract by Friday.",
+        "The fire drill is scheduled for Tuesday at 10 am.",
+        "Mr. Lay will speak at the offsite.",
+    ]
+    assert result["score_a"] == 100.0
+    assert result["metric"] == "rougeL" and result["examples"] == 3  # the task's primary metric
+    assert result["score_b"] == pytest.approx(_expected(lead, [[s] for s in subjects])["rougeL"])  # rouge-score
+    assert _paired(capsys, model, baseline, "--metric", "rouge1")["score_a"] == 100.0
+
+    record["command"] = "qkv train something.yaml"
+    record.update(decoding="extractive")
+    (model / "result.json").write_text(json.dumps(record))  # claims to be a baseline, names no baseline command
+    assert main(["results", "paired", str(model), str(baseline)]) == 2
+    assert "cannot be extracted again" in capsys.readouterr().err
 
 
 def test_outputs_that_do_not_reproduce_the_record_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -136,6 +166,11 @@ def test_clear_errors_for_folders_that_cannot_be_paired(tmp_path: Path, capsys: 
     (other / "result.json").write_text(json.dumps({**record, "split": "dev"}))
     assert main(["results", "paired", str(a), str(other)]) == 2
     assert "same test examples" in capsys.readouterr().err
+
+    (other / "config.yaml").unlink()
+    (other / "result.json").write_text(json.dumps(record))
+    assert main(["results", "paired", str(a), str(other)]) == 2
+    assert "no config.yaml naming the task" in capsys.readouterr().err
 
     (a / HYPOTHESES_FILE).write_text('"ok"\n[1, 2]\n')
     with pytest.raises(Exception, match=r"hypotheses.jsonl:2: expected a JSON string, got list"):

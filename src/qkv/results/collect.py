@@ -6,7 +6,7 @@ The folder holds small text files only (never checkpoints):
 - ``metrics.jsonl`` -- the training log (loss, learning rate, validation scores by step);
 - ``samples.txt`` -- the first test inputs, references and the model's outputs (seq2seq), or a sampled
   continuation (language models);
-- ``hypotheses.jsonl`` -- every output of the headline decoding (seq2seq), one JSON string a line in the
+- ``hypotheses.jsonl`` -- every output of a trained model's headline decoding (seq2seq), one JSON string a line in the
   split's order, so any score can be recomputed against the references in ``QKV_DATA`` (another BLEU
   tokenization, a paired test against another row) after the run's checkpoints are gone; the sources
   and references themselves stay in the dataset, not in the repo;
@@ -288,7 +288,8 @@ def collect_baseline(
     out = Path(out_root) / recipe
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples.txt").write_text(_seq2seq_samples(examples, hyps), encoding="utf-8")
-    write_hypotheses(out, hyps)
+    # no hypotheses.jsonl: an extractive baseline's outputs are the dataset's own sentences, which stay out of
+    # the repo; `qkv results paired` extracts them again from the recorded command
     atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
     return record
 

@@ -8,9 +8,10 @@ often a difference as large as the observed one arises by chance.
 
 It needs nothing but the two evidence folders and the dataset: each folder's ``hypotheses.jsonl``
 (written by :mod:`qkv.results.collect`) holds every output of its headline decoding, and its
-``config.yaml`` names the task whose references score them. Before testing, each folder's outputs are
-re-scored and must reproduce the score its ``result.json`` records, so outputs and record provably
-belong together.
+``config.yaml`` names the task whose references score them. An extractive baseline's folder keeps no
+outputs (they are the dataset's own sentences): they are extracted again by the ``qkv baseline`` command
+its record names. Before testing, each folder's outputs are re-scored and must reproduce the score its
+``result.json`` records, so outputs and record provably belong together.
 """
 
 from __future__ import annotations
@@ -93,32 +94,69 @@ def _load_record(folder: Path) -> ResultRecord:
         raise UserError(f"{path}: not a result record ({error})") from None
 
 
-def _open_task(folder: Path) -> Seq2SeqTask | None:
+def _open_task(folder: Path) -> Seq2SeqTask:
     from qkv.data.tasks import is_seq2seq
     from qkv.training.config import load_config
     from qkv.training.run import open_task
 
     config_path = folder / "config.yaml"
     if not config_path.is_file():
-        return None  # an extractive baseline's folder: scored with the other row's task
+        raise UserError(f"{folder}: no config.yaml naming the task (a folder written by `qkv results collect`)")
     task = open_task(load_config(config_path).task)
     if not is_seq2seq(task):
         raise UserError(f"{folder}: task {task.name!r} is scored teacher-forced; a paired test needs decoded outputs")
     return task
 
 
-def _row_stats(folder: Path, record: ResultRecord, task: Seq2SeqTask, metric: str) -> ExampleStats:
-    """Per-example statistics of ``metric`` for the folder's outputs, checked against its recorded score."""
-    from qkv.compare.significance import task_example_stats
-    from qkv.training.run import split_examples
-
+def _kept_outputs(folder: Path) -> list[str]:
     if not (folder / HYPOTHESES_FILE).is_file():
         raise UserError(
             f"{folder}: no {HYPOTHESES_FILE}",
             hint="result folders collected before the outputs were kept have none; re-run "
             "`qkv results collect` on the run (its checkpoints are needed once)",
         )
-    hyps = read_hypotheses(folder)
+    return read_hypotheses(folder)
+
+
+def _baseline_outputs(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, list[str]]:
+    """An extractive baseline keeps no outputs -- they are the dataset's own sentences, which stay out of the
+    repo -- so they are extracted again, by the `qkv baseline` command its record names."""
+    import argparse
+    import shlex
+
+    from qkv.cli import baseline_cmd
+    from qkv.data.baselines import run_baseline
+    from qkv.data.summarization import SummarizationTask
+
+    parser = argparse.ArgumentParser(prog="qkv baseline", exit_on_error=False, add_help=False)
+    baseline_cmd.add_arguments(parser)
+    words = shlex.split(record.command)
+    try:
+        if words[:2] != ["qkv", "baseline"]:
+            raise ValueError(words[:2])
+        args = parser.parse_args(words[2:])
+    except (ValueError, argparse.ArgumentError, SystemExit):
+        raise UserError(
+            f"{folder / RESULT_FILE}: an extractive baseline whose command {record.command!r} is not a "
+            "`qkv baseline` command, so its outputs cannot be extracted again"
+        ) from None
+    task = SummarizationTask(dataset=args.task, data_dir=args.data_dir)
+    _, hyps = run_baseline(task, record.split, args.method, args.n, skip_greeting=not args.keep_greeting)
+    return task, hyps
+
+
+def _row(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, list[str]]:
+    """The task that scores a folder's outputs, and the outputs."""
+    if record.decoding == "extractive":
+        return _baseline_outputs(folder, record)
+    return _open_task(folder), _kept_outputs(folder)
+
+
+def _row_stats(folder: Path, record: ResultRecord, task: Seq2SeqTask, hyps: list[str], metric: str) -> ExampleStats:
+    """Per-example statistics of ``metric`` for the folder's outputs, checked against its recorded score."""
+    from qkv.compare.significance import task_example_stats
+    from qkv.training.run import split_examples
+
     examples = split_examples(task, record.split, None)
     if len(hyps) != len(examples):
         raise UserError(
@@ -131,7 +169,7 @@ def _row_stats(folder: Path, record: ResultRecord, task: Seq2SeqTask, metric: st
     if not math.isclose(rescored, record.metrics[metric], rel_tol=0.0, abs_tol=RECORD_TOLERANCE):
         raise UserError(
             f"{folder}: its outputs score {metric} {rescored:.4f} but {RESULT_FILE} records "
-            f"{record.metrics[metric]:.4f}: the two files do not belong together"
+            f"{record.metrics[metric]:.4f}: the two do not belong together"
         )
     return stats
 
@@ -148,16 +186,12 @@ def compare_results(a: str | Path, b: str | Path, metric: str | None = None, see
             f"{folder_a} is {record_a.task} {record_a.split}, {folder_b} is {record_b.task} {record_b.split}: "
             "a paired test needs the same test examples"
         )
-    task_a, task_b = _open_task(folder_a), _open_task(folder_b)
-    if task_a is None and task_b is None:
-        raise UserError(f"neither {folder_a} nor {folder_b} has a config.yaml naming the task")
-    task_a, task_b = task_a or task_b, task_b or task_a
-    assert task_a is not None and task_b is not None
+    (task_a, hyps_a), (task_b, hyps_b) = _row(folder_a, record_a), _row(folder_b, record_b)
     metric = metric or task_a.primary_metric
     if metric not in SUPPORTED:
         raise UserError(f"metric {metric!r} has no per-example statistics; choose one of {', '.join(SUPPORTED)}")
-    stats_a = _row_stats(folder_a, record_a, task_a, metric)
-    stats_b = _row_stats(folder_b, record_b, task_b, metric)
+    stats_a = _row_stats(folder_a, record_a, task_a, hyps_a, metric)
+    stats_b = _row_stats(folder_b, record_b, task_b, hyps_b, metric)
     test = paired_test(stats_a, stats_b, seed=seed)
     return PairedComparison(
         metric=metric,
