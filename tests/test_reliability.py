@@ -245,8 +245,9 @@ def test_nan_names_a_good_checkpoint_and_resuming_it_with_a_lower_lr_works(
     recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     run = tmp_path / "run"
-    # four sound steps, then a learning rate of 1e32: Adam moves every weight by ~lr, so the step-5 weights are
-    # ~1e30 -- finite, saved, and bad: the next forward pass overflows float32 on any machine
+    # four sound steps, then a learning rate of 1e32 (~1e30 after the noam schedule's scaling): Adam moves every
+    # weight by about the learning rate, so the step-5 weights are ~1e30 -- finite, saved, and bad: the next
+    # forward pass overflows float32 on any machine
     assert train(capsys, recipe, run, "--max-steps", "4", "--set", "training.save_every=1")[0] == 0
     rc, err, _ = train(capsys, recipe, run, "--resume", "--max-steps", "12", "--set", "optim.lr=1e32")
     assert rc == 2 and "Traceback" not in err
@@ -274,7 +275,8 @@ def test_nan_before_any_good_checkpoint_restarts_from_the_beginning(
     recipe: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     run, calm = tmp_path / "run", tmp_path / "calm"
-    # lr 1e32: the first step's weights are ~1e30, the second step overflows float32 on any machine
+    # lr 1e32 (~1e30 after noam's scaling): the first step's weights are ~1e30, the second step overflows
+    # float32 on any machine
     rc, err, _ = train(capsys, recipe, run, "--set", "optim.lr=1e32", "--set", "training.save_every=1")
     assert rc == 2 and "No good checkpoint yet" in err and "starts again from the beginning" in err
     assert not (run / "checkpoints" / "last.safetensors").exists()

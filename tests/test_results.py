@@ -130,6 +130,11 @@ def test_collect_matches_an_independent_evaluate(tmp_path: Path, capsys: pytest.
     assert record.metrics["exact_match"] == pytest.approx(
         100 * sum(h == r for h, r in zip(hyps, refs, strict=True)) / len(refs)
     )
+    folder = str(tmp_path / "results" / "reverse-tiny")  # the folder collect wrote pairs with itself
+    capsys.readouterr()
+    assert main(["results", "paired", folder, folder]) == 0
+    paired = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert paired["score_a"] == pytest.approx(record.metrics["exact_match"]) and paired["p_value"] == 1.0
 
 
 def test_collect_with_repeats_banned_heads_with_the_banned_decoding(tmp_path: Path, capsys: pytest.CaptureFixture):

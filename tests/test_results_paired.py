@@ -16,6 +16,7 @@ from scipy.stats import binom
 from qkv.cli import main
 from qkv.compare.significance import example_stats, paired_test
 from qkv.data.tasks import get_task
+from qkv.errors import UserError
 from qkv.results.collect import HYPOTHESES_FILE, ResultRecord, read_hypotheses, write_hypotheses
 
 TASK = {"name": "reverse", "options": {"length": 6, "num_examples": 300, "num_eval_examples": 12, "vocab_size": 6}}
@@ -84,7 +85,7 @@ def test_p_value_and_interval_follow_the_binomial_law(tmp_path: Path, capsys: py
     b = [r if i < 3 else _wrong(r) for i, r in enumerate(refs)]
     result = _paired(capsys, _folder(tmp_path, "a", a), _folder(tmp_path, "b", b))
     assert result["delta"] == pytest.approx(100 * only_a / n)  # 50 - 25
-    # the same as the tested paired_test on statistics built straight from the outputs
+    # consistency: the same as the tested paired_test on statistics built straight from the outputs
     direct = paired_test(*(example_stats("exact_match", h, [[r] for r in refs]) for h in (a, b)))
     assert (result["p_value"], result["low"], result["high"]) == (direct.p_value, direct.low, direct.high)
     # a resampled difference is 100 k / n with k ~ Binomial(n, 3/12), centred on ~25; |100 k / n - 25| >= 25
@@ -139,6 +140,12 @@ def test_a_baseline_is_extracted_again_from_its_recorded_command(
     (model / "result.json").write_text(json.dumps(record))  # claims to be a baseline, names no baseline command
     assert main(["results", "paired", str(model), str(baseline)]) == 2
     assert "cannot be extracted again" in capsys.readouterr().err
+    record["command"] = "qkv baseline lead --split test"  # --task missing: one line, no argparse usage
+    (model / "result.json").write_text(json.dumps(record))
+    assert main(["results", "paired", str(model), str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --task" in err and "usage:" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_outputs_that_do_not_reproduce_the_record_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
@@ -173,10 +180,34 @@ def test_clear_errors_for_folders_that_cannot_be_paired(tmp_path: Path, capsys: 
     assert "no config.yaml naming the task" in capsys.readouterr().err
 
     (a / HYPOTHESES_FILE).write_text('"ok"\n[1, 2]\n')
-    with pytest.raises(Exception, match=r"hypotheses.jsonl:2: expected a JSON string, got list"):
+    with pytest.raises(UserError, match=r"hypotheses.jsonl:2: expected a JSON string, got list"):
         read_hypotheses(a)
+    (a / HYPOTHESES_FILE).write_text('"ok"\nnot json\n')
+    assert main(["results", "paired", str(a), str(short)]) == 2
+    assert "hypotheses.jsonl:2: not a JSON string" in capsys.readouterr().err
+    (a / HYPOTHESES_FILE).write_bytes(b'"\xff"\n')
+    assert main(["results", "paired", str(a), str(short)]) == 2
+    assert "hypotheses.jsonl: not UTF-8 text" in capsys.readouterr().err
+    (a / "result.json").write_text("[1, 2]")
+    assert main(["results", "paired", str(a), str(short)]) == 2
+    assert "not a result record (expected a JSON object, got list)" in capsys.readouterr().err
+    assert main(["results", "paired", str(short), str(short), "--metric", "bleurt"]) == 2
+    assert "metric 'bleurt' has no per-example statistics" in capsys.readouterr().err
     assert main(["results", "paired", str(tmp_path / "missing"), str(short)]) == 2
     assert "no result.json" in capsys.readouterr().err
+
+
+def test_different_examples_under_one_task_name_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """Two reverse-task folders with different data options: same task name, split and count, other examples."""
+    refs = _references()
+    a = _folder(tmp_path, "a", refs)
+    other_options = {**TASK["options"], "vocab_size": 7}  # another vocabulary: other sequences
+    other_refs = [e.tgt for e in get_task("reverse", **other_options).examples("test")]
+    assert other_refs != refs and len(other_refs) == len(refs)
+    b = _folder(tmp_path, "b", other_refs, exact_match=100.0)  # right on its own examples
+    (b / "config.yaml").write_text(f"task: {json.dumps({**TASK, 'options': other_options})}\n")
+    assert main(["results", "paired", str(a), str(b)]) == 2
+    assert "scored on different test examples" in capsys.readouterr().err
 
 
 def test_outputs_survive_any_character(tmp_path: Path):

@@ -9,7 +9,7 @@ The folder holds small text files only (never checkpoints):
 - ``hypotheses.jsonl`` -- every output of a trained model's headline decoding (seq2seq), one JSON string a line in the
   split's order, so any score can be recomputed against the references in ``QKV_DATA`` (another BLEU
   tokenization, a paired test against another row) after the run's checkpoints are gone; the sources
-  and references themselves stay in the dataset, not in the repo;
+  and references stay in the dataset (only ``samples.txt`` quotes a few);
 - ``result.json`` -- a :class:`ResultRecord`: recipe, task, model, split, decoding, metrics, training time,
   threads, machine, the command that trained it and the git commit.
 
@@ -231,8 +231,12 @@ def write_hypotheses(out: Path, hyps: list[str]) -> None:
 def read_hypotheses(folder: str | Path) -> list[str]:
     """The outputs :func:`write_hypotheses` wrote, in order; a malformed line is a :class:`UserError` naming it."""
     path = Path(folder) / HYPOTHESES_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     hyps = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         try:
             hyp = json.loads(line)
         except json.JSONDecodeError as error:

@@ -18,8 +18,9 @@ Every number here comes from a folder under [`results/`](../results) (the run's 
 training log, sample outputs and `result.json`), written by `qkv results collect` after the run, and this
 page is generated from those folders by `qkv results page` (a test checks it is up to date). Published
 numbers are the floor: each row says whether qkv reaches it, and where it does not, by how much.
-Intervals are 95% bootstrap intervals over the test examples. Folders collected since 2026-12-06 also keep
-every test output (`hypotheses.jsonl`), so two rows on the same test set can be tested against each other
+Intervals are 95% bootstrap intervals over the test examples. The folders of trained translation, G2P and
+summarization models collected from 2026-12-07 on also keep every decoded test output (`hypotheses.jsonl`),
+so two such rows on the same test set (or one and an extractive baseline) can be tested against each other
 example by example: `qkv results paired results/A results/B` (paired bootstrap, Koehn 2004).
 """
 

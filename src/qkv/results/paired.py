@@ -16,22 +16,27 @@ its record names. Before testing, each folder's outputs are re-scored and must r
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from qkv.compare.significance import CONFIDENCE
 from qkv.errors import UserError
 
 if TYPE_CHECKING:
     from qkv.compare.significance import ExampleStats
-    from qkv.data.tasks import Seq2SeqTask
+    from qkv.data.tasks import Example, Seq2SeqTask
 
 from qkv.results.collect import HYPOTHESES_FILE, RESULT_FILE, ResultRecord, read_hypotheses
 
 RECORD_TOLERANCE = 1e-6  # re-scored outputs must reproduce result.json's value to this (absolute) precision
-LOWER_IS_BETTER = ("wer", "per")  # error rates; every other supported metric is a score
+# error rates; every other supported metric is a score (--metric may name a metric other than the task's
+# primary one, so task.higher_is_better cannot decide)
+LOWER_IS_BETTER = ("wer", "per")
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class PairedComparison:
             "high": self.high,
             "p_value": self.p_value,
             "examples": self.examples,
+            "higher_is_better": self.higher_is_better,
             "better": self.better,
         }
 
@@ -83,15 +89,19 @@ class PairedComparison:
 
 
 def _load_record(folder: Path) -> ResultRecord:
-    import json
-
     path = folder / RESULT_FILE
     if not path.is_file():
         raise UserError(f"{folder}: no {RESULT_FILE} (a folder written by `qkv results collect`)")
     try:
-        return ResultRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as error:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        record = ResultRecord.from_dict(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
         raise UserError(f"{path}: not a result record ({error})") from None
+    if not isinstance(record.command, str) or not isinstance(record.metrics, dict):
+        raise UserError(f"{path}: not a result record (command must be a string, metrics an object)")
+    return record
 
 
 def _open_task(folder: Path) -> Seq2SeqTask:
@@ -118,29 +128,34 @@ def _kept_outputs(folder: Path) -> list[str]:
     return read_hypotheses(folder)
 
 
+class _BaselineParser(argparse.ArgumentParser):
+    """`qkv baseline`'s own parser, raising instead of printing its usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
 def _baseline_outputs(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, list[str]]:
     """An extractive baseline keeps no outputs -- they are the dataset's own sentences, which stay out of the
-    repo -- so they are extracted again, by the `qkv baseline` command its record names."""
-    import argparse
-    import shlex
-
+    repo -- so they are extracted again, by the `qkv baseline` command its record names, from the dataset
+    under ``QKV_DATA`` (a ``--data-dir`` in the recorded command named a folder on the machine that ran it)."""
     from qkv.cli import baseline_cmd
     from qkv.data.baselines import run_baseline
     from qkv.data.summarization import SummarizationTask
 
-    parser = argparse.ArgumentParser(prog="qkv baseline", exit_on_error=False, add_help=False)
+    parser = _BaselineParser(prog="qkv baseline", add_help=False)
     baseline_cmd.add_arguments(parser)
     words = shlex.split(record.command)
     try:
         if words[:2] != ["qkv", "baseline"]:
-            raise ValueError(words[:2])
+            raise ValueError("not a `qkv baseline` command")
         args = parser.parse_args(words[2:])
-    except (ValueError, argparse.ArgumentError, SystemExit):
+    except ValueError as error:
         raise UserError(
-            f"{folder / RESULT_FILE}: an extractive baseline whose command {record.command!r} is not a "
-            "`qkv baseline` command, so its outputs cannot be extracted again"
+            f"{folder / RESULT_FILE}: an extractive baseline whose command {record.command!r} cannot be run "
+            f"again ({error}), so its outputs cannot be extracted again"
         ) from None
-    task = SummarizationTask(dataset=args.task, data_dir=args.data_dir)
+    task = SummarizationTask(dataset=args.task)
     _, hyps = run_baseline(task, record.split, args.method, args.n, skip_greeting=not args.keep_greeting)
     return task, hyps
 
@@ -152,8 +167,11 @@ def _row(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, list[str]]:
     return _open_task(folder), _kept_outputs(folder)
 
 
-def _row_stats(folder: Path, record: ResultRecord, task: Seq2SeqTask, hyps: list[str], metric: str) -> ExampleStats:
-    """Per-example statistics of ``metric`` for the folder's outputs, checked against its recorded score."""
+def _row_stats(
+    folder: Path, record: ResultRecord, task: Seq2SeqTask, hyps: list[str], metric: str
+) -> tuple[ExampleStats, list[Example]]:
+    """Per-example statistics of ``metric`` for the folder's outputs, checked against its recorded score,
+    and the examples they score."""
     from qkv.compare.significance import task_example_stats
     from qkv.training.run import split_examples
 
@@ -171,7 +189,7 @@ def _row_stats(folder: Path, record: ResultRecord, task: Seq2SeqTask, hyps: list
             f"{folder}: its outputs score {metric} {rescored:.4f} but {RESULT_FILE} records "
             f"{record.metrics[metric]:.4f}: the two do not belong together"
         )
-    return stats
+    return stats, examples
 
 
 def compare_results(a: str | Path, b: str | Path, metric: str | None = None, seed: int = 12345) -> PairedComparison:
@@ -186,12 +204,19 @@ def compare_results(a: str | Path, b: str | Path, metric: str | None = None, see
             f"{folder_a} is {record_a.task} {record_a.split}, {folder_b} is {record_b.task} {record_b.split}: "
             "a paired test needs the same test examples"
         )
+    if metric is not None and metric not in SUPPORTED:
+        raise UserError(f"metric {metric!r} has no per-example statistics; choose one of {', '.join(SUPPORTED)}")
     (task_a, hyps_a), (task_b, hyps_b) = _row(folder_a, record_a), _row(folder_b, record_b)
     metric = metric or task_a.primary_metric
     if metric not in SUPPORTED:
         raise UserError(f"metric {metric!r} has no per-example statistics; choose one of {', '.join(SUPPORTED)}")
-    stats_a = _row_stats(folder_a, record_a, task_a, hyps_a, metric)
-    stats_b = _row_stats(folder_b, record_b, task_b, hyps_b, metric)
+    stats_a, examples_a = _row_stats(folder_a, record_a, task_a, hyps_a, metric)
+    stats_b, examples_b = _row_stats(folder_b, record_b, task_b, hyps_b, metric)
+    if [(e.src, e.references) for e in examples_a] != [(e.src, e.references) for e in examples_b]:
+        raise UserError(
+            f"{folder_a} and {folder_b} are scored on different {record_a.split} examples (another dataset or "
+            "language direction under the same task name): a paired test needs the same ones"
+        )
     test = paired_test(stats_a, stats_b, seed=seed)
     return PairedComparison(
         metric=metric,
