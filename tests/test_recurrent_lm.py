@@ -281,6 +281,27 @@ def test_init_range_draws_every_parameter_uniformly(name):
     assert abs(loss.item() - math.log(60)) < 0.3
 
 
+@pytest.mark.parametrize("name", RECURRENT_LM_NAMES)
+def test_tied_with_init_range_is_press_and_wolf_tying_without_a_rescale(name):
+    """Tied and drawn from U(-a, a) (Zaremba's recipe, tied as Press & Wolf 2017 tie it), the logits are the top
+    layer's outputs times the shared matrix itself -- no d_model ** -0.5 rescale, which only suits N(0, 1)
+    embeddings and, under plain SGD, shrank the logits' gradients so much that the medium model sat at the
+    unigram loss. An explicit ``scale_logits: true`` still rescales."""
+    tokens = torch.randint(4, 40, (3, 10), generator=torch.Generator().manual_seed(1))
+    for scale_logits, factor in [(None, 1.0), (True, 32**-0.5)]:
+        config = ModelConfig(
+            name=name, d_model=32, hidden_size=32, n_rnn_layers=2, dropout=0.0, tie_embeddings=True,
+            init_range=0.05, scale_logits=scale_logits,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        model = build_model(config, 40, 40).eval()
+        with torch.no_grad():
+            out = model(tokens)
+            by_hand = F.linear(out.hidden * factor, model.embedding.weight)  # (B, T, V): h E^T, Press & Wolf
+        torch.testing.assert_close(out.logits, by_hand, rtol=0, atol=1e-6)
+        assert model.lm_head.weight is model.embedding.weight
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"), [("lstm-lm", -0.1, "finite number > 0"), ("gpt", 0.1, "recurrent")]
 )

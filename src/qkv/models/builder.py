@@ -8,6 +8,8 @@ real checkpoint needs is an ordinary option here, not a special case.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -140,6 +142,11 @@ def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> Recur
         config.d_model, config.hidden_size, num_layers=config.n_rnn_layers, batch_first=True, dropout=between
     )
     # Tied, the N(0, 1) embeddings would give logits ~ N(0, |h|^2); the default d_model**-0.5 rescale evens that out.
+    # With init_range the shared matrix starts small already (Press & Wolf 2017 tie it as it is): the rescale would
+    # only shrink the logits and their gradients by sqrt(E), and plain SGD then sat at the unigram loss (Zaremba's
+    # medium model tied: loss 6.5-6.6 for the first 1,100 steps at lr 1, where unscaled it was at 6.2 by step 300).
+    if config.tie_embeddings and config.init_range is not None and config.scale_logits is None:
+        config = dataclasses.replace(config, scale_logits=False)
     head = _output(config, tokens, vocab, width=config.hidden_size)
     return RecurrentLM(tokens, rnn, head, dropout=config.dropout, **ids)
 
