@@ -8,8 +8,6 @@ real checkpoint needs is an ordinary option here, not a special case.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
@@ -141,12 +139,8 @@ def _recurrent_lm(config: ModelConfig, vocab: int, ids: dict[str, int]) -> Recur
     rnn = RNN_CELLS[config.rnn_cell](
         config.d_model, config.hidden_size, num_layers=config.n_rnn_layers, batch_first=True, dropout=between
     )
-    # Tied, the N(0, 1) embeddings would give logits ~ N(0, |h|^2); the default d_model**-0.5 rescale evens that out.
-    # With init_range the shared matrix starts small already (Press & Wolf 2017 tie it as it is): the rescale would
-    # only shrink the logits and their gradients by sqrt(E), and plain SGD then sat at the unigram loss (Zaremba's
-    # medium model tied: loss 6.5-6.6 for the first 1,100 steps at lr 1, where unscaled it was at 6.2 by step 300).
-    if config.tie_embeddings and config.init_range is not None and config.scale_logits is None:
-        config = dataclasses.replace(config, scale_logits=False)
+    # Tied, the N(0, 1) embeddings would give logits ~ N(0, |h|^2); the default d_model**-0.5 rescale evens that out
+    # (drawn from init_range instead, the shared matrix is small already and is used as it is: see _output).
     head = _output(config, tokens, vocab, width=config.hidden_size)
     return RecurrentLM(tokens, rnn, head, dropout=config.dropout, **ids)
 
@@ -260,12 +254,18 @@ def _output(
     every logit starts at exactly 0 and the gain, not the embeddings, learns the logits' scale (Adam's
     steps do not depend on the gradient's size, so the gain grows from the first step). Without a final
     norm (post-norm), T5's ``d_model ** -0.5`` rescale removes the input token's logit, at the price of
-    logits capped near the embeddings' norm (``scale_logits``; docs/models.md).
+    logits capped near the embeddings' norm (``scale_logits``; docs/models.md). A recurrent model drawn from
+    ``init_range`` has neither problem and is tied without the rescale (Press & Wolf 2017).
     ``width`` is the size of the hidden state it reads (default ``d_model``; a recurrent LM's ``hidden_size``).
     """
     tied = config.tie_embeddings and tokens is not None
     zero_gain = tied and config.scale_logits is None and isinstance(final_norm, nn.LayerNorm)
-    scale_logits = (tied and not zero_gain) if config.scale_logits is None else config.scale_logits
+    # Drawn from init_range (recurrent models only), the shared matrix starts small already and is used as it is,
+    # as Press & Wolf 2017 tie it: the rescale would only shrink the logits and their gradients by sqrt(E), and
+    # under plain SGD Zaremba's medium LM tied then sat at the unigram loss (6.5-6.6 for its first 1,100 steps at
+    # lr 1, where unscaled it was at 6.2 by step 300).
+    small_init = config.init_range is not None
+    scale_logits = (tied and not zero_gain and not small_init) if config.scale_logits is None else config.scale_logits
     if zero_gain:
         assert isinstance(final_norm, nn.LayerNorm)  # (for the type checker: zero_gain implies it)
         nn.init.zeros_(final_norm.weight)

@@ -90,7 +90,9 @@ class ModelConfig:
     # Encoder self-attention masked causally (each source token sees itself and earlier ones), as in a
     # decoder-only model: the probe experiments (benchmarks/recall_causal_vs_bidirectional.py) vary it.
     causal_encoder: bool = False
-    scale_logits: bool | None = None  # hidden * d_model**-0.5 before the output layer (T5); None = when tied
+    # hidden * d_model**-0.5 before the output layer (T5); None = when tied, unless a final norm's zero gain or
+    # init_range's small start already keeps the logits near zero (qkv.models.builder._output)
+    scale_logits: bool | None = None
     output_bias: bool = False  # a bias on the output projection (Marian's final_logits_bias)
     embedding_norm: bool = False  # LayerNorm right after the embeddings (BERT)
     n_token_types: int = 0  # segment embeddings (BERT's token_type_embeddings); 0 = none
