@@ -218,3 +218,32 @@ def test_the_checkpoint_average_reads_only_the_scheduled_saves(tmp_path: Path) -
     parts = [ckpt.load_checkpoint(checkpoints / name)[0] for name in steps]
     for key, value in averaged.items():
         torch.testing.assert_close(value, sum(part[key] for part in parts) / 3)
+
+
+def test_bf16_on_cpu_autocasts_each_step_and_keeps_float32_weights(tmp_path: Path, monkeypatch) -> None:
+    """``training.precision: bf16`` on a CPU (which has bf16 matrix units, AMX, on some machines): every
+    forward runs under CPU autocast to bfloat16, while the parameters and the loss stay float32; the run
+    follows the fp32 run closely but not exactly (the products really are rounded to bf16)."""
+    from qkv.training import loop
+
+    real_loss, seen = loop._loss_sum, []
+
+    def recording(*args, **kwargs):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "_loss_sum", recording)
+    losses, weights = {}, {}
+    for precision in ("fp32", "bf16"):
+        seen.clear()
+        recipe = tmp_path / f"{precision}.yaml"
+        recipe.write_text(RECIPE.replace("log_every: 1}", f"log_every: 1, device: cpu, precision: {precision}}}"))
+        loop.train(load_config(recipe), tmp_path / precision, progress=False)
+        assert seen == [(precision == "bf16", torch.bfloat16)] * 6  # one forward per step, autocast as asked
+        lines = (tmp_path / precision / "metrics.jsonl").read_text().splitlines()
+        losses[precision] = [json.loads(line)["loss"] for line in lines if '"train"' in line]
+        weights[precision], _, _ = ckpt.load_checkpoint(tmp_path / precision / "checkpoints" / "last.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights["bf16"].values())
+    first_fp32, first_bf16 = losses["fp32"][0], losses["bf16"][0]
+    assert first_bf16 != first_fp32 and first_bf16 == pytest.approx(first_fp32, rel=2e-2)
+    assert losses["bf16"][-1] == pytest.approx(losses["fp32"][-1], rel=5e-2)

@@ -58,15 +58,16 @@ class Prepared:
     overrides: list[str] = field(default_factory=list)  # the --set overrides of the recipe
 
 
-def prepare(recipe: Path, overrides: list[str], n_batches: int) -> Prepared:
-    """Tokenizers, encoded training data and ``n_batches`` steps' batches, exactly as ``qkv train`` draws them."""
+def prepare(recipe: Path, overrides: list[str], n_batches: int, *, peers: bool = True) -> Prepared:
+    """Tokenizers, encoded training data and ``n_batches`` steps' batches, exactly as ``qkv train`` draws them
+    (``peers=False``: for qkv-only measurements, which may use any optimizer)."""
     from qkv.training.batches import LMStream, Seq2SeqStream
     from qkv.training.config import load_config
     from qkv.training.loop import encode_pairs
     from qkv.training.run import open_task, split_data
 
     config = load_config(recipe, [*overrides, "training.device=cpu"])
-    if config.optim.name != "adamw":
+    if peers and config.optim.name != "adamw":
         from qkv.errors import UserError
 
         raise UserError(
@@ -117,7 +118,7 @@ def qkv_side(name: str, prepared: Prepared, overrides: list[str], recipe: Path, 
     train_model = torch.compile(model) if config.training.compile else model
     dist = distributed.Dist()
     lr, counter = _schedule(config), {"step": 0}
-    bf16 = config.training.precision == "bf16"  # measured on CPU although qkv train refuses it there
+    bf16 = config.training.precision == "bf16"  # CPU autocast, as qkv train does with training.precision=bf16
 
     def step(micro: list) -> None:
         counter["step"] += 1

@@ -154,11 +154,10 @@ def _train(
 
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         train_model = DistributedDataParallel(train_model, device_ids=ids)
-    # bf16 autocast on CUDA only: on this project's CPU (AMX bf16 units, torch 2.13) it made training 1.2-1.4x
-    # slower -- SDPA's bf16 backward alone took half the step (docs/benchmarks.md)
-    use_bf16 = dist.device.type == "cuda" and tc.precision in ("auto", "bf16")
-    if tc.precision == "bf16" and dist.device.type != "cuda":
-        raise UserError("training.precision=bf16 needs a CUDA device (use fp32 or auto on CPU)")
+    # auto is bf16 autocast on CUDA, fp32 on CPU: whether bf16 pays on a CPU depends on its matrix units
+    # (with AMX it can be several times faster, without it 1.2-1.4x slower; docs/benchmarks.md), so a
+    # CPU run asks for it with training.precision=bf16
+    use_bf16 = tc.precision == "bf16" or (tc.precision == "auto" and dist.device.type == "cuda")
 
     # ---- the loop -----------------------------------------------------------------------------------
     bar = _progress_bar(tc.max_steps, state["step"], enabled=progress and dist.is_main)
@@ -432,7 +431,7 @@ def _step_loss(
         sync = i == len(micro) - 1 or not dist.enabled
         with (
             contextlib.nullcontext() if sync else train_model.no_sync(),
-            torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16),
+            torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=use_bf16),
         ):
             summed = _loss_sum(train_model, mb, kind, config.optim.label_smoothing, dist.device)
             loss = summed * (dist.world * mb.weight / step_tokens)
