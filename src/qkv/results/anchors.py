@@ -97,4 +97,12 @@ ANCHORS: dict[str, list[Anchor]] = {
             "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5, 39 epochs); this run ties the embeddings, 20 epochs",
         )
     ],
+    "ptb-lstm-medium-tied-long": [
+        Anchor(
+            "ppl",
+            82.7,
+            False,
+            "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5, 39 epochs); this run ties the embeddings, 28 epochs",
+        )
+    ],
 }
