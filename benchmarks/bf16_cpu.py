@@ -14,7 +14,6 @@ their times (float32 / bf16: above 1 means bf16 is faster) with the losses both 
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 from pathlib import Path
 
@@ -40,33 +39,19 @@ def amx() -> bool:
 
 
 def sides(recipe: Path, n_batches: int) -> tuple[dict, int]:
-    """The float32 and bf16 training steps of ``recipe`` (same weights, same batches) and the tokens per step."""
-    from qkv.models.builder import build_model
-    from qkv.training import distributed
-    from qkv.training.loop import build_optimizer, train_step
+    """The float32 and bf16 training steps of ``recipe`` (qkv's own step, as ``qkv bench train --peers`` times
+    it: same initial weights, same batches) with the losses each records, and the tokens per step."""
+    from qkv.bench.side_by_side import qkv_side
 
     prepared = prepare(recipe, [], n_batches, peers=False)
-    config = prepared.config
-    torch.manual_seed(config.training.seed)
-    first = build_model(config.model, prepared.src_vocab, prepared.tgt_vocab).train()
-    dist = distributed.Dist()
     steps = {}
-    for name, bf16 in (("fp32", False), ("bf16", True)):
-        model = copy.deepcopy(first)
-        optimizer = build_optimizer(model, config)
-        counter = {"i": 0, "loss": []}
-
-        def step(model=model, optimizer=optimizer, counter=counter, bf16=bf16) -> None:
-            micro = prepared.batches[counter["i"] % len(prepared.batches)]
-            counter["i"] += 1
-            for group in optimizer.param_groups:
-                group["lr"] = config.optim.lr
-            loss, _ = train_step(model, model, optimizer, micro, prepared.kind, config, dist, bf16, step=counter["i"])
-            counter["loss"].append(loss)
-
-        steps[name] = (step, counter)
-    tokens = sum(mb.global_tokens for mb in prepared.batches[0])
-    return steps, tokens
+    for precision in ("fp32", "bf16"):
+        side, losses = qkv_side(precision, prepared, [f"training.precision={precision}"], recipe), []
+        steps[precision] = (
+            lambda side=side, losses=losses: losses.append(side.step(prepared.batches[len(losses) % n_batches])),
+            losses,
+        )
+    return steps, sum(mb.global_tokens for mb in prepared.batches[0])
 
 
 def main() -> None:
@@ -94,13 +79,13 @@ def main() -> None:
             "tokens_per_step": tokens,
             "seconds_per_round": seconds,
             **speedups(seconds),
-            "last_loss": {name: counter["loss"][-1] for name, (_, counter) in steps.items()},
+            "last_loss": {name: losses[-1] for name, (_, losses) in steps.items()},
         }
         per_step = {name: statistics.median(t) / args.steps for name, t in seconds.items()}
         ratios = r["speedup_rounds"]
         print(f"{recipe}: " + ", ".join(f"{n} {s * 1e3:.0f} ms/step ({tokens / s:,.0f} tokens/s)" for n, s in
               per_step.items()) + f"; fp32/bf16 x{r['speedup_median']:.2f} (rounds {min(ratios):.2f} .. "
-              f"{max(ratios):.2f}); loss after {len(steps['fp32'][1]['loss'])} steps: "
+              f"{max(ratios):.2f}); loss after {len(steps['fp32'][1])} steps: "
               f"fp32 {r['last_loss']['fp32']:.4f}, bf16 {r['last_loss']['bf16']:.4f}")  # fmt: skip
     if args.out:
         write_result(

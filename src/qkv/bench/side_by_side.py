@@ -42,7 +42,7 @@ PEER_CASES = {
 class Side:
     name: str
     params: int
-    step: Callable[[list], None]  # one optimizer step on a list of micro-batches
+    step: Callable[[list], object]  # one optimizer step on a list of micro-batches (qkv's returns its loss)
     tokens_per_s: list[float] = field(default_factory=list)
 
 
@@ -120,11 +120,14 @@ def qkv_side(name: str, prepared: Prepared, overrides: list[str], recipe: Path, 
     lr, counter = _schedule(config), {"step": 0}
     bf16 = config.training.precision == "bf16"  # CPU autocast, as qkv train does with training.precision=bf16
 
-    def step(micro: list) -> None:
+    def step(micro: list) -> float:
         counter["step"] += 1
         for group in optimizer.param_groups:
             group["lr"] = lr(counter["step"])
-        train_step(train_model, model, optimizer, micro, prepared.kind, config, dist, bf16, step=counter["step"])
+        loss, _ = train_step(
+            train_model, model, optimizer, micro, prepared.kind, config, dist, bf16, step=counter["step"]
+        )
+        return loss
 
     return Side(name, sum(p.numel() for p in model.parameters() if p.requires_grad), step)
 
