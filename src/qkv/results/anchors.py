@@ -22,6 +22,10 @@ class Anchor:
 BENTREVETT = "bentrevett/pytorch-seq2seq (GPU, 10 epochs, greedy, lowercased BLEU)"
 G2P_TRANSFORMER = "shared/data/README.md: Transformer 3x256 on CMUdict g014b2b"
 NANOGPT = "nanoGPT README, CPU 'baby GPT' (4x4x128, context 64, 2,000 iterations)"
+G2P_SEQ2SEQ = (
+    "CMUSphinx g2p-seq2seq README (github.com/cmusphinx/g2p-seq2seq): tensor2tensor Transformer num_layers=2, "
+    "size=256 on the same split (CMUdict PRONALSYL 2007), decoded with beam 4"
+)
 ZAREMBA = "Zaremba et al. 2014, small LSTM (2x200, no dropout)"
 # Wu et al. 2021's 41.02 (github.com/LividWo/Revisit-MMT, README-baseline.md) is fairseq's BLEU4 on their
 # lowercased, Moses-tokenized test2016 (data/multi30k-en-de/test.2016.de). sacreBLEU's 13a tokenizer on the
@@ -59,6 +63,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
+    "g2p-transformer-small": [Anchor("wer", 20.6, False, G2P_TRANSFORMER), Anchor("wer", 20.2, False, G2P_SEQ2SEQ)],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-gru-attention-long": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
