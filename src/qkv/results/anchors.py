@@ -64,6 +64,7 @@ ANCHORS: dict[str, list[Anchor]] = {
     "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-small": [Anchor("wer", 20.6, False, G2P_TRANSFORMER), Anchor("wer", 20.2, False, G2P_SEQ2SEQ)],
+    "g2p-transformer-deep": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-gru-attention-long": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
