@@ -15,12 +15,13 @@ from qkv.results import ResultRecord, load_results
 from qkv.results.anchors import ANCHORS
 from qkv.results.collect import read_hypotheses
 from qkv.results.page import render
+from qkv.results.seeds import find_seed_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_docs_results_page_is_generated_from_the_results_folder():
-    expected = render(load_results(ROOT / "results"))
+    expected = render(load_results(ROOT / "results"), find_seed_groups(ROOT / "results"))
     page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert page == expected, "docs/results.md is stale: run `qkv results page`"
 

@@ -1,9 +1,10 @@
-"""`qkv results collect RUN --recipe NAME`, `qkv results paired A B` and `qkv results page`: reference results
-as evidence.
+"""`qkv results collect RUN --recipe NAME`, `qkv results paired A B`, `qkv results seeds A B ...` and
+`qkv results page`: reference results as evidence.
 
 ``collect`` scores a finished run on its test split (greedy and beam 5 for seq2seq) and writes
 ``results/<recipe>/`` (config, training log, samples, every output, ``result.json``); ``paired`` tests two
-such folders against each other on the same examples; ``page`` regenerates ``docs/results.md`` from every
+such folders against each other on the same examples; ``seeds`` summarises one recipe trained under several
+seeds (mean, spread, where the published number lies); ``page`` regenerates ``docs/results.md`` from every
 ``results/*/result.json``. See :mod:`qkv.results`.
 """
 
@@ -17,7 +18,7 @@ from qkv.cli.rules_args import add_rule_arguments, rules_from_args
 
 HELP = (
     "write a run's reference result into results/<recipe>/, test two results against each other, "
-    "or regenerate docs/results.md from results/"
+    "summarise one recipe across seeds, or regenerate docs/results.md from results/"
 )
 
 
@@ -53,6 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paired.add_argument("a", help="result folder A, e.g. results/g2p-gru-attention-long")
     paired.add_argument("b", help="result folder B (same task and split)")
     paired.add_argument("--metric", help="metric to test (default: the task's primary metric, e.g. bleu, wer, rouge1)")
+    seeds = sub.add_parser(
+        "seeds",
+        help="one recipe trained under several seeds: every seed's score, mean, spread, against the published number",
+        description="Summarise result folders whose resolved configs differ only in training.seed: each seed's "
+        "score, their mean and sample standard deviation, and whether the published number lies below, between "
+        "or above the seeds. Prints one line per metric for people and a last line of JSON.",
+    )
+    seeds.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders, e.g. results/A results/A-seed2")
+    seeds.add_argument("--metric", help="metric to summarise (default: the published anchor's, else the headline's)")
+    seeds.add_argument("--decoding", help="decoding to read it from, e.g. greedy or beam5 (default: the anchor's)")
     page = sub.add_parser("page", help="regenerate docs/results.md from results/*/result.json")
     page.add_argument("--results", default="results")
     page.add_argument("--out", default="docs/results.md")
@@ -66,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
 
         write_page(args.results, args.out)
         print(f"wrote {args.out}")
+        return 0
+    if args.action == "seeds":
+        import json
+
+        from qkv.results.seeds import load_seed_runs, summarize
+
+        summaries = summarize(load_seed_runs(args.folders), args.metric, args.decoding)
+        for summary in summaries:
+            print(summary.summary())
+        print(json.dumps([summary.to_dict() for summary in summaries]))
         return 0
     if args.action == "paired":
         import json

@@ -8,6 +8,10 @@ tokens, so qkv reports ``bleu_lowercase`` beside sacreBLEU's cased score.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qkv.results.collect import ResultRecord
 
 
 @dataclass(frozen=True)
@@ -115,3 +119,12 @@ ANCHORS: dict[str, list[Anchor]] = {
         )
     ],
 }
+
+
+def compared_scores(record: ResultRecord, anchor: Anchor | None) -> tuple[dict[str, float], dict[str, Any], str]:
+    """The metrics, intervals and decoding of ``record`` that ``anchor`` is compared with: the run's own
+    decoding, or the one the published number used (an anchor's ``decoding``, taken from the run's other
+    decodings; intervals are kept for the headline decoding only, so that one has none)."""
+    if anchor is None or anchor.decoding is None or anchor.decoding == record.decoding:
+        return record.metrics, record.intervals, record.decoding
+    return record.other_decodings.get(anchor.decoding, {}), {}, anchor.decoding

@@ -72,6 +72,7 @@ class ResultRecord:
     signatures: dict[str, str] = field(default_factory=dict)
     other_decodings: dict[str, dict[str, float]] = field(default_factory=dict)  # e.g. {"beam5": {...}}
     notes: str = ""
+    checkpoint: str = ""  # the weights scored: "best", "last" or "averaged" ("" in folders collected before 2026-12-07)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -171,6 +172,7 @@ def collect_run(
         commit=git_commit(Path(__file__).resolve().parents[3]),
         params=count_params(run.model),
         notes=notes,
+        checkpoint=checkpoint,
     )
     samples, headline_hyps = "", None
     if is_lm(task):
@@ -310,6 +312,23 @@ def _lm_sample(run: Run) -> str:
     prompt = "ROMEO:" if run.task.name == "lm" and getattr(run.task, "level", None) == "char" else "the"
     text = generate_texts(run, [prompt], max_len=60, sample=True, temperature=0.8, seed=0)[0]
     return f"prompt: {prompt}\nsample (temperature 0.8, seed 0): {text}\n"
+
+
+def read_record(folder: Path) -> ResultRecord:
+    """The record in ``folder/result.json``; exit 2 naming the file when there is none or it is malformed."""
+    path = folder / RESULT_FILE
+    if not path.is_file():
+        raise UserError(f"{folder}: no {RESULT_FILE} (a folder written by `qkv results collect`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        record = ResultRecord.from_dict(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
+        raise UserError(f"{path}: not a result record ({error})") from None
+    if not isinstance(record.command, str) or not isinstance(record.metrics, dict):
+        raise UserError(f"{path}: not a result record (command must be a string, metrics an object)")
+    return record
 
 
 def load_results(root: str | Path) -> list[ResultRecord]:

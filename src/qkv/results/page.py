@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qkv.results.anchors import ANCHORS, Anchor
+from qkv.results.anchors import ANCHORS, Anchor, compared_scores
 from qkv.results.collect import ResultRecord, load_results
+from qkv.results.seeds import SeedRun, find_seed_groups, summarize
 
 HEADER = """# Reference results
 
@@ -25,16 +26,8 @@ example by example: `qkv results paired results/A results/B` (paired bootstrap, 
 """
 
 
-def _scored(record: ResultRecord, anchor: Anchor | None) -> tuple[dict[str, float], dict[str, dict], str]:
-    """The metrics, intervals and decoding a row compares: the run's own decoding, or the one the published
-    number used (an anchor's ``decoding``, from the run's other decodings; intervals are the primary's only)."""
-    if anchor is None or anchor.decoding is None or anchor.decoding == record.decoding:
-        return record.metrics, record.intervals, record.decoding
-    return record.other_decodings.get(anchor.decoding, {}), {}, anchor.decoding
-
-
 def _value(record: ResultRecord, metric: str, anchor: Anchor | None = None) -> str:
-    metrics, intervals, _ = _scored(record, anchor)
+    metrics, intervals, _ = compared_scores(record, anchor)
     value = metrics.get(metric)
     if value is None:
         return "–"
@@ -43,7 +36,7 @@ def _value(record: ResultRecord, metric: str, anchor: Anchor | None = None) -> s
 
 
 def _verdict(record: ResultRecord, anchor: Anchor) -> str:
-    metrics, intervals, _ = _scored(record, anchor)
+    metrics, intervals, _ = compared_scores(record, anchor)
     value = metrics.get(anchor.metric)
     if value is None:
         return "not measured"
@@ -60,7 +53,38 @@ def _metrics_text(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k != "loss" or len(metrics) <= 4)
 
 
-def render(records: list[ResultRecord]) -> str:
+SEEDS_HEADER = """## Across seeds
+
+Folders whose resolved configs differ only in `training.seed` (scored on the same split from the same kind
+of checkpoint) are one recipe trained under several seeds. A row's 95% interval above covers the test
+examples only; another seed moves the score as well, so a gap to a published number is only a gap when
+every seed is short of it. Each row gives every seed's score, their mean and sample standard deviation
+(`qkv results seeds results/A results/B` prints the same for any folders):
+"""
+
+
+def _seed_rows(groups: list[list[SeedRun]]) -> list[str]:
+    if not groups:
+        return []
+    lines = [
+        "",
+        SEEDS_HEADER,
+        "| recipes (seed) | metric, decoding | per seed | mean ± sd | published | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for runs in groups:
+        names = ", ".join(f"[{run.record.recipe}](../results/{run.record.recipe}) ({run.seed})" for run in runs)
+        for summary in summarize(runs):
+            published = f"{summary.anchor.value:g}" if summary.anchor else "–"
+            lines.append(
+                f"| {names} | {summary.metric}, {summary.decoding} | "
+                + ", ".join(f"{v:.2f}" for v in summary.values)
+                + f" | {summary.mean:.2f} ± {summary.std:.2f} | {published} | {summary.verdict()} |"
+            )
+    return lines
+
+
+def render(records: list[ResultRecord], seed_groups: list[list[SeedRun]] | None = None) -> str:
     lines = [
         HEADER,
         "## Against the published numbers",
@@ -78,15 +102,17 @@ def render(records: list[ResultRecord]) -> str:
                 f"| [{r.recipe}](../results/{r.recipe}) | {r.task}, {r.split} | {r.model} | {r.params:,} | "
                 f"{metric} {_value(r, metric, anchor)} | {published} | {verdict} | "
                 f"{r.train_seconds / 60:.0f} min, {r.train_steps:,} steps, {r.threads} thread(s) | "
-                f"{_scored(r, anchor)[2]} |"
+                f"{compared_scores(r, anchor)[2]} |"
             )
+    lines += _seed_rows(seed_groups or [])
     lines += ["", "## Every metric, every decoding", ""]
     for r in records:
         lines += [
             f"### {r.recipe}",
             "",
             f"- command: `{r.command}`",
-            f"- machine: {r.machine}; commit `{r.commit[:12]}`",
+            f"- machine: {r.machine}; commit `{r.commit[:12]}`"
+            + (f"; scored from the {r.checkpoint} checkpoint" if r.checkpoint else ""),
             f"- {r.decoding}"
             + (f" on {r.examples:,} {r.split} examples" if r.examples else f" ({r.split})")
             + f": {_metrics_text(r.metrics)}",
@@ -100,6 +126,6 @@ def render(records: list[ResultRecord]) -> str:
 
 
 def write_page(results_dir: str | Path, out: str | Path) -> str:
-    text = render(load_results(results_dir))
+    text = render(load_results(results_dir), find_seed_groups(results_dir))
     Path(out).write_text(text, encoding="utf-8")
     return text

@@ -17,7 +17,6 @@ its record names. Before testing, each folder's outputs are re-scored and must r
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shlex
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from qkv.compare.significance import ExampleStats
     from qkv.data.tasks import Example, Seq2SeqTask
 
-from qkv.results.collect import HYPOTHESES_FILE, RESULT_FILE, ResultRecord, read_hypotheses
+from qkv.results.collect import HYPOTHESES_FILE, RESULT_FILE, ResultRecord, read_hypotheses, read_record
 
 RECORD_TOLERANCE = 1e-6  # re-scored outputs must reproduce result.json's value to this (absolute) precision
 # error rates; every other supported metric is a score (--metric may name a metric other than the task's
@@ -86,22 +85,6 @@ class PairedComparison:
             f"A - B = {self.delta:+.2f} (95% interval {self.low:+.2f} to {self.high:+.2f}), "
             f"p = {self.p_value:.3f} over {self.examples:,} paired examples: {verdict}"
         )
-
-
-def _load_record(folder: Path) -> ResultRecord:
-    path = folder / RESULT_FILE
-    if not path.is_file():
-        raise UserError(f"{folder}: no {RESULT_FILE} (a folder written by `qkv results collect`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        record = ResultRecord.from_dict(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
-        raise UserError(f"{path}: not a result record ({error})") from None
-    if not isinstance(record.command, str) or not isinstance(record.metrics, dict):
-        raise UserError(f"{path}: not a result record (command must be a string, metrics an object)")
-    return record
 
 
 def _open_task(folder: Path) -> Seq2SeqTask:
@@ -198,7 +181,7 @@ def compare_results(a: str | Path, b: str | Path, metric: str | None = None, see
     from qkv.compare.significance import SUPPORTED, paired_test
 
     folder_a, folder_b = Path(a), Path(b)
-    record_a, record_b = _load_record(folder_a), _load_record(folder_b)
+    record_a, record_b = read_record(folder_a), read_record(folder_b)
     if (record_a.task, record_a.split) != (record_b.task, record_b.split):
         raise UserError(
             f"{folder_a} is {record_a.task} {record_a.split}, {folder_b} is {record_b.task} {record_b.split}: "
