@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """``key: A vs B`` for every dotted key whose value differs between two configs."""
+    """``key (A vs B)`` for every dotted key whose value differs between two configs."""
     flat_a, flat_b = _flatten(a), _flatten(b)
     return [
         f"{key} ({flat_a.get(key, '(absent)')!r} vs {flat_b.get(key, '(absent)')!r})"
@@ -160,7 +161,7 @@ def _record_mismatch(a: ResultRecord, b: ResultRecord) -> str | None:
     return None
 
 
-def load_seed_runs(folders: list[str | Path]) -> list[SeedRun]:
+def load_seed_runs(folders: Sequence[str | Path]) -> list[SeedRun]:
     """The named result folders as one recipe under several seeds, sorted by seed; exit 2 (naming the keys)
     when their configs differ in anything but ``training.seed``, or when they were scored differently."""
     if len(folders) < 2:
@@ -176,9 +177,11 @@ def load_seed_runs(folders: list[str | Path]) -> list[SeedRun]:
     for run, recipe in zip(runs[1:], recipes[1:], strict=True):
         differences = _differences(recipes[0], recipe)
         if differences:
+            more = f" and {len(differences) - 5} more keys" if len(differences) > 5 else ""
             raise UserError(
                 f"{first.folder} and {run.folder} are not one recipe under two seeds: their configs differ in "
-                + ", ".join(differences)
+                + ", ".join(differences[:5])
+                + more
             )
         mismatch = _record_mismatch(first.record, run.record)
         if mismatch:
