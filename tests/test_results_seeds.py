@@ -111,6 +111,11 @@ def test_verdicts_past_short_of_and_between_the_seeds(tmp_path, capsys):
     (summary,) = _seeds(capsys, *g2p)
     assert summary["decoding"] == "greedy" and summary["metric"] == "wer" and not summary["higher_is_better"]
     assert summary["gap"] == pytest.approx(0.1) and summary["verdict"].startswith("**level**")
+    # 19.5 and 20.0 are both below the published 20.6: for an error rate that is every seed past it
+    better = [_folder(tmp_path / "d", _recipe(G2P, s), s, {"wer": v}) for s, v in ((1, 19.5), (2, 20.0))]
+    assert _seeds(capsys, *better)[0]["verdict"] == "**every seed reaches it** (mean +0.85)"
+    worse = [_folder(tmp_path / "e", _recipe(G2P, s), s, {"wer": v}) for s, v in ((1, 21.0), (2, 22.0))]
+    assert _seeds(capsys, *worse)[0]["verdict"] == "**every seed is behind** (mean -0.90)"
     # naming the decoding the anchor is compared under keeps the anchor (it names none: the run's own)
     assert _seeds(capsys, *g2p, "--decoding", "greedy")[0]["published"] == 20.6
 
@@ -138,6 +143,20 @@ def test_folders_that_are_not_one_recipe_under_two_seeds_are_refused_naming_why(
     no_beam = _folder(tmp_path, "e", 2, {"bleu_lowercase": 2.0})
     assert main(["results", "seeds", str(a), str(no_beam), "--metric", "bleu_lowercase", "--decoding", "beam5"]) == 2
     assert f"{a / 'result.json'}: no 'bleu_lowercase' under the beam5 decoding" in capsys.readouterr().err
+    baseline = tmp_path / "lead"  # an extractive baseline: a result.json and no config
+    baseline.mkdir()
+    (baseline / "result.json").write_text((a / "result.json").read_text())
+    assert main(["results", "seeds", str(a), str(baseline)]) == 2
+    assert f"{baseline}: no config.yaml" in capsys.readouterr().err
+    unseeded = _folder(tmp_path, "f", 2, {"bleu": 2.0}, config={**_config(2), "training": {"seed": "two"}})
+    assert main(["results", "seeds", str(a), str(unseeded)]) == 2
+    assert "training.seed is 'two'" in capsys.readouterr().err
+    not_a_number = _folder(tmp_path, "g", 2, {"bleu": "x"})
+    assert main(["results", "seeds", str(a), str(not_a_number)]) == 2
+    assert "greedy metric 'bleu' is 'x', not a number" in capsys.readouterr().err
+    unrecorded = _folder(tmp_path, "h", 2, {"bleu": 2.0}, checkpoint="")  # collected before the field existed
+    assert main(["results", "seeds", str(a), str(unrecorded)]) == 2
+    assert 'add that (best, last or averaged) as "checkpoint"' in capsys.readouterr().err
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "result.json").write_text(json.dumps(json.loads((a / "result.json").read_text())))
     (tmp_path / "broken" / "config.yaml").write_text("training: [1, 2\n")
@@ -149,7 +168,9 @@ def test_the_page_groups_seeds_found_under_results(tmp_path):
     _folder(tmp_path, f"{EN_DE}", 1, {"bleu_lowercase": 39.66}, {"bleu_lowercase": 40.87})
     _folder(tmp_path, f"{EN_DE}-seed2", 2, {"bleu_lowercase": 40.0}, {"bleu_lowercase": 41.25})
     _folder(tmp_path, "other-lr", 3, {"bleu_lowercase": 30.0}, config=_config(3, lr=0.001))  # another recipe
-    _folder(tmp_path, "same-run-twice", 2, {"bleu_lowercase": 40.0}, checkpoint="best")  # alone in its group
+    _folder(tmp_path, "best-checkpoint", 2, {"bleu_lowercase": 40.0}, checkpoint="best")  # alone in its group
+    _folder(tmp_path / "twice", "x", 4, {"bleu": 1.0}, config=_config(4, lr=0.002))  # one run collected twice:
+    _folder(tmp_path / "twice", "x-again", 4, {"bleu": 1.0}, config=_config(4, lr=0.002))  # not two seeds
     baseline = tmp_path / "lead"  # an extractive baseline keeps no config: never part of a group
     baseline.mkdir()
     (baseline / "result.json").write_text((tmp_path / "other-lr" / "result.json").read_text())
@@ -160,3 +181,11 @@ def test_the_page_groups_seeds_found_under_results(tmp_path):
     mean, sd = np.mean([40.87, 41.25]), np.std([40.87, 41.25], ddof=1)
     assert f"| bleu_lowercase, beam5 | 40.87, 41.25 | {mean:.2f} ± {sd:.2f} | 41.02 | **level**" in row
     assert "## Across seeds" not in render(load_results(tmp_path), [])
+    assert find_seed_groups(tmp_path / "twice") == []
+    _folder(tmp_path / "twice", "x-seed5", 5, {"bleu": 2.0}, config=_config(5, lr=0.002))
+    assert find_seed_groups(tmp_path / "twice") == []  # seed 4 twice: which of the two is the sample is unknown
+    # a seed collected without the published number's decoding: the row says so, the page is still written
+    _folder(tmp_path / "greedy-only", EN_DE, 1, {"bleu_lowercase": 39.66}, {"bleu_lowercase": 40.87})
+    _folder(tmp_path / "greedy-only", f"{EN_DE}-seed2", 2, {"bleu_lowercase": 40.0})
+    page = render([], find_seed_groups(tmp_path / "greedy-only"))
+    assert "| – | – | – | – | not measured: " in page and "no 'bleu_lowercase' under the beam5 decoding" in page

@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "seeds",
         help="one recipe trained under several seeds: every seed's score, mean, spread, against the published number",
         description="Summarise result folders whose resolved configs differ only in training.seed: each seed's "
-        "score, their mean and sample standard deviation, and whether the published number lies below, between "
-        "or above the seeds. Prints one line per metric for people and a last line of JSON.",
+        "score, their mean and sample standard deviation, the mean's gap to the published number, and whether "
+        "every seed reaches it, every seed is behind, or the seeds are level with it (it lies between them). "
+        "Prints one line per metric for people and a last line of JSON.",
     )
     seeds.add_argument("folders", nargs="+", metavar="FOLDER", help="result folders, e.g. results/A results/A-seed2")
     seeds.add_argument("--metric", help="metric to summarise (default: the published anchor's, else the headline's)")

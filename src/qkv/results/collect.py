@@ -324,10 +324,18 @@ def read_record(folder: Path) -> ResultRecord:
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
         record = ResultRecord.from_dict(data)
-    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
         raise UserError(f"{path}: not a result record ({error})") from None
     if not isinstance(record.command, str) or not isinstance(record.metrics, dict):
         raise UserError(f"{path}: not a result record (command must be a string, metrics an object)")
+    if not isinstance(record.other_decodings, dict) or not all(
+        isinstance(scores, dict) for scores in record.other_decodings.values()
+    ):
+        raise UserError(f"{path}: not a result record (other_decodings must map decodings to metric objects)")
+    for decoding, scores in [(record.decoding, record.metrics), *record.other_decodings.items()]:
+        for name, value in scores.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"{path}: {decoding} metric {name!r} is {value!r}, not a number")
     return record
 
 

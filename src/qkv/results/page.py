@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qkv.errors import UserError
 from qkv.results.anchors import ANCHORS, Anchor, compared_scores
 from qkv.results.collect import ResultRecord, load_results
 from qkv.results.seeds import SeedRun, find_seed_groups, summarize
@@ -57,9 +58,9 @@ SEEDS_HEADER = """## Across seeds
 
 Folders whose resolved configs differ only in `training.seed` (scored on the same split from the same kind
 of checkpoint) are one recipe trained under several seeds. A row's 95% interval above covers the test
-examples only; another seed moves the score as well, so a gap to a published number is only a gap when
-every seed is short of it. Each row gives every seed's score, their mean and sample standard deviation
-(`qkv results seeds results/A results/B` prints the same for any folders):
+examples only; another seed moves the score as well, so qkv is only behind a published number when every
+seed is, and only past it when every seed is. Each row gives every seed's score, their mean and sample
+standard deviation (`qkv results seeds results/A results/B` prints the same for any folders):
 """
 
 
@@ -74,7 +75,12 @@ def _seed_rows(groups: list[list[SeedRun]]) -> list[str]:
     ]
     for runs in groups:
         names = ", ".join(f"[{run.record.recipe}](../results/{run.record.recipe}) ({run.seed})" for run in runs)
-        for summary in summarize(runs):
+        try:
+            summaries = summarize(runs)
+        except UserError as error:  # a seed without the anchor's decoding: said so, the page still generated
+            lines.append(f"| {names} | – | – | – | – | not measured: {str(error).splitlines()[0]} |")
+            continue
+        for summary in summaries:
             published = f"{summary.anchor.value:g}" if summary.anchor else "–"
             lines.append(
                 f"| {names} | {summary.metric}, {summary.decoding} | "

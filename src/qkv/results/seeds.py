@@ -15,7 +15,6 @@ such group under ``results/``.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,7 +76,7 @@ class SeedSummary:
         gap = self.gap
         assert gap is not None
         past = [(v >= self.anchor.value) if self.higher_is_better else (v <= self.anchor.value) for v in self.values]
-        mean = f"mean {'+' if gap >= 0 else '-'}{abs(gap):.2f}"
+        mean = f"mean {gap:+.2f}"
         if all(past):
             return f"**every seed reaches it** ({mean})"
         if not any(past):
@@ -115,14 +114,14 @@ def _resolved_config(folder: Path) -> dict[str, Any]:
         raise UserError(f"{folder}: no {CONFIG_FILE} (a folder written by `qkv results collect` for a trained run)")
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise UserError(f"{path}: not a YAML config ({error})") from None
     if not isinstance(config, dict) or not isinstance(config.get("training"), dict):
         raise UserError(f"{path}: not a resolved run config (no `training` section)")
     return config
 
 
-def _seed_and_recipe(folder: Path) -> tuple[int, dict[str, Any]]:
+def _seed_and_rest(folder: Path) -> tuple[int, dict[str, Any]]:
     """``(training.seed, the resolved config without it)`` of a result folder; the seed must be an integer."""
     config = _resolved_config(folder)
     training = dict(config["training"])
@@ -166,16 +165,16 @@ def load_seed_runs(folders: Sequence[str | Path]) -> list[SeedRun]:
     when their configs differ in anything but ``training.seed``, or when they were scored differently."""
     if len(folders) < 2:
         raise UserError("name at least two result folders (one recipe trained under different seeds)")
-    runs, recipes = [], []
+    runs, configs = [], []
     for name in folders:
         folder = Path(name)
         record = read_record(folder)
-        seed, recipe = _seed_and_recipe(folder)
+        seed, config = _seed_and_rest(folder)
         runs.append(SeedRun(seed, folder, record))
-        recipes.append(recipe)
+        configs.append(config)
     first = runs[0]
-    for run, recipe in zip(runs[1:], recipes[1:], strict=True):
-        differences = _differences(recipes[0], recipe)
+    for run, config in zip(runs[1:], configs[1:], strict=True):
+        differences = _differences(configs[0], config)
         if differences:
             more = f" and {len(differences) - 5} more keys" if len(differences) > 5 else ""
             raise UserError(
@@ -185,7 +184,13 @@ def load_seed_runs(folders: Sequence[str | Path]) -> list[SeedRun]:
             )
         mismatch = _record_mismatch(first.record, run.record)
         if mismatch:
-            raise UserError(f"{first.folder} and {run.folder} are {mismatch}: their scores are not comparable")
+            raise UserError(
+                f"{first.folder} and {run.folder} are {mismatch}: their scores are not comparable",
+                hint="folders collected before 2026-12-07 record no checkpoint; if its notes say which weights "
+                'were scored, add that (best, last or averaged) as "checkpoint" to its result.json'
+                if "unrecorded" in mismatch
+                else None,
+            )
     seeds = [run.seed for run in runs]
     if len(set(seeds)) < len(seeds):
         raise UserError(f"seeds {seeds}: the same seed twice is the same run, not another sample")
@@ -239,8 +244,8 @@ def find_seed_groups(root: str | Path) -> list[list[SeedRun]]:
         if not (folder / CONFIG_FILE).is_file():
             continue
         record = read_record(folder)
-        seed, recipe = _seed_and_recipe(folder)
-        key = json.dumps([recipe, record.split, record.checkpoint], sort_keys=True)
+        seed, config = _seed_and_rest(folder)
+        key = repr((sorted(_flatten(config).items(), key=lambda item: item[0]), record.split, record.checkpoint))
         groups.setdefault(key, []).append(SeedRun(seed, folder, record))
     found = [
         sorted(runs, key=lambda run: run.seed)
