@@ -8,7 +8,8 @@ that movement is no gap (Reimers & Gurevych 2017, "Reporting Score Distributions
 Result folders whose resolved configs (``config.yaml``) are equal except for ``training.seed``, scored on
 the same split from the same kind of checkpoint, are one recipe under several seeds. For each published
 anchor of the recipe, :func:`summarize` gathers every seed's score, their mean and sample standard
-deviation, and says where the published number lies: below every seed, above every seed, or between them.
+deviation, and says whether every seed reaches the published number, every seed is behind it, or it lies
+between the seeds (for error rates, reaching it means a rate at or below it).
 ``qkv results seeds A B ...`` prints that for named folders; ``qkv results page`` adds a section for every
 such group under ``results/``.
 """
