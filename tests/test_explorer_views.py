@@ -203,6 +203,52 @@ def test_language_model_mode_probabilities_sum_to_one(browser):
         srv.server_close()
 
 
+def test_a_late_answer_to_an_older_question_does_not_overwrite_the_newer_one(browser):
+    """Change top-k to "all", then to 3, with the "all" answer held back until the 3 answer is shown: the page
+    keeps showing top-k 3 (the last thing asked for), not the stale full distribution that arrives last."""
+    ins = tiny_inspector("gpt", n_decoder_layers=2, n_encoder_layers=0)
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        page.wait_for_selector("table.grid svg.mini")
+        page.fill("#text", "the cat sat")
+        page.click("#run")
+        page.wait_for_function("document.querySelectorAll('#tokens button.token').length > 3")
+        page.fill("#top-k", "5")
+        page.click("#tokens button.token >> nth=2")
+        page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 5")
+        held = []
+
+        def hold_top_k_all(route):
+            if route.request.post_data_json["top_k"] == 0:
+                held.append(route)
+            else:
+                route.continue_()
+
+        page.route("**/api/next", hold_top_k_all)
+        page.fill("#top-k", "0")
+        page.dispatch_event("#top-k", "change")
+        for _ in range(100):  # the route handler runs while Playwright is waited on
+            if held:
+                break
+            page.wait_for_timeout(20)
+        assert len(held) == 1
+        page.fill("#top-k", "3")
+        page.dispatch_event("#top-k", "change")
+        page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 3")
+        with page.expect_response(lambda r: r.url.endswith("/api/next")) as late:
+            held[0].continue_()
+        assert late.value.json()["top_k"] == 0  # the stale answer did arrive ...
+        page.wait_for_timeout(300)  # ... and had time to be drawn, were it drawn
+        assert page.locator("#next-table tr.next-row").count() == 3
+        assert "top-k 3" in page.text_content("#next")
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_next_token_distribution_is_the_softmax_of_the_logits():
     import torch
 

@@ -87,6 +87,15 @@
     return walk;
   }
 
+  // Answers can come back out of order (a slow /api/next for top-k "all", then a fast one for top-k 3).
+  // Each request kind takes a ticket; an answer whose ticket is no longer the newest is dropped,
+  // so the page always shows the last thing the reader asked for.
+  const tickets = {};
+  function ticket(kind) {
+    const mine = (tickets[kind] = (tickets[kind] || 0) + 1);
+    return () => tickets[kind] === mine;
+  }
+
   function showError(message) { $("error").textContent = message || ""; }
   function setOptions(select, values, labels) {
     const previous = select.value;
@@ -112,11 +121,17 @@
     const text = STATIC ? $("static-texts").value : $("text").value;
     state.payload = { text: text, search: $("search").value };
     $("status").textContent = "running…";
+    const fresh = ticket("analyze");
+    ticket("explain"); ticket("next");  // answers about the previous text are stale now
+    let analysis;
     try {
-      state.analysis = await api("/api/analyze", state.payload);
+      analysis = await api("/api/analyze", state.payload);
     } catch (err) {
-      showError(err.message); $("status").textContent = ""; return;
+      if (fresh()) { showError(err.message); $("status").textContent = ""; }
+      return;
     }
+    if (!fresh()) return;
+    state.analysis = analysis;
     $("status").textContent = "";
     const a = state.analysis;
     $("output-panel").hidden = !a.output;
@@ -321,10 +336,12 @@
     state.token = token;
     draw();
     const c = current();
+    const fresh = ticket("explain");
     let w;
     try {
       w = await api("/api/explain", Object.assign({}, state.payload, { kind: c.kind, layer: c.layer, head: c.head, token: token }));
-    } catch (err) { showError(err.message); return; }
+    } catch (err) { if (fresh()) showError(err.message); return; }
+    if (!fresh()) return;
     if (w.family && w.family !== "dot-product") renderRecurrent(w); else renderWalk(w);
     if (state.info && state.info.kind === "lm") nextTokens(token);
   }
@@ -553,11 +570,13 @@
   // language models: the next-token distribution after the clicked position
   async function nextTokens(token) {
     const panel = $("next-panel");
+    const fresh = ticket("next");
     let r;
     try {
       r = await api("/api/next", Object.assign({}, state.payload, { position: token,
         temperature: Number($("temperature").value), top_k: Number($("top-k").value) }));
-    } catch (err) { showError(err.message); return; }
+    } catch (err) { if (fresh()) showError(err.message); return; }
+    if (!fresh()) return;
     const box = $("next");
     clear(box);
     box.appendChild(el("p", "after “" + r.context_tail + "” (position " + r.position + "), temperature " + r.temperature +
