@@ -25,6 +25,37 @@ def test_bleu_and_chrf_equal_sacrebleu_with_signature():
     assert metrics.bleu(REFS, [[r] for r in REFS]).value == pytest.approx(100.0)
 
 
+def test_moses_tokenizer_gives_wu_et_al_s_tokenized_test_set():
+    # raw Multi30k test2016 German lines and the same lines in Wu et al. 2021's tokenized test set
+    # (github.com/LividWo/Revisit-MMT, data/multi30k-en-de/test.2016.de, BPE joints removed)
+    tokenize = metrics.moses_tokenizer("de")
+    raw = 'Eine Frau auf einem Boot namens "El Corazon" lässt schwarze Gewichte ins Wasser fallen.'
+    wu = "eine frau auf einem boot namens &quot; el corazon &quot; lässt schwarze gewichte ins wasser fallen ."
+    assert tokenize(raw) == wu
+    assert tokenize("Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt.") == (
+        "ein mann mit einem orangefarbenen hut , der etwas anstarrt ."
+    )
+    assert metrics.moses_tokenizer("de", lowercase=False)("Ein Hut.") == "Ein Hut ."
+
+
+def test_moses_bleu_hand_worked_and_against_sacrebleu_on_tokens():
+    # "ein hund läuft schnell" against "ein hund läuft schnell .": every n-gram precision is 1 (4/4, 3/3, 2/2,
+    # 1/1), brevity penalty exp(1 - 5/4)
+    got = metrics.moses_bleu(["Ein Hund läuft schnell"], [["Ein Hund läuft schnell."]], "de")
+    assert got.value == pytest.approx(100 * math.exp(-0.25))
+    assert "case:lc|eff:no|tok:none|smooth:none" in got.signature and got.signature.endswith("|moses:de|escape:yes")
+    # tokens by hand: the quotes become &apos; tokens (13a keeps them on the word), the colon and the comma
+    # split off; no smoothing, so a corpus with no matching 4-gram scores 0 (sacreBLEU's default would not)
+    hyps = ["Er sagt: 'Hallo, Welt'.", "Zwei Hunde spielen im Schnee."]
+    refs = ["Er sagte: 'Hallo, Welt'.", "Zwei Hunde spielen draußen im Schnee."]
+    hand_hyps = ["er sagt : &apos; hallo , welt &apos; .", "zwei hunde spielen im schnee ."]
+    hand_refs = ["er sagte : &apos; hallo , welt &apos; .", "zwei hunde spielen draußen im schnee ."]
+    want = sacrebleu.corpus_bleu(hand_hyps, [hand_refs], tokenize="none", smooth_method="none", force=True).score
+    assert metrics.moses_bleu(hyps, [[r] for r in refs], "de").value == pytest.approx(want)
+    assert want != pytest.approx(sacrebleu.corpus_bleu(hyps, [refs], lowercase=True).score)  # not 13a's number
+    assert metrics.moses_bleu(["ein hund"], [["ein hund läuft"]], "de").value == 0.0
+
+
 def test_bleu_with_uneven_reference_counts():
     alt = "a man rides a horse on a beach"
     got = metrics.bleu(HYPS, [[REFS[0], alt], [REFS[1]], [REFS[2]]]).value
@@ -85,3 +116,21 @@ def test_lm_scores():
     r = metrics.lm_scores(10 * math.log(2), 10, num_chars=5)
     assert r["ppl"] == pytest.approx(2.0) and r["bits_per_token"] == pytest.approx(1.0)
     assert r["bpc"] == pytest.approx(2.0) and r["loss"] == pytest.approx(math.log(2))
+
+
+def test_collect_adds_tokenized_bleu_for_multi30k_only():
+    """A Multi30k run's result gets ``bleu_moses_lowercase`` (equal to :func:`moses_bleu`) beside lowercased
+    sacreBLEU; a run on the user's own files (no known target language) gets only the latter."""
+    from qkv.data.tasks import Example
+    from qkv.results.collect import _translation_extras
+
+    examples = [Example("src", r) for r in ["Er sagte: 'Hallo, Welt'.", "Zwei Hunde spielen draußen im Schnee."]]
+    hyps = ["Er sagt: 'Hallo, Welt'.", "Zwei Hunde spielen im Schnee."]
+    scores, signatures = _translation_extras(hyps, examples, "de")
+    assert scores["bleu_lowercase"] == pytest.approx(
+        sacrebleu.corpus_bleu(hyps, [[e.tgt for e in examples]], lowercase=True).score
+    )
+    assert scores["bleu_moses_lowercase"] == metrics.moses_bleu(hyps, [e.references for e in examples], "de").value
+    assert scores["bleu_moses_lowercase"] != pytest.approx(scores["bleu_lowercase"])
+    assert "moses:de" in signatures["bleu_moses_lowercase"]
+    assert set(_translation_extras(hyps, examples, None)[0]) == {"bleu_lowercase"}

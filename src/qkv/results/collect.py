@@ -14,7 +14,9 @@ The folder holds small text files only (never checkpoints):
   threads, machine, the command that trained it and the git commit.
 
 Translation adds lowercased sacreBLEU (``bleu_lowercase``, comparable with bentrevett's lowercased
-token BLEU) and both signatures; every seq2seq metric gets its 95% bootstrap interval
+token BLEU) and, on Multi30k, tokenized BLEU on lowercased Moses tokens (``bleu_moses_lowercase``,
+:func:`qkv.data.metrics.moses_bleu`: what fairseq-generate prints for Wu et al. 2021's tokenized test set),
+with their signatures; every seq2seq metric gets its 95% bootstrap interval
 (:mod:`qkv.compare.significance`).
 """
 
@@ -104,14 +106,22 @@ def _training_log(run_dir: Path) -> tuple[float, int]:
     return seconds, steps
 
 
-def _translation_extras(hyps: list[str], examples: list) -> tuple[dict[str, float], dict[str, str]]:
+def _translation_extras(
+    hyps: list[str], examples: list, moses_lang: str | None
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Lowercased sacreBLEU and, when ``moses_lang`` names the target language, lowercased Moses-tokenized BLEU."""
     from sacrebleu.metrics import BLEU
 
-    from qkv.data.metrics import reference_streams
+    from qkv.data.metrics import moses_bleu, reference_streams
 
+    refs = [e.references for e in examples]
     metric = BLEU(lowercase=True)
-    score = metric.corpus_score(hyps, reference_streams([e.references for e in examples]))
-    return {"bleu_lowercase": score.score}, {"bleu_lowercase": str(metric.get_signature())}
+    score = metric.corpus_score(hyps, reference_streams(refs))
+    metrics, signatures = {"bleu_lowercase": score.score}, {"bleu_lowercase": str(metric.get_signature())}
+    if moses_lang:
+        tokenized = moses_bleu(hyps, refs, moses_lang)
+        metrics["bleu_moses_lowercase"], signatures["bleu_moses_lowercase"] = tokenized.value, tokenized.signature
+    return metrics, signatures
 
 
 def collect_run(
@@ -201,7 +211,10 @@ def collect_run(
                 rules=rule,
             )
             if task.name == "translation":
-                extra, signatures = _translation_extras(hyps, data)
+                multi30k = getattr(task, "files", None) is None and getattr(task, "src_file", None) is None
+                extra, signatures = _translation_extras(
+                    hyps, data, getattr(task, "tgt_lang", None) if multi30k else None
+                )
                 metrics.update(extra)
                 record.signatures.update(signatures, **getattr(task, "signatures", {}))
             label = ("greedy" if beam == 1 else f"beam{beam}") + rule.label
