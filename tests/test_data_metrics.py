@@ -134,3 +134,9 @@ def test_collect_adds_tokenized_bleu_for_multi30k_only():
     assert scores["bleu_moses_lowercase"] != pytest.approx(scores["bleu_lowercase"])
     assert "moses:de" in signatures["bleu_moses_lowercase"]
     assert set(_translation_extras(hyps, examples, None)[0]) == {"bleu_lowercase"}
+    # which tasks get it: Multi30k names its target language; the user's own files do not
+    from qkv.data.translation import TranslationTask
+
+    assert TranslationTask(src_lang="en", tgt_lang="de").multi30k
+    assert not TranslationTask(files={"train": ["a.src", "a.tgt"]}).multi30k
+    assert not TranslationTask(src_file="a.src", tgt_file="a.tgt").multi30k

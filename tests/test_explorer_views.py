@@ -171,16 +171,21 @@ def test_recurrent_walkthrough_renders_on_a_gru_attention_model(browser):
         srv.server_close()
 
 
+def analyze_lm_text(page, text: str) -> None:
+    """Wait for a language model's page, then analyze ``text`` and wait for its tokens to be drawn."""
+    page.wait_for_selector("table.grid svg.mini")
+    assert page.is_visible("#lm-controls")
+    page.fill("#text", text)
+    page.click("#run")
+    page.wait_for_function("document.querySelectorAll('#tokens button.token').length > 3")
+
+
 def test_language_model_mode_probabilities_sum_to_one(browser):
     ins = tiny_inspector("gpt", n_decoder_layers=2, n_encoder_layers=0)
     srv, url, explorer = serve(ins)
     try:
         page, errors = open_page(browser, url)
-        page.wait_for_selector("table.grid svg.mini")
-        assert page.is_visible("#lm-controls")
-        page.fill("#text", "the cat sat")
-        page.click("#run")
-        page.wait_for_function("document.querySelectorAll('#tokens button.token').length > 3")
+        analyze_lm_text(page, "the cat sat")
         page.fill("#top-k", "0")
         page.click("#tokens button.token >> nth=2")
         page.wait_for_selector("#next-table tr.next-row")
@@ -210,10 +215,7 @@ def test_a_late_answer_to_an_older_question_does_not_overwrite_the_newer_one(bro
     srv, url, explorer = serve(ins)
     try:
         page, errors = open_page(browser, url)
-        page.wait_for_selector("table.grid svg.mini")
-        page.fill("#text", "the cat sat")
-        page.click("#run")
-        page.wait_for_function("document.querySelectorAll('#tokens button.token').length > 3")
+        analyze_lm_text(page, "the cat sat")
         page.fill("#top-k", "5")
         page.click("#tokens button.token >> nth=2")
         page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 5")

@@ -102,8 +102,7 @@ class TranslationTask:
     higher_is_better: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
-        user = self.files is not None or self.src_file is not None or self.tgt_file is not None
-        if not user:
+        if self.multi30k:
             for key in ("src_lang", "tgt_lang"):
                 if getattr(self, key) not in LANGS:
                     raise UserError(f"translation {key}={getattr(self, key)!r}: Multi30k has {', '.join(LANGS)}")
@@ -113,6 +112,11 @@ class TranslationTask:
             raise UserError("translation needs both src_file and tgt_file (line-aligned), or neither")
         self.signatures: dict[str, str] = {}
         self._cache: dict[str, list[Example]] = {}
+
+    @property
+    def multi30k(self) -> bool:
+        """Multi30k in ``src_lang``/``tgt_lang`` (False for the user's own files, whose languages are unknown)."""
+        return self.files is None and self.src_file is None and self.tgt_file is None
 
     def splits(self) -> tuple[str, ...]:
         if self.files is not None:

@@ -147,6 +147,7 @@ def collect_run(
     from qkv.compare.cost import count_params
     from qkv.compare.significance import SUPPORTED, bootstrap_interval, task_example_stats
     from qkv.data.tasks import is_lm, is_seq2seq
+    from qkv.data.translation import TranslationTask
     from qkv.decoding.rules import NO_RULES
     from qkv.machine import machine_info
     from qkv.training.evaluate import evaluate_lm, evaluate_seq2seq, lm_scoring_label
@@ -211,10 +212,8 @@ def collect_run(
                 rules=rule,
             )
             if task.name == "translation":
-                multi30k = getattr(task, "files", None) is None and getattr(task, "src_file", None) is None
-                extra, signatures = _translation_extras(
-                    hyps, data, getattr(task, "tgt_lang", None) if multi30k else None
-                )
+                moses_lang = task.tgt_lang if isinstance(task, TranslationTask) and task.multi30k else None
+                extra, signatures = _translation_extras(hyps, data, moses_lang)
                 metrics.update(extra)
                 record.signatures.update(signatures, **getattr(task, "signatures", {}))
             label = ("greedy" if beam == 1 else f"beam{beam}") + rule.label
