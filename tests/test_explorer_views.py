@@ -195,8 +195,19 @@ def test_language_model_mode_probabilities_sum_to_one(browser):
         assert total == pytest.approx(1.0, abs=1e-4)
         # top-k 3: three tokens, renormalised, and the page agrees with the API
         page.fill("#top-k", "3")
-        page.dispatch_event("#top-k", "change")
-        page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 3")
+        # CI failed here twice (3 rows never drawn within 30 s; cause not yet found, see issue 10's note): ask again
+        # up to three times, and say what the page showed if it never draws them
+        for _ in range(3):
+            page.dispatch_event("#top-k", "change")
+            try:
+                page.wait_for_function(
+                    "document.querySelectorAll('#next-table tr.next-row').length === 3", timeout=10_000
+                )
+                break
+            except Exception:  # playwright's TimeoutError
+                continue
+        shown = page.locator("#next-table tr.next-row").count()
+        assert shown == 3, (shown, page.text_content("#error"), page.text_content("#next")[:200])
         probs = [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
         assert sum(probs) == pytest.approx(1.0, abs=1e-6)  # float32 softmax
         api = explorer.next_tokens({"text": "the cat sat", "position": 2, "temperature": 1.0, "top_k": 3})
