@@ -119,18 +119,21 @@
   async function analyze() {
     showError("");
     const text = STATIC ? $("static-texts").value : $("text").value;
-    state.payload = { text: text, search: $("search").value };
+    // the drawn tokens stay those of the previous text until this answer comes, so a click meanwhile still
+    // asks about the previous text: the new payload becomes the page's only when its analysis is drawn
+    const payload = { text: text, search: $("search").value };
     $("status").textContent = "running…";
     const fresh = ticket("analyze");
-    ticket("explain"); ticket("next");  // answers about the previous text are stale now
     let analysis;
     try {
-      analysis = await api("/api/analyze", state.payload);
+      analysis = await api("/api/analyze", payload);
     } catch (err) {
       if (fresh()) { showError(err.message); $("status").textContent = ""; }
       return;
     }
     if (!fresh()) return;
+    ticket("explain"); ticket("next");  // answers still on their way are about the previous text: stale now
+    state.payload = payload;
     state.analysis = analysis;
     $("status").textContent = "";
     const a = state.analysis;
