@@ -122,7 +122,7 @@ class ScheduleConfig:
 class TrainingConfig:
     seed: int = 1
     max_steps: int = 1000  # optimizer steps
-    max_tokens: int = 4096  # seq2seq: target+source token budget of one global batch
+    max_tokens: int = 4096  # seq2seq: padded size of one batch, len(batch) * longest max(src, tgt) (fairseq's)
     batch_size: int = 32  # lm: sequences in one global batch
     context: int = 128  # lm: tokens per sequence
     grad_accum: int = 1  # micro-batches per optimizer step (each gets the full budget above)
