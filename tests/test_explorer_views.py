@@ -318,6 +318,46 @@ def test_a_token_clicked_while_a_new_text_is_analyzed_asks_about_the_drawn_text(
         srv.server_close()
 
 
+def test_the_walkthrough_follows_the_chosen_layer_and_head_and_goes_with_the_kind(browser):
+    """With a token selected, choosing another head (the menu) or another layer and head (a click on the grid)
+    shows that head's walkthrough of the same token; choosing another attention kind deselects the token, since
+    token i of the source is not token i of the target, and its walkthrough goes with it."""
+    ins = tiny_inspector(n_heads=2, n_encoder_layers=2, n_decoder_layers=2)
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        page.wait_for_selector("table.grid svg.mini")
+        example = ins.example
+        page.select_option("#kind", "cross")
+        page.select_option("#layer", "1")
+        page.select_option("#head", "1")
+        page.click("#tokens button.token >> nth=2")
+        page.wait_for_function("document.querySelector('.walk-title')?.textContent.includes('layer 1 · head 1 ')")
+
+        def shows(layer: int, head: int) -> None:
+            page.wait_for_function(
+                "t => document.querySelector('.walk-title')?.textContent.includes(t)",
+                arg=f"cross attention · layer {layer} · head {head} of 2 · query token 2 ",
+            )
+            walk = explorer.explain({"text": example, "kind": "cross", "layer": layer, "head": head, "token": 2})
+            shown = np.array(numbers(page, "#value-table td.head-output")[0])
+            np.testing.assert_allclose(shown, walk["head_output"], atol=1e-9)
+            assert page.locator("#tokens button.token.selected").all_text_contents() == [walk["query_token"]]
+
+        page.select_option("#head", "0")
+        shows(1, 0)
+        page.click("table.grid svg.mini[data-layer='0'][data-head='1']")
+        shows(0, 1)
+        page.select_option("#kind", "encoder_self")
+        assert page.is_hidden("#walk-panel")
+        assert page.locator("#tokens button.token.selected").count() == 0
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_next_token_distribution_is_the_softmax_of_the_logits():
     import torch
 

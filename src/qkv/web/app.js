@@ -132,7 +132,6 @@
       return;
     }
     if (!fresh()) return;
-    ticket("explain"); ticket("next");  // answers still on their way are about the previous text: stale now
     state.payload = payload;
     state.analysis = analysis;
     $("status").textContent = "";
@@ -143,10 +142,21 @@
     setOptions($("kind"), a.kinds);
     onKind();
     $("view-panel").hidden = false;
+    deselect();
+  }
+
+  // no token selected: its walkthrough and next-token table go too (they would describe a token not shown as chosen)
+  function deselect() {
+    ticket("explain"); ticket("next");  // and answers still on their way for it are dropped
     $("walk-panel").hidden = true;
     $("next-panel").hidden = true;
     state.token = null;
     draw();
+  }
+
+  // another layer or head: the selected token's walkthrough follows it (the next-token table does not depend on it)
+  function onHead() {
+    if (state.token !== null) explain(state.token, { next: false }); else draw();
   }
 
   function onKind() {
@@ -320,7 +330,7 @@
           }
         }
         svg.addEventListener("click", () => {
-          $("layer").value = String(l); onKind(); $("head").value = String(h); draw();
+          $("layer").value = String(l); onKind(); $("head").value = String(h); onHead();
         });
         td.appendChild(svg);
         tr.appendChild(td);
@@ -334,7 +344,7 @@
     grid.appendChild(legend("attention weight (0 to 1)"));
   }
 
-  async function explain(token) {
+  async function explain(token, { next = true } = {}) {
     showError("");
     state.token = token;
     draw();
@@ -346,7 +356,7 @@
     } catch (err) { if (fresh()) showError(err.message); return; }
     if (!fresh()) return;
     if (w.family && w.family !== "dot-product") renderRecurrent(w); else renderWalk(w);
-    if (state.info && state.info.kind === "lm") nextTokens(token);
+    if (next && state.info && state.info.kind === "lm") nextTokens(token);
   }
 
   function step(list, title, body) {
@@ -607,9 +617,9 @@
 
   async function init() {
     $("run").addEventListener("click", analyze);
-    $("kind").addEventListener("change", () => { onKind(); state.token = null; draw(); });
-    $("layer").addEventListener("change", () => { onKind(); draw(); });
-    $("head").addEventListener("change", draw);
+    $("kind").addEventListener("change", () => { onKind(); deselect(); });  // token i of another kind is another token
+    $("layer").addEventListener("change", () => { onKind(); onHead(); });
+    $("head").addEventListener("change", onHead);
     $("view").addEventListener("change", draw);
     ["temperature", "top-k"].forEach((id) => $(id).addEventListener("change", () => {
       if (state.token !== null) nextTokens(state.token);
