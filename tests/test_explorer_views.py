@@ -143,8 +143,66 @@ def test_static_export_labels_cut_vectors_with_their_size(browser, tmp_path):
     page.wait_for_selector("#value-table")
     query = page.locator("ol.steps > li >> nth=1").text_content()
     assert "(first 16 of 32 numbers)" in query and "(16 numbers)" not in query
+    head_output = page.text_content("#value-table td.head-output")
+    assert "(first 16 of 32 numbers)" in head_output  # the value side too
+    page.click("details summary")  # q ∘ k_j: its row sums cover 16 of 32 dimensions, and say so
+    assert "partial" in page.locator("svg.neuron text.axis-title").all_text_contents()[1]
     assert errors == []
     page.close()
+
+
+def test_static_export_of_a_language_model_has_no_next_token_controls(browser, tmp_path):
+    """A static page has no server to ask for next-token probabilities: no temperature / top-k, and a click on a
+    token shows its walkthrough without an error."""
+    ins = tiny_inspector("gpt", n_decoder_layers=1, n_encoder_layers=0)
+    out = export(Explorer(ins), ["the cat"], tmp_path / "site", dims=16)
+    page, errors = open_page(browser, (out / "index.html").as_uri())
+    page.wait_for_selector("table.grid svg.mini")
+    assert page.is_hidden("#lm-controls")
+    page.click("#tokens button.token >> nth=1")
+    page.wait_for_selector("#value-table")
+    assert page.text_content("#error") == "" and page.is_hidden("#next-panel")
+    assert errors == []
+    page.close()
+
+
+def test_the_next_token_table_follows_the_click_before_the_walkthrough_comes(browser):
+    """The next-token table of a clicked token is asked for beside its walkthrough, not after it: with the
+    walkthrough held back, the table already shows the new position (before, it kept the previous token's table,
+    and kept it for good if the walkthrough was superseded by a head change or failed). A next-token error then
+    clears when the next request succeeds."""
+    ins = tiny_inspector("gpt", n_decoder_layers=2, n_encoder_layers=0)
+    srv, url, explorer = serve(ins)
+    try:
+        page, errors = open_page(browser, url)
+        analyze_lm_text(page, explorer, "the cat sat")
+        page.click("#tokens button.token >> nth=1")
+        page.wait_for_function("document.getElementById('next').textContent.includes('(position 1)')")
+        held = []
+        page.route("**/api/explain", lambda route: held.append(route))
+        page.click("#tokens button.token >> nth=3")
+        page.wait_for_function("document.getElementById('next').textContent.includes('(position 3)')")
+        assert len(held) == 1  # the walkthrough is still on its way
+        api = explorer.next_tokens({"text": "the cat sat", "position": 3, "temperature": 1.0, "top_k": 0})
+        first_cells = "t => t.map(x => JSON.parse(x.textContent))"
+        shown = page.eval_on_selector_all("#next-table td.tok:first-child", first_cells)
+        assert len(shown) >= 3 and shown == api["tokens"][: len(shown)]  # the page shows the most likely ones
+        held[0].continue_()
+        page.wait_for_function("document.querySelector('.walk-title')?.textContent.includes('query token 3 ')")
+        # a bad temperature: the server's message; a good one afterwards: the message goes
+        page.fill("#temperature", "0")
+        page.dispatch_event("#temperature", "change")
+        page.wait_for_function("document.getElementById('error').textContent.includes('temperature')")
+        page.fill("#temperature", "2")
+        page.dispatch_event("#temperature", "change")
+        page.wait_for_function("document.getElementById('next').textContent.includes('temperature 2')")
+        assert page.text_content("#error") == ""
+        errors = [e for e in errors if "400" not in e]  # the browser logs the refused request itself
+        assert errors == []
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_recurrent_walkthrough_renders_on_a_gru_attention_model(browser):

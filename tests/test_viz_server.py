@@ -109,3 +109,26 @@ def test_static_export(tmp_path):
     t_s = len(first["analysis"]["labels"]["encoder_self"]["query"])
     assert len([k for k in first["walkthroughs"] if k.startswith("encoder_self/")]) == 1 * 2 * t_s
     assert '<script src="data.js"></script>' in (out / "index.html").read_text()
+
+
+def test_static_export_cuts_vectors_not_the_per_key_scores_and_weights(tmp_path):
+    """``dims`` shortens each vector of a walkthrough; the scores and weights (one per key token) stay whole, so a
+    text longer than ``dims`` tokens still has every key's weight (they were once cut too: NaN rows on the page)."""
+    text = "the cat sat on the mat " * 3  # 18 words + <eos> = 19 source tokens, more than dims
+    transformer = tiny_inspector(n_heads=2, n_encoder_layers=1, n_decoder_layers=1)
+    for inspector in (transformer, tiny_inspector("gru-attention", hidden_size=24, n_rnn_layers=1)):
+        explorer = Explorer(inspector)
+        out = export(explorer, [text], tmp_path / inspector.name, dims=4)
+        data = json.loads((out / "data.js").read_text().removeprefix("window.QKV_STATIC = ").rstrip().rstrip(";"))
+        walks = data["entries"][0]["walkthroughs"]
+        kind = "encoder_self" if any(k.startswith("encoder_self/") for k in walks) else "cross"
+        key = next(k for k in walks if k.startswith(kind + "/"))
+        walk = walks[key]
+        _, layer, head, token = key.split("/")
+        fields = {"kind": kind, "layer": int(layer), "head": int(head), "token": int(token)}
+        whole = explorer.explain({"text": text, **fields})
+        assert len(walk["key_tokens"]) >= 19
+        for name in ("dots", "weights") + (("scaled",) if "scaled" in walk else ()):
+            assert walk[name] == whole[name]  # every key, the same rounded numbers as the server's
+        assert sum(walk["weights"]) == pytest.approx(1.0, abs=1e-4)
+        assert all(len(row) == 4 for row in walk["keys"]) and len(walk["keys"]) == len(walk["key_tokens"])

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from qkv.attention.core import masked_softmax
 from qkv.attention.recurrent import AdditiveAttention, MultiplicativeAttention
-from qkv.viz.walkthrough import ATOL, RTOL, WalkthroughMismatch
+from qkv.viz.walkthrough import ATOL, RTOL, WalkthroughMismatch, rounded
 
 RECURRENT_ATTENTION = (AdditiveAttention, MultiplicativeAttention)
 
@@ -121,12 +121,14 @@ class RecurrentWalkthrough:
         return "the decoder's new hidden state h (top layer), after it has read this token"
 
     def to_dict(self, digits: int = 5, dims: int | None = None) -> dict:
+        """JSON-ready numbers, as :meth:`qkv.viz.walkthrough.Walkthrough.to_dict`: vectors cut to ``dims``, the
+        per-key scores and weights whole."""
+
         def r(t: Tensor | None) -> list | None:
-            if t is None:
-                return None
-            if t.dim() > 1:
-                return [r(row) for row in t]
-            return [round(float(v), digits) for v in t.reshape(-1).tolist()[:dims]]
+            return None if t is None else rounded(t, digits, dims)
+
+        def per_key(t: Tensor) -> list:
+            return rounded(t, digits)
 
         return {
             "family": self.family,
@@ -147,9 +149,9 @@ class RecurrentWalkthrough:
             "projected_query": r(self.projected_query),
             "projected_keys": r(self.projected_keys),
             "hidden": r(self.hidden),
-            "dots": r(self.scores),
+            "dots": per_key(self.scores),
             "allowed": [bool(a) for a in self.allowed.tolist()],
-            "weights": r(self.weights),
+            "weights": per_key(self.weights),
             "weighted_values": r(self.weights[:, None] * self.values),  # (T, D_v): w_j h_j
             "context": r(self.context),
             "max_abs_error": self.max_abs_error,

@@ -34,6 +34,14 @@ from qkv.viz.capture import AttentionCall
 ATOL, RTOL = 1e-4, 1e-3
 
 
+def rounded(t: Tensor, digits: int, dims: int | None = None) -> list:
+    """``t`` as (nested) lists of floats rounded to ``digits``; ``dims`` keeps only the first ``dims`` components
+    of each innermost vector (None: all)."""
+    if t.dim() > 1:
+        return [rounded(row, digits, dims) for row in t]
+    return [round(float(v), digits) for v in t.reshape(-1).tolist()[:dims]]
+
+
 class WalkthroughMismatch(AssertionError):
     """The recomputed numbers differ from the model's forward pass."""
 
@@ -86,12 +94,14 @@ class Walkthrough:
 
     def to_dict(self, digits: int = 5, dims: int | None = None) -> dict:
         """JSON-ready numbers (rounded), for the explorer and the HTML page; ``dims`` keeps only the first
-        ``dims`` components of every vector (``*_size`` fields give the full sizes)."""
+        ``dims`` components of every vector (``*_size`` fields give the full sizes). The per-key lists (scores,
+        weights) are never cut: they have one entry per key token, not per dimension."""
 
         def r(t: Tensor) -> list:
-            if t.dim() > 1:
-                return [r(row) for row in t]
-            return [round(float(v), digits) for v in t.reshape(-1).tolist()[:dims]]
+            return rounded(t, digits, dims)
+
+        def per_key(t: Tensor) -> list:
+            return rounded(t, digits)
 
         s = self.step
         return {
@@ -107,15 +117,15 @@ class Walkthrough:
             "keys": r(s.keys),
             "values": r(s.values),
             "weighted_values": r(s.weights[:, None] * s.values),  # (T_k, D): w_j v_j, summing to head_output
-            "dots": r(s.dots),
+            "dots": per_key(s.dots),
             "d_k": self.d_k,
             "x_size": int(self.x.numel()),
             "out_size": int(self.out.numel()),
             "concat_size": int(self.concat.numel()),
             "scale": round(self.scale, 8),
-            "scaled": r(s.scaled),
+            "scaled": per_key(s.scaled),
             "allowed": [bool(a) for a in s.allowed.tolist()],
-            "weights": r(s.weights),
+            "weights": per_key(s.weights),
             "head_output": r(s.output),
             "n_heads": len(self.heads),
             "kv_head": s.kv_head,

@@ -132,6 +132,7 @@
       return;
     }
     if (!fresh()) return;
+    showError("");  // an error about the previous text, shown while this analysis was on its way
     state.payload = payload;
     state.analysis = analysis;
     $("status").textContent = "";
@@ -350,13 +351,18 @@
     draw();
     const c = current();
     const fresh = ticket("explain");
+    // a language model's next-token table is asked for at once, beside the walkthrough (not after it, so a
+    // walkthrough superseded or failed cannot leave the table showing another token); a static page has no server
+    if (next && state.info && state.info.kind === "lm" && !STATIC) nextTokens(token);
     let w;
     try {
       w = await api("/api/explain", Object.assign({}, state.payload, { kind: c.kind, layer: c.layer, head: c.head, token: token }));
-    } catch (err) { if (fresh()) showError(err.message); return; }
+    } catch (err) {
+      if (fresh()) { showError(err.message); $("walk-panel").hidden = true; }  // not the previous head's walkthrough
+      return;
+    }
     if (!fresh()) return;
     if (w.family && w.family !== "dot-product") renderRecurrent(w); else renderWalk(w);
-    if (next && state.info && state.info.kind === "lm") nextTokens(token);
   }
 
   function step(list, title, body) {
@@ -394,7 +400,7 @@
   }
 
   // the value side: each v_j, its weight, w_j v_j, and their sum (checked here against the head output)
-  function valueTable(w, values, weighted, output) {
+  function valueTable(w, values, weighted, output, size) {
     const box = el("div");
     const table = el("table");
     table.id = "value-table";
@@ -406,9 +412,9 @@
       tr.appendChild(el("td", j));
       tr.appendChild(el("td", tok, "tok"));
       tr.appendChild(el("td", fmt(w.weights[j])));
-      tr.appendChild(el("td")).appendChild(vecNode(values[j]));
+      tr.appendChild(el("td")).appendChild(vecNode(values[j], size));
       const wv = el("td", null, "weighted");
-      wv.appendChild(vecNode(weighted[j]));
+      wv.appendChild(vecNode(weighted[j], size));
       tr.appendChild(wv);
       table.appendChild(tr);
     });
@@ -418,7 +424,7 @@
     sum.appendChild(el("td", fmt(w.weights.reduce((a, b) => a + b, 0))));
     sum.appendChild(el("td", ""));
     const out = el("td", null, "head-output");
-    out.appendChild(vecNode(output));
+    out.appendChild(vecNode(output, size));
     sum.appendChild(out);
     table.appendChild(sum);
     box.appendChild(table);
@@ -436,11 +442,12 @@
     const d = w.q.length, rows = w.keys.length, cell = Math.max(6, Math.min(16, Math.floor(520 / d)));
     const prods = w.keys.map((k) => k.map((kd, i) => kd * w.q[i]));
     const max = Math.max(1e-9, ...prods.map((r) => Math.max(...r.map(Math.abs))));
-    const left = 130, top = 30;
-    const svg = svgEl("svg", { width: left + d * cell + 90, height: top + rows * cell + 40, class: "neuron",
+    const left = 130, top = 30, partial = d < w.d_k;  // a static page keeps only the first dimensions
+    const svg = svgEl("svg", { width: left + d * cell + (partial ? 230 : 90), height: top + rows * cell + 40, class: "neuron",
       "data-rows": rows, "data-dims": d });
     svg.appendChild(svgEl("text", { x: left, y: 16, class: "axis-title" }, "dimension d of the head (0.." + (d - 1) + ")"));
-    svg.appendChild(svgEl("text", { x: left + d * cell + 8, y: 16, class: "axis-title" }, "Σ_d = q·k_j"));
+    svg.appendChild(svgEl("text", { x: left + d * cell + 8, y: 16, class: "axis-title" },
+      partial ? "Σ of these " + d + " of " + w.d_k + " (partial q·k_j)" : "Σ_d = q·k_j"));
     prods.forEach((row, j) => {
       row.forEach((v, i) => {
         const r = svgEl("rect", { x: left + i * cell, y: top + j * cell, width: cell, height: cell, fill: diverging(v, max),
@@ -490,7 +497,7 @@
     scores.appendChild(details);
     step(ol, "scores q·k_j, scaled by 1/√d_k = 1/√" + w.d_k + " = " + w.scale.toFixed(5) +
       ", softmax over the allowed keys", scores);
-    step(ol, "head output Σ_j w_j v_j: the values, weighted by the softmax", valueTable(w, w.values, w.weighted_values, w.head_output));
+    step(ol, "head output Σ_j w_j v_j: the values, weighted by the softmax", valueTable(w, w.values, w.weighted_values, w.head_output, w.d_k));
     step(ol, "concatenation of the " + w.n_heads + " heads' outputs", vecNode(w.concat, w.concat_size));
     step(ol, "output projection out = concat·W_O + b_O", vecNode(w.out, w.out_size || w.x_size));
     box.appendChild(ol);
@@ -583,6 +590,7 @@
   // language models: the next-token distribution after the clicked position
   async function nextTokens(token) {
     const panel = $("next-panel");
+    showError("");  // e.g. an earlier "temperature must be > 0"
     const fresh = ticket("next");
     let r;
     try {
@@ -639,7 +647,7 @@
       $("model-name").textContent = info.name + " (" + info.kind + (info.task ? ", " + info.task : "") + ")";
       if (info.max_chars) $("text").maxLength = info.max_chars;
       if (info.example && !STATIC) $("text").value = info.example;
-      $("lm-controls").hidden = info.kind !== "lm";
+      $("lm-controls").hidden = info.kind !== "lm" || !!STATIC;  // next-token probabilities need the server
     } catch (err) { showError(err.message); return; }
     analyze(); // render on load: the example, every head
   }
