@@ -98,6 +98,31 @@ def test_translation_multi30k_layout_any_direction(tmp_path):
         get_task("translation", src_lang="cs", data_dir=str(tmp_path)).examples("train")
 
 
+def test_translation_lowercase_tokenizer_lowercases_the_data_and_scores_against_lowercased_references(tmp_path):
+    """With ``tokenizer: lowercase-bpe`` the model reads and writes lowercased text: every split is lowercased
+    (training targets and references alike), so BLEU equals sacreBLEU's lowercased BLEU on the raw references."""
+    import sacrebleu
+
+    root = tmp_path / "multi30k"
+    texts = {"en": ["A Dog runs .", "Two Men play Football"], "de": ["Ein Hund läuft .", "Zwei Männer spielen Fußball"]}
+    for split in ("train", "val", "test_2016_flickr"):
+        for lang, lines in texts.items():
+            gz(root / f"{split}.{lang}.gz", "".join(line + "\n" for line in lines))
+    task = get_task("translation", data_dir=str(tmp_path), tokenizer="lowercase-bpe", vocab_size=300)
+    assert task.lowercase and not get_task("translation", data_dir=str(tmp_path)).lowercase
+    for split in ("train", "dev", "test"):
+        assert [(e.src, e.tgt) for e in task.examples(split)] == [
+            ("ein hund läuft .", "a dog runs ."),
+            ("zwei männer spielen fußball", "two men play football"),
+        ]
+    hyps = ["a dog runs", "two men play football"]
+    expected = sacrebleu.corpus_bleu(hyps, [texts["en"]], lowercase=True).score
+    assert task.score(hyps, task.examples("test"))["bleu"] == pytest.approx(expected, abs=1e-9)
+    assert expected < 100.0  # (a real difference: the first hypothesis lacks its period)
+    src_tok, tgt_tok = task.build_tokenizers(task.examples("train"))
+    assert src_tok.kind == "lowercase-bpe" and src_tok.encode("ZWEI Männer") == src_tok.encode("zwei männer")
+
+
 def test_translation_user_files(tmp_path):
     src, tgt = tmp_path / "src.txt", tmp_path / "tgt.txt"
     src.write_text("".join(f"s{i}\n" for i in range(40)))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from qkv.data.tokenizers import (
     BPETokenizer,
     CharTokenizer,
+    LowercaseBPETokenizer,
     LowercaseWordTokenizer,
     PretrainedTokenizer,
     WordTokenizer,
@@ -108,6 +109,22 @@ def test_save_load_round_trip(tmp_path, bpe):
             assert back.encode(text) == tok.encode(text)
     with pytest.raises(UserError, match="no tokenizer saved"):
         load_tokenizer(tmp_path / "nothing")
+
+
+def test_lowercase_bpe_reads_any_case_as_lowercase_and_is_saved_so(tmp_path):
+    """``lowercase-bpe`` = the same byte-level BPE trained on the lowercased corpus, behind a Lowercase
+    normalizer: "Ein Hund" and "ein hund" are one token sequence, equal to plain BPE's on the lowercased text,
+    decoding gives lowercase text back, the special tokens still match, and a saved one lowercases too."""
+    tok = train_tokenizer("lowercase-bpe", CORPUS * 20, 400)
+    assert isinstance(tok, LowercaseBPETokenizer) and tok.kind == "lowercase-bpe"
+    plain = BPETokenizer.train([t.lower() for t in CORPUS * 20], vocab_size=400)
+    for text in CORPUS + ["ZWEI MÄNNER", "Naïve CAFÉ"]:
+        assert tok.encode(text) == tok.encode(text.lower()) == plain.encode(text.lower())
+        assert tok.decode(tok.encode(text)) == text.lower()
+    assert tok.encode("Hund<eos>") == tok.encode("hund") + [EOS_ID]
+    tok.save(tmp_path)
+    back = load_tokenizer(tmp_path)
+    assert type(back) is LowercaseBPETokenizer and back.encode("EIN HUND") == tok.encode("ein hund")
 
 
 def test_bpe_matches_hugging_face_and_learns_merges(bpe):

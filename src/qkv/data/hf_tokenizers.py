@@ -1,10 +1,14 @@
 """Hugging Face ``tokenizers`` behind qkv's tokenizer protocol -- the one home of that wrapper.
 
-Three kinds share it:
+These kinds share it:
 
 - :class:`BPETokenizer` (``kind = "bpe"``): byte-level BPE (Sennrich et al. 2016, "Neural Machine Translation
   of Rare Words with Subword Units"; byte-level as in GPT-2) trained by qkv on a task's training split, with
   qkv's special ids (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3); any text round-trips.
+- :class:`LowercaseBPETokenizer` (``kind = "lowercase-bpe"``): the same BPE behind Hugging Face's ``Lowercase``
+  normalizer, so every input -- training text, a user's sentence in ``qkv generate`` or the explorer -- is
+  lowercased before it is split: the text of the Multi30k systems in the literature (lowercased, tokenized, BPE;
+  e.g. Wu et al. 2021's data). Text round-trips lowercased.
 - :class:`LowercaseWordTokenizer` (``kind = "lowercase-word"``): whole words, lowercased, with punctuation
   marks as tokens of their own (Hugging Face ``WordLevel`` over its ``Whitespace`` pre-tokenizer, which splits
   ``\\w+|[^\\w\\s]+``), trained by qkv with the same special ids; a word outside the vocabulary is ``<unk>``.
@@ -16,7 +20,7 @@ Three kinds share it:
   model's ``pad_id``/``bos_id``/``eos_id`` say which they are; ``encode_for_model`` adds the specials the
   checkpoint expects (BERT: ``[CLS] ... [SEP]``).
 
-Both: ``encode`` (no specials), ``encode_batch``, ``decode`` (skips specials), ``token(i)`` (an id outside
+All: ``encode`` (no specials), ``encode_batch``, ``decode`` (skips specials), ``token(i)`` (an id outside
 ``0 .. vocab_size - 1`` raises ``IndexError`` naming it, as for every qkv tokenizer), ``token_id``,
 ``vocab_size``, ``kind``, ``save(dir)`` (``tokenizer.json`` + qkv's small meta file) and ``from_file``.
 
@@ -125,20 +129,39 @@ class BPETokenizer(_TrainedByQkv):
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> BPETokenizer:
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        return cls(_train_bpe(texts, vocab_size, min_frequency, lowercase=False))
 
-        hf = Tokenizer(models.BPE())
-        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            special_tokens=SPECIAL_TOKENS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-        hf.train_from_iterator(texts, trainer=trainer)
-        return cls(hf)
+
+def _train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, *, lowercase: bool) -> HFTokenizer:
+    """Byte-level BPE of ``vocab_size`` tokens learnt from ``texts``, qkv's special tokens first; ``lowercase``
+    puts Hugging Face's ``Lowercase`` normalizer in front (in training and after: it is saved with the tokenizer)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    hf = Tokenizer(models.BPE())
+    if lowercase:
+        hf.normalizer = normalizers.Lowercase()
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    hf.train_from_iterator(texts, trainer=trainer)
+    return hf
+
+
+class LowercaseBPETokenizer(BPETokenizer):
+    """:class:`BPETokenizer` that lowercases its input first (Hugging Face ``normalizers.Lowercase``, saved in
+    ``tokenizer.json``, so a loaded tokenizer lowercases too); the special tokens are matched before it."""
+
+    kind = "lowercase-bpe"
+
+    @classmethod
+    def train(cls, texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2) -> LowercaseBPETokenizer:
+        return cls(_train_bpe(texts, vocab_size, min_frequency, lowercase=True))
 
 
 class LowercaseWordTokenizer(_TrainedByQkv):

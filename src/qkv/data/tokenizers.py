@@ -1,6 +1,7 @@
 """Tokenizers: characters, words, lowercased words with punctuation split off, and byte-level BPE
 (Sennrich et al. 2016, "Neural Machine Translation of Rare Words with Subword Units"; byte-level as in
-GPT-2), all sharing the special ids of :mod:`qkv.special` (``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3).
+GPT-2), cased or lowercasing its input, all sharing the special ids of :mod:`qkv.special` (``<pad>`` 0,
+``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3).
 
 Protocol (every tokenizer): ``encode(text) -> list[int]`` (no specials added), ``encode_batch(texts)``,
 ``decode(ids) -> str`` (skips pad/bos/eos; an unknown symbol decodes as ``<unk>``), ``token(i) -> str``
@@ -20,7 +21,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from qkv.data.hf_tokenizers import META_FILE, BPETokenizer, LowercaseWordTokenizer, PretrainedTokenizer, check_token_id
+from qkv.data.hf_tokenizers import (
+    META_FILE,
+    BPETokenizer,
+    LowercaseBPETokenizer,
+    LowercaseWordTokenizer,
+    PretrainedTokenizer,
+    check_token_id,
+)
 from qkv.errors import UserError
 from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
@@ -28,6 +36,7 @@ __all__ = [
     "META_FILE",
     "BPETokenizer",
     "CharTokenizer",
+    "LowercaseBPETokenizer",
     "LowercaseWordTokenizer",
     "PretrainedTokenizer",
     "Tokenizer",
@@ -38,6 +47,8 @@ __all__ = [
     "train_tokenizer",
 ]
 _SKIP = {PAD_ID, BOS_ID, EOS_ID}
+TOKENIZER_KINDS = ("char", "word", "lowercase-word", "bpe", "lowercase-bpe")
+"""What :func:`train_tokenizer` trains (``lowercase-*`` kinds lowercase every input before splitting it)."""
 _WORD_RE = re.compile(r"\n|[^\s]+")
 
 
@@ -138,14 +149,15 @@ class WordTokenizer(_VocabTokenizer):
 
 
 def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = None) -> Tokenizer:
-    """Train a ``char``, ``word``, ``lowercase-word`` or ``bpe`` tokenizer on ``texts`` (the training split only)."""
+    """Train a ``char``, ``word``, ``lowercase-word``, ``bpe`` or ``lowercase-bpe`` tokenizer on ``texts`` (the
+    training split only)."""
     if kind == "char":
         return CharTokenizer.train(texts)
     if kind == "word":
         return WordTokenizer.train(texts, max_size=vocab_size)
     if kind == "lowercase-word":
         return LowercaseWordTokenizer.train(texts, vocab_size=vocab_size or 30000)
-    if kind == "bpe":
+    if kind in ("bpe", "lowercase-bpe"):
         from qkv.data.textio import MAX_LINE_CHARS
 
         longest = max(range(len(texts)), key=lambda i: len(texts[i]), default=None)
@@ -155,8 +167,9 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
                 f"qkv's limit of {MAX_LINE_CHARS:,} for one example (BPE training time grows with the "
                 "square of a text's longest word); shorten or drop it"
             )
-        return BPETokenizer.train(texts, vocab_size=vocab_size or 8000)
-    raise UserError(f"unknown tokenizer {kind!r} (choose char, word, lowercase-word or bpe)")
+        bpe = LowercaseBPETokenizer if kind == "lowercase-bpe" else BPETokenizer
+        return bpe.train(texts, vocab_size=vocab_size or 8000)
+    raise UserError(f"unknown tokenizer {kind!r} (choose {', '.join(TOKENIZER_KINDS)})")
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
@@ -182,12 +195,14 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
             raise UserError(f"{meta_path}: {err}") from None
     if kind == "bpe":
         return BPETokenizer.from_file(path / "tokenizer.json")
+    if kind == "lowercase-bpe":
+        return LowercaseBPETokenizer.from_file(path / "tokenizer.json")
     if kind == "lowercase-word":
         return LowercaseWordTokenizer.from_file(path / "tokenizer.json")
     if kind == "pretrained":  # a checkpoint's own tokenizer, saved with a run that starts from it
         return PretrainedTokenizer.from_file(path / "tokenizer.json")
     raise UserError(
-        f"{meta_path}: unknown tokenizer kind {kind!r} (expected char, word, lowercase-word, bpe or pretrained)"
+        f"{meta_path}: unknown tokenizer kind {kind!r} (expected {', '.join(TOKENIZER_KINDS)} or pretrained)"
     )
 
 

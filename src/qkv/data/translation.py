@@ -76,9 +76,11 @@ DATASETS = [
 @dataclass
 class TranslationTask:
     """Translation options: ``src_lang``/``tgt_lang`` (Multi30k) or user ``files``/``src_file``+``tgt_file``;
-    ``tokenizer`` (``bpe`` | ``word`` | ``char``) and ``vocab_size`` per side; ``max_examples`` caps train;
-    ``max_chars``/``truncate`` bound line length. ``shared_vocab`` trains one tokenizer (of ``vocab_size``) on
-    both languages and uses it for both sides, so the model can share and tie its embeddings
+    ``tokenizer`` (``bpe`` | ``word`` | ``char``, or ``lowercase-bpe`` | ``lowercase-word``: the model reads and
+    writes lowercased text, as most Multi30k systems in the literature do, and is scored against lowercased
+    references, so its cased and lowercased BLEU are one number) and ``vocab_size`` per side; ``max_examples``
+    caps train; ``max_chars``/``truncate`` bound line length. ``shared_vocab`` trains one tokenizer (of
+    ``vocab_size``) on both languages and uses it for both sides, so the model can share and tie its embeddings
     (``model.share_embeddings``, ``model.tie_embeddings``), as Press & Wolf 2017 and the small Multi30k
     Transformers in the literature do."""
 
@@ -118,6 +120,11 @@ class TranslationTask:
         """Multi30k in ``src_lang``/``tgt_lang`` (False for the user's own files, whose languages are unknown)."""
         return self.files is None and self.src_file is None and self.tgt_file is None
 
+    @property
+    def lowercase(self) -> bool:
+        """The tokenizer lowercases what it reads, so the data (targets, references) is lowercased too."""
+        return self.tokenizer.startswith("lowercase-")
+
     def splits(self) -> tuple[str, ...]:
         if self.files is not None:
             return tuple(s for s in ("train", "dev", "test") if s in self.files)
@@ -147,6 +154,8 @@ class TranslationTask:
                 raise UserError(f"translation split {split!r} is empty")
             if split == "train":
                 pairs = cap(pairs, self.max_examples, self.seed)
+            if self.lowercase:  # training targets and the references it is scored against
+                pairs = [(s.lower(), t.lower()) for s, t in pairs]
             self._cache[split] = [Example(src=s, tgt=t) for s, t in pairs]
         return self._cache[split]
 

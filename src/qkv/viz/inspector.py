@@ -61,7 +61,7 @@ class Analysis:
 def _label(tok: Any, ids: list[int]) -> list[str]:
     """Token labels; byte-level BPE's word-start mark ``Ġ`` is shown as ``▁`` (a space would be invisible)."""
     labels = [tok.token(i) for i in ids]
-    if getattr(tok, "kind", None) == "bpe":
+    if getattr(tok, "kind", None) in ("bpe", "lowercase-bpe"):
         labels = [t.replace("Ġ", "▁") for t in labels]
     return labels
 
