@@ -215,3 +215,67 @@ def test_outputs_survive_any_character(tmp_path: Path):
     write_hypotheses(tmp_path, hyps)
     assert read_hypotheses(tmp_path) == hyps
     assert len((tmp_path / HYPOTHESES_FILE).read_text(encoding="utf-8").splitlines()) == len(hyps)
+
+
+def _translation_folder(root: Path, recipe: str, tokenizer: str, hyps: list[str], metrics: dict[str, float]) -> Path:
+    """A Multi30k-layout translation result folder (data under ``root / "data"``) for outputs ``hyps``."""
+    folder = root / recipe
+    folder.mkdir(parents=True)
+    task = {"name": "translation", "options": {"data_dir": str(root / "data"), "tokenizer": tokenizer}}
+    (folder / "config.yaml").write_text(f"task: {json.dumps(task)}\n")
+    record = ResultRecord(
+        recipe=recipe,
+        task="translation",
+        model="transformer",
+        split="test",
+        decoding="greedy",
+        metrics=metrics,
+        train_seconds=1.0,
+        train_steps=1,
+        threads=1,
+        machine="test",
+        command="qkv train t.yaml",
+        commit="0" * 40,
+    )
+    (folder / "result.json").write_text(json.dumps(record.to_dict()))
+    write_hypotheses(folder, hyps)
+    return folder
+
+
+def test_a_lowercased_model_pairs_with_a_cased_one_on_lowercased_bleu(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """A model trained on lowercased text (tokenizer lowercase-bpe: its task lowercases the references) and one
+    trained on cased text share their test examples up to case: on bleu_lowercase they pair, each scoring what
+    sacreBLEU's lowercased BLEU gives on the raw references; on cased BLEU they are refused (other examples)."""
+    import gzip
+
+    import sacrebleu
+
+    german = [f"Ein Hund Nummer {i} läuft über die Wiese ." for i in range(12)]
+    english = [f"A Dog number {i} runs across the Meadow ." for i in range(12)]
+    for split in ("train", "val", "test_2016_flickr"):
+        for lang, lines in (("de", german), ("en", english)):
+            path = tmp_path / "data" / "multi30k" / f"{split}.{lang}.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(gzip.compress("".join(line + "\n" for line in lines).encode()))
+    cased_hyps = [e if i % 3 else e.replace("runs", "walks") for i, e in enumerate(english)]
+    lower_hyps = [e.lower() if i % 4 else e.lower().replace("meadow", "grass") for i, e in enumerate(english)]
+
+    def lowercased_bleu(hyps: list[str]) -> float:
+        return sacrebleu.corpus_bleu(hyps, [english], lowercase=True).score
+
+    cased = _translation_folder(
+        tmp_path,
+        "cased",
+        "bpe",
+        cased_hyps,
+        {"bleu": sacrebleu.corpus_bleu(cased_hyps, [english]).score, "bleu_lowercase": lowercased_bleu(cased_hyps)},
+    )
+    score = lowercased_bleu(lower_hyps)  # = its task's own BLEU: references lowercased
+    lower = _translation_folder(
+        tmp_path, "lower", "lowercase-bpe", lower_hyps, {"bleu": score, "bleu_lowercase": score}
+    )
+    result = _paired(capsys, lower, cased, "--metric", "bleu_lowercase")
+    assert result["score_a"] == pytest.approx(score) and result["score_b"] == pytest.approx(lowercased_bleu(cased_hyps))
+    assert result["examples"] == 12
+    assert main(["results", "paired", str(lower), str(cased), "--metric", "bleu"]) == 2
+    assert "scored on different test examples" in capsys.readouterr().err

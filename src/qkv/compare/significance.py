@@ -117,7 +117,7 @@ def _sacrebleu_stats(metric: str, hyps: Sequence[str], refs: Sequence[Sequence[s
 
     from qkv.data.metrics import reference_streams
 
-    scorer = BLEU() if metric == "bleu" else CHRF()
+    scorer = {"bleu": BLEU(), "bleu_lowercase": BLEU(lowercase=True), "chrf": CHRF()}[metric]
     table = np.asarray(scorer._extract_corpus_statistics(list(hyps), reference_streams(refs)), dtype=np.float64)
     return ExampleStats(metric, table, lambda sums: scorer._compute_score_from_stats(list(sums)).score)
 
@@ -129,7 +129,7 @@ def example_stats(metric: str, hyps: Sequence[str], refs: Sequence[Sequence[str]
     """
     from qkv.data import metrics
 
-    if metric in ("bleu", "chrf"):
+    if metric in ("bleu", "bleu_lowercase", "chrf"):  # bleu_lowercase: as `qkv results collect` scores it
         return _sacrebleu_stats(metric, hyps, refs)
     if metric in ("wer", "per"):
         closest = [metrics.closest_reference(h, rs) for h, rs in zip(hyps, refs, strict=True)]  # (edits, length)
@@ -154,4 +154,15 @@ def task_example_stats(task: object, metric: str, hyps: Sequence[str], examples:
     return example_stats(metric, hyps, refs)
 
 
-SUPPORTED = ("bleu", "chrf", "wer", "per", "rouge1", "rouge2", "rougeL", "exact_match", "token_accuracy")
+SUPPORTED = (
+    "bleu",
+    "bleu_lowercase",
+    "chrf",
+    "wer",
+    "per",
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "exact_match",
+    "token_accuracy",
+)

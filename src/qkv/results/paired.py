@@ -175,6 +175,14 @@ def _row_stats(
     return stats, examples
 
 
+def _identity(examples: list[Example], fold_case: bool) -> list[tuple[str, list[str]]]:
+    """What two rows' examples must share: sources and references -- up to case on lowercased BLEU, so a model
+    trained on lowercased text (tokenizer ``lowercase-bpe``, whose task lowercases its references) pairs with one
+    trained on cased text."""
+    fold = str.lower if fold_case else str
+    return [(fold(e.src), [fold(r) for r in e.references]) for e in examples]
+
+
 def compare_results(a: str | Path, b: str | Path, metric: str | None = None, seed: int = 12345) -> PairedComparison:
     """Paired bootstrap test of result folder ``a`` against ``b`` (same task and split) on ``metric``
     (default: the task's primary metric)."""
@@ -195,7 +203,8 @@ def compare_results(a: str | Path, b: str | Path, metric: str | None = None, see
         raise UserError(f"metric {metric!r} has no per-example statistics; choose one of {', '.join(SUPPORTED)}")
     stats_a, examples_a = _row_stats(folder_a, record_a, task_a, hyps_a, metric)
     stats_b, examples_b = _row_stats(folder_b, record_b, task_b, hyps_b, metric)
-    if [(e.src, e.references) for e in examples_a] != [(e.src, e.references) for e in examples_b]:
+    fold_case = metric == "bleu_lowercase"
+    if _identity(examples_a, fold_case) != _identity(examples_b, fold_case):
         raise UserError(
             f"{folder_a} and {folder_b} are scored on different {record_a.split} examples (another dataset or "
             "language direction under the same task name): a paired test needs the same ones"
