@@ -66,6 +66,9 @@ ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-en-de-transformer-tiny-2x-postnorm": [
         Anchor("bleu_lowercase", 41.02, True, MULTI30K_EN_DE, decoding="beam5")
     ],
+    "multi30k-en-de-transformer-tiny-2x-lc": [
+        Anchor("bleu_lowercase", 41.02, True, MULTI30K_EN_DE, decoding="beam5")
+    ],
     "multi30k-en-de-transformer-tiny-2x-postnorm-clip25": [
         Anchor("bleu_lowercase", 41.02, True, MULTI30K_EN_DE, decoding="beam5")
     ],
