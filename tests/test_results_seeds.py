@@ -127,6 +127,12 @@ def test_a_metric_without_an_anchor_is_summarised_without_a_verdict(tmp_path, ca
     assert summary["verdict"] == "no published anchor" and summary["std"] == pytest.approx(np.std([5.1, 5.2], ddof=1))
 
 
+def test_a_language_models_loss_without_an_anchor_is_lower_is_better(tmp_path, capsys):
+    folders = [_folder(tmp_path, _recipe(G2P, s), s, {"wer": 22.0 + s, "loss": 1.5 + s / 10}) for s in (1, 2)]
+    (summary,) = _seeds(capsys, *folders, "--metric", "loss")
+    assert summary["published"] is None and summary["higher_is_better"] is False
+
+
 def test_folders_that_are_not_one_recipe_under_two_seeds_are_refused_naming_why(tmp_path, capsys):
     a = _folder(tmp_path, "a", 1, {"bleu": 1.0})
     other_lr = _folder(tmp_path, "b", 2, {"bleu": 2.0}, config=_config(2, lr=0.001))

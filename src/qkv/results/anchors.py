@@ -28,7 +28,8 @@ G2P_TRANSFORMER = "shared/data/README.md: Transformer 3x256 on CMUdict g014b2b"
 NANOGPT = "nanoGPT README, CPU 'baby GPT' (4x4x128, context 64, 2,000 iterations)"
 G2P_SEQ2SEQ = (
     "CMUSphinx g2p-seq2seq README (github.com/cmusphinx/g2p-seq2seq): tensor2tensor Transformer num_layers=2, "
-    "size=256 on the same split (CMUdict PRONALSYL 2007), decoded with beam 4"
+    "size=256 on the same split (CMUdict PRONALSYL 2007), decoded with beam 4 (set beside qkv's beam 5, its nearest "
+    "recorded decoding)"
 )
 ZAREMBA = "Zaremba et al. 2014, small LSTM (2x200, no dropout)"
 # Wu et al. 2021's 41.02 (github.com/LividWo/Revisit-MMT, README-baseline.md) is fairseq's BLEU4 on their
@@ -47,6 +48,11 @@ MULTI30K_EN_DE = (
 AESLC_LEAD1 = (
     "the Lead-1 extractive baseline on the same test set, which a neural model must beat (results/aeslc-lead1)"
 )
+
+# the baselines' own scores, unrounded (a model between 15.836 and 15.84 passes Lead-1): a test checks that they
+# are what results/aeslc-lead1 and results/samsum-lead3 record, so a re-collected baseline cannot leave them stale
+AESLC_LEAD1_ROUGE1 = 15.836111982898798
+SAMSUM_LEAD3_ROUGE1 = 31.307814116238124
 
 SAMSUM_LEAD3 = (
     "the Lead-3 extractive baseline on the same test set, which a neural model must beat (results/samsum-lead3; "
@@ -77,7 +83,10 @@ ANCHORS: dict[str, list[Anchor]] = {
     "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
-    "g2p-transformer-small": [Anchor("wer", 20.6, False, G2P_TRANSFORMER), Anchor("wer", 20.2, False, G2P_SEQ2SEQ)],
+    "g2p-transformer-small": [
+        Anchor("wer", 20.6, False, G2P_TRANSFORMER),
+        Anchor("wer", 20.2, False, G2P_SEQ2SEQ, decoding="beam5"),
+    ],
     "g2p-transformer-deep": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-gru-attention-long": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
@@ -90,19 +99,19 @@ ANCHORS: dict[str, list[Anchor]] = {
     "samsum-lead3": [
         Anchor("rouge1", 31.40, True, "Gliwa et al. 2019 (SAMSum), Table 2: Lead-3 31.40 / 8.68 ROUGE-1/2")
     ],
-    "aeslc-transformer": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-transformer-shared": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-transformer-copy": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-transformer-lead": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-gru-attention-lead": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-transformer-words": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-transformer-words-base": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-gru-attention-words": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "aeslc-gru-attention-copy": [Anchor("rouge1", 15.84, True, AESLC_LEAD1)],
-    "samsum-transformer-words": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
-    "samsum-gru-attention-copy": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
-    "samsum-transformer-copy": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
-    "samsum-gru-attention": [Anchor("rouge1", 31.31, True, SAMSUM_LEAD3)],
+    "aeslc-transformer": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-transformer-shared": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-transformer-copy": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-transformer-lead": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-gru-attention-lead": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-transformer-words": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-transformer-words-base": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-gru-attention-words": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "aeslc-gru-attention-copy": [Anchor("rouge1", AESLC_LEAD1_ROUGE1, True, AESLC_LEAD1)],
+    "samsum-transformer-words": [Anchor("rouge1", SAMSUM_LEAD3_ROUGE1, True, SAMSUM_LEAD3)],
+    "samsum-gru-attention-copy": [Anchor("rouge1", SAMSUM_LEAD3_ROUGE1, True, SAMSUM_LEAD3)],
+    "samsum-transformer-copy": [Anchor("rouge1", SAMSUM_LEAD3_ROUGE1, True, SAMSUM_LEAD3)],
+    "samsum-gru-attention": [Anchor("rouge1", SAMSUM_LEAD3_ROUGE1, True, SAMSUM_LEAD3)],
     "ptb-gpt": [Anchor("ppl", 114.5, False, ZAREMBA + " (the LSTM it is compared with)")],
     "ptb-gpt-long": [Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), test")],
     "ptb-gpt-reg": [Anchor("ppl", 82.7, False, "Zaremba et al. 2014, medium LSTM (2x650, dropout 0.5), test")],

@@ -25,13 +25,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qkv.atomic import atomic_write_text
+from qkv.atomic import atomic_write, atomic_write_text
 from qkv.errors import UserError
 
 if TYPE_CHECKING:
@@ -228,9 +227,9 @@ def collect_run(
                 samples, headline_hyps = _seq2seq_samples(data, hyps), hyps
             else:
                 record.other_decodings[label] = metrics
-    shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
-    shutil.copyfile(run_dir / "metrics.jsonl", out / "metrics.jsonl")
-    (out / "samples.txt").write_text(samples, encoding="utf-8")
+    for name in ("config.yaml", "metrics.jsonl"):  # (a crash mid-copy must not leave half a file as evidence)
+        atomic_write(out / name, (run_dir / name).read_bytes())
+    atomic_write_text(out / "samples.txt", samples)
     if headline_hyps is not None:
         write_hypotheses(out, headline_hyps)
     atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
@@ -305,7 +304,7 @@ def collect_baseline(
     )
     out = Path(out_root) / recipe
     out.mkdir(parents=True, exist_ok=True)
-    (out / "samples.txt").write_text(_seq2seq_samples(examples, hyps), encoding="utf-8")
+    atomic_write_text(out / "samples.txt", _seq2seq_samples(examples, hyps))
     # no hypotheses.jsonl: an extractive baseline's outputs are the dataset's own sentences, which stay out of
     # the repo; `qkv results paired` extracts them again from the recorded command
     atomic_write_text(out / RESULT_FILE, json.dumps(record.to_dict(), indent=1) + "\n")
@@ -355,5 +354,5 @@ def load_results(root: str | Path) -> list[ResultRecord]:
     """Every ``root/*/result.json``, sorted by recipe name."""
     records = []
     for path in sorted(Path(root).glob(f"*/{RESULT_FILE}")):
-        records.append(ResultRecord.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        records.append(read_record(path.parent))  # checked: a damaged file is a message naming it
     return records

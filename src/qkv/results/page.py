@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qkv.atomic import atomic_write_text
 from qkv.errors import UserError
 from qkv.results.anchors import ANCHORS, Anchor, compared_scores
 from qkv.results.collect import ResultRecord, load_results
@@ -133,5 +134,5 @@ def render(records: list[ResultRecord], seed_groups: list[list[SeedRun]] | None 
 
 def write_page(results_dir: str | Path, out: str | Path) -> str:
     text = render(load_results(results_dir), find_seed_groups(results_dir))
-    Path(out).write_text(text, encoding="utf-8")
+    atomic_write_text(Path(out), text)
     return text

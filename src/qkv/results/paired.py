@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 from qkv.results.collect import HYPOTHESES_FILE, RESULT_FILE, ResultRecord, read_hypotheses, read_record
 
 RECORD_TOLERANCE = 1e-6  # re-scored outputs must reproduce result.json's value to this (absolute) precision
-# error rates; every other supported metric is a score (--metric may name a metric other than the task's
-# primary one, so task.higher_is_better cannot decide)
-LOWER_IS_BETTER = ("wer", "per")
+# error rates and the language models' losses; every other metric is a score (--metric may name a metric other
+# than the task's primary one, so task.higher_is_better cannot decide; `qkv results seeds` asks this too)
+LOWER_IS_BETTER = ("wer", "per", "loss", "ppl", "bits_per_token", "bpc")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class PairedComparison:
         return (
             f"{self.metric} {self.a} {self.score_a:.2f} vs {self.b} {self.score_b:.2f}: "
             f"A - B = {self.delta:+.2f} (95% interval {self.low:+.2f} to {self.high:+.2f}), "
-            f"p = {self.p_value:.3f} over {self.examples:,} paired examples: {verdict}"
+            f"p = {self.p_value:.4f} over {self.examples:,} paired examples: {verdict}"
         )
 
 
@@ -175,12 +175,21 @@ def _row_stats(
     return stats, examples
 
 
-def _identity(examples: list[Example], fold_case: bool) -> list[tuple[str, list[str]]]:
-    """What two rows' examples must share: sources and references -- up to case on lowercased BLEU, so a model
-    trained on lowercased text (tokenizer ``lowercase-bpe``, whose task lowercases its references) pairs with one
-    trained on cased text."""
+def _same_examples(a: list[Example], b: list[Example], fold_case: bool) -> bool:
+    """Whether two rows scored the same examples: the same references, and sources equal or one the start of
+    the other (a recipe may cut long sources: summarization's ``max_src_chars`` with ``truncate``). On lowercased
+    BLEU both are compared up to case, so a model trained on lowercased text (tokenizer ``lowercase-bpe``, whose
+    task lowercases its references) pairs with one trained on cased text."""
     fold = str.lower if fold_case else str
-    return [(fold(e.src), [fold(r) for r in e.references]) for e in examples]
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        src_x, src_y = fold(x.src), fold(y.src)
+        if [fold(r) for r in x.references] != [fold(r) for r in y.references]:
+            return False
+        if not (src_x.startswith(src_y) or src_y.startswith(src_x)):
+            return False
+    return True
 
 
 def compare_results(a: str | Path, b: str | Path, metric: str | None = None, seed: int = 12345) -> PairedComparison:
@@ -203,8 +212,7 @@ def compare_results(a: str | Path, b: str | Path, metric: str | None = None, see
         raise UserError(f"metric {metric!r} has no per-example statistics; choose one of {', '.join(SUPPORTED)}")
     stats_a, examples_a = _row_stats(folder_a, record_a, task_a, hyps_a, metric)
     stats_b, examples_b = _row_stats(folder_b, record_b, task_b, hyps_b, metric)
-    fold_case = metric == "bleu_lowercase"
-    if _identity(examples_a, fold_case) != _identity(examples_b, fold_case):
+    if not _same_examples(examples_a, examples_b, fold_case=metric == "bleu_lowercase"):
         raise UserError(
             f"{folder_a} and {folder_b} are scored on different {record_a.split} examples (another dataset or "
             "language direction under the same task name): a paired test needs the same ones"
