@@ -24,7 +24,12 @@ class Anchor:
 
 
 BENTREVETT = "bentrevett/pytorch-seq2seq (GPU, 10 epochs, greedy, lowercased BLEU)"
-G2P_TRANSFORMER = "shared/data/README.md: Transformer 3x256 on CMUdict g014b2b"
+G2P_TRANSFORMER = (
+    "CMUSphinx g2p-seq2seq README since 2018-04 (github.com/cmusphinx/g2p-seq2seq, commit 65c4cc8), quoted in "
+    "shared/data/README.md: tensor2tensor Transformer num_layers=3, size=256 (filter 512, 4 heads), batches of 4,096 "
+    "tokens, trained until validation stops improving (up to 200,000 steps), decoded with its default beam 4 (set "
+    "beside qkv's beam 5)"
+)
 NANOGPT = "nanoGPT README, CPU 'baby GPT' (4x4x128, context 64, 2,000 iterations)"
 G2P_SEQ2SEQ = (
     "CMUSphinx g2p-seq2seq README (github.com/cmusphinx/g2p-seq2seq): tensor2tensor Transformer num_layers=2, "
@@ -80,14 +85,14 @@ ANCHORS: dict[str, list[Anchor]] = {
     "multi30k-lstm-attention-long": [
         Anchor("bleu_lowercase", 28.3, True, BENTREVETT + "; GRU + Bahdanau row, at its run's wall-clock")
     ],
-    "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
-    "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
-    "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
+    "g2p-transformer": [Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5")],
+    "g2p-transformer-long": [Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5")],
+    "g2p-transformer-reg": [Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5")],
     "g2p-transformer-small": [
-        Anchor("wer", 20.6, False, G2P_TRANSFORMER),
+        Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5"),
         Anchor("wer", 20.2, False, G2P_SEQ2SEQ, decoding="beam5"),
     ],
-    "g2p-transformer-deep": [Anchor("wer", 20.6, False, G2P_TRANSFORMER)],
+    "g2p-transformer-deep": [Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5")],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-gru-attention-long": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
