@@ -132,3 +132,10 @@ def test_static_export_cuts_vectors_not_the_per_key_scores_and_weights(tmp_path)
             assert walk[name] == whole[name]  # every key, the same rounded numbers as the server's
         assert sum(walk["weights"]) == pytest.approx(1.0, abs=1e-4)
         assert all(len(row) == 4 for row in walk["keys"]) and len(walk["keys"]) == len(walk["key_tokens"])
+        # and every cut vector's full size goes with it, for the page's "first 4 of N numbers"
+        if "family" in walk:  # the GRU + attention: its query (the decoder state) and its values (encoder states)
+            assert (len(walk["query"]), walk["query_size"]) == (4, len(whole["query"])) and walk["query_size"] > 4
+            assert walk["value_size"] == len(whole["values"][0]) > 4
+        else:  # the Transformer's data flow around the attention
+            for stage, full in zip(walk["flow"]["stages"], whole["flow"]["stages"], strict=True):
+                assert len(stage["vector"]) == 4 and stage["vector_size"] == len(full["vector"]) > 4

@@ -144,6 +144,9 @@ class RecurrentWalkthrough:
             "key_tokens": self.key_tokens,
             "query_name": self.query_name,
             "query": r(self.query),
+            "query_size": int(self.query.shape[-1]),  # full sizes: ``dims`` may cut the vectors
+            "projected_size": None if self.projected_query is None else int(self.projected_query.shape[-1]),
+            "value_size": int(self.values.shape[-1]),
             "keys": r(self.keys),
             "values": r(self.values),
             "projected_query": r(self.projected_query),

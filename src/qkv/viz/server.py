@@ -144,6 +144,7 @@ class Explorer:
                     for stage in flow["stages"]:
                         for key in ("vector", "input"):
                             if key in stage:
+                                stage[key + "_size"] = len(stage[key])  # the page says "first 16 of 128"
                                 stage[key] = stage[key][:dims]
                 walk["flow"] = flow
             return walk

@@ -523,11 +523,11 @@
       if (st.input) {
         const input = el("div", null, "flow-input");
         input.appendChild(el("span", "in (the residual stream here): ", "muted"));
-        input.appendChild(vecNode(st.input));
+        input.appendChild(vecNode(st.input, st.input_size));
         li.appendChild(input);
       }
       const out = el("div", null, "flow-output");
-      out.appendChild(vecNode(st.vector));
+      out.appendChild(vecNode(st.vector, st.vector_size));
       li.appendChild(out);
       ol.appendChild(li);
       if (st.what.startsWith("layer input")) stream = st.vector;
@@ -558,10 +558,10 @@
     clear(box);
     box.appendChild(el("p", w.title + " · query token " + w.token + " “" + w.query_token + "”", "walk-title"));
     const ol = el("ol", null, "steps");
-    step(ol, "query s = " + w.query_name, vecNode(w.query));
+    step(ol, "query s = " + w.query_name, vecNode(w.query, w.query_size));
     step(ol, "keys = values h_j: the encoder states of the " + w.key_tokens.length + " source tokens", null);
     if (w.family === "additive") {
-      step(ol, "W s (the query projected into the attention space)", vecNode(w.projected_query));
+      step(ol, "W s (the query projected into the attention space)", vecNode(w.projected_query, w.projected_size));
       const t = el("table");
       const h = el("tr");
       ["j", "key token", "U h_j + b", "tanh(W s + U h_j + b)", "e_j = vᵀ tanh(…)"].forEach((x) => h.appendChild(el("th", x)));
@@ -569,8 +569,8 @@
       w.key_tokens.forEach((tok, j) => {
         const tr = el("tr");
         tr.appendChild(el("td", j)); tr.appendChild(el("td", tok, "tok"));
-        tr.appendChild(el("td")).appendChild(vecNode(w.projected_keys[j]));
-        tr.appendChild(el("td")).appendChild(vecNode(w.hidden[j]));
+        tr.appendChild(el("td")).appendChild(vecNode(w.projected_keys[j], w.projected_size));
+        tr.appendChild(el("td")).appendChild(vecNode(w.hidden[j], w.projected_size));
         tr.appendChild(el("td", fmt(w.dots[j])));
         t.appendChild(tr);
       });
@@ -579,7 +579,7 @@
       if (w.projected_keys) step(ol, "W_a h_j for every source token (Luong's general score)", null);
     }
     step(ol, "scores, softmax over the source tokens", scoreTable(w, w.family === "additive" ? "e_j" : "score", ""));
-    step(ol, "context c = Σ_j w_j h_j: the values weighted by the softmax", valueTable(w, w.values, w.weighted_values, w.context));
+    step(ol, "context c = Σ_j w_j h_j: the values weighted by the softmax", valueTable(w, w.values, w.weighted_values, w.context, w.value_size));
     box.appendChild(ol);
     box.appendChild(el("p", "Checked against the model's own forward pass: max |difference| = " +
       Number(w.max_abs_error).toExponential(2), "muted check"));
