@@ -151,6 +151,16 @@ def test_static_export_labels_cut_vectors_with_their_size(browser, tmp_path):
     page.close()
 
 
+def test_static_export_names_its_own_search(browser, tmp_path):
+    ins = tiny_inspector(n_heads=1, n_encoder_layers=1, n_decoder_layers=1)
+    out = export(Explorer(ins), ["the cat"], tmp_path / "site", search="beam")
+    page, errors = open_page(browser, (out / "index.html").as_uri())
+    page.wait_for_selector("table.grid svg.mini")
+    assert page.input_value("#search") == "beam" and page.is_disabled("#search")
+    assert errors == []
+    page.close()
+
+
 def test_static_export_of_a_language_model_has_no_next_token_controls(browser, tmp_path):
     """A static page has no server to ask for next-token probabilities: no temperature / top-k, and a click on a
     token shows its walkthrough without an error."""

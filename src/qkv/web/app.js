@@ -140,6 +140,7 @@
     $("output-panel").hidden = !a.output;
     $("output-text").textContent = a.output;
     $("normalised").textContent = a.text !== text ? "the model read: “" + a.text + "”" : "";
+    if (STATIC && a.search) $("search").value = a.search;  // the (disabled) menu names the export's own search
     setOptions($("kind"), a.kinds);
     onKind();
     $("view-panel").hidden = false;
