@@ -249,6 +249,11 @@ def drawn_tokens_are(page, explorer: Explorer, text: str) -> None:
     )
 
 
+def shown_probabilities(page) -> list[float]:
+    """The next-token probabilities of the table on the page, as it holds them (full precision in data-p)."""
+    return [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
+
+
 def analyze_lm_text(page, explorer: Explorer, text: str) -> None:
     """Wait for a language model's page, then analyze ``text`` and wait for its own tokens to be drawn.
 
@@ -270,7 +275,7 @@ def test_language_model_mode_probabilities_sum_to_one(browser):
         page.fill("#top-k", "0")
         page.click("#tokens button.token >> nth=2")
         page.wait_for_selector("#next-table tr.next-row")
-        probs = [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
+        probs = shown_probabilities(page)
         rest = page.text_content("#next").split("all other tokens together: ")
         total = sum(probs) + (float(rest[1]) if len(rest) > 1 else 0.0)
         assert total == pytest.approx(1.0, abs=1e-4)
@@ -278,7 +283,7 @@ def test_language_model_mode_probabilities_sum_to_one(browser):
         page.fill("#top-k", "3")
         page.dispatch_event("#top-k", "change")
         page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 3")
-        probs = [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
+        probs = shown_probabilities(page)
         assert sum(probs) == pytest.approx(1.0, abs=1e-6)  # float32 softmax
         api = explorer.next_tokens({"text": "the cat sat", "position": 2, "temperature": 1.0, "top_k": 3})
         np.testing.assert_allclose(probs, api["probs"], atol=1e-12)
@@ -376,7 +381,7 @@ def test_a_token_clicked_while_a_new_text_is_analyzed_asks_about_the_drawn_text(
         page.fill("#top-k", "3")
         page.click("#tokens button.token >> nth=1")
         page.wait_for_function("document.querySelectorAll('#next-table tr.next-row').length === 3")
-        probs = [float(p) for p in page.eval_on_selector_all("#next-table td[data-p]", "t => t.map(x => x.dataset.p)")]
+        probs = shown_probabilities(page)
         api = explorer.next_tokens({"text": "the mat", "position": 1, "temperature": 1.0, "top_k": 3})
         np.testing.assert_allclose(probs, api["probs"], atol=1e-12)
         assert errors == []

@@ -20,37 +20,41 @@ from qkv.errors import UserError
 from qkv.results.collect import HYPOTHESES_FILE, ResultRecord, read_hypotheses, write_hypotheses
 
 TASK = {"name": "reverse", "options": {"length": 6, "num_examples": 300, "num_eval_examples": 12, "vocab_size": 6}}
-CONFIG = f"task: {json.dumps(TASK)}\n"
 
 
 def _references() -> list[str]:
     return [e.tgt for e in get_task(TASK["name"], **TASK["options"]).examples("test")]
 
 
-def _folder(root: Path, recipe: str, hyps: list[str], exact_match: float | None = None) -> Path:
-    """A result folder as `qkv results collect` writes it, for outputs ``hyps`` of the reverse task's test split."""
-    refs = _references()
-    score = 100.0 * sum(h == r for h, r in zip(hyps, refs, strict=False)) / len(refs)  # short lists: a broken folder
+def _write_folder(root: Path, recipe: str, task: dict, metrics: dict[str, float], hyps: list[str]) -> Path:
+    """A result folder as `qkv results collect` writes it: the task's config, the record, the outputs."""
     folder = root / recipe
     folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(CONFIG)
+    (folder / "config.yaml").write_text(f"task: {json.dumps(task)}\n")
     record = ResultRecord(
         recipe=recipe,
-        task="reverse",
+        task=task["name"],
         model="transformer",
         split="test",
         decoding="greedy",
-        metrics={"exact_match": score if exact_match is None else exact_match},
+        metrics=metrics,
         train_seconds=1.0,
         train_steps=1,
         threads=1,
         machine="test",
-        command="qkv train reverse.yaml",
+        command=f"qkv train {task['name']}.yaml",
         commit="0" * 40,
     )
     (folder / "result.json").write_text(json.dumps(record.to_dict()))
     write_hypotheses(folder, hyps)
     return folder
+
+
+def _folder(root: Path, recipe: str, hyps: list[str], exact_match: float | None = None) -> Path:
+    """A result folder for outputs ``hyps`` of the reverse task's test split."""
+    refs = _references()
+    score = 100.0 * sum(h == r for h, r in zip(hyps, refs, strict=False)) / len(refs)  # short lists: a broken folder
+    return _write_folder(root, recipe, TASK, {"exact_match": score if exact_match is None else exact_match}, hyps)
 
 
 def _paired(capsys: pytest.CaptureFixture, a: Path, b: Path, *extra: str) -> dict:
@@ -223,27 +227,8 @@ def test_outputs_survive_any_character(tmp_path: Path):
 
 def _translation_folder(root: Path, recipe: str, tokenizer: str, hyps: list[str], metrics: dict[str, float]) -> Path:
     """A Multi30k-layout translation result folder (data under ``root / "data"``) for outputs ``hyps``."""
-    folder = root / recipe
-    folder.mkdir(parents=True)
     task = {"name": "translation", "options": {"data_dir": str(root / "data"), "tokenizer": tokenizer}}
-    (folder / "config.yaml").write_text(f"task: {json.dumps(task)}\n")
-    record = ResultRecord(
-        recipe=recipe,
-        task="translation",
-        model="transformer",
-        split="test",
-        decoding="greedy",
-        metrics=metrics,
-        train_seconds=1.0,
-        train_steps=1,
-        threads=1,
-        machine="test",
-        command="qkv train t.yaml",
-        commit="0" * 40,
-    )
-    (folder / "result.json").write_text(json.dumps(record.to_dict()))
-    write_hypotheses(folder, hyps)
-    return folder
+    return _write_folder(root, recipe, task, metrics, hyps)
 
 
 def test_a_lowercased_model_pairs_with_a_cased_one_on_lowercased_bleu(tmp_path: Path, capsys: pytest.CaptureFixture):
