@@ -143,3 +143,28 @@ def test_report_loads_in_headless_chromium(quick_run):
     assert all(url.startswith(("file://", "data:")) for url in requests), requests  # nothing from the network
     assert len(widths) == 6 and all(w > 100 for w in widths)  # every figure, the budget ladder included
     assert headings[0] == "Conclusion" and any(h.startswith("Long-term dependencies") for h in headings)
+
+
+@pytest.mark.slow
+def test_verdicts_carry_their_tests_and_the_run_its_provenance(quick_run):
+    """Each verdict the conclusion may state has its test in results.json, computed from the same outputs
+    as the scores beside it: beam against greedy, every rung's leader against its runner-up, Holm over pairs."""
+    _, _, results = quick_run
+    metric = results["task"]["metric"]
+    for name, m in results["models"].items():
+        test = m["test"]
+        paired = test["beam_vs_greedy"]
+        assert paired["delta"] == pytest.approx(test["beam"][metric] - test["greedy_on_beam_examples"][metric]), name
+        assert 0 < paired["p_value"] <= 1 and paired["significant"] == (paired["p_value"] < 0.05)
+    pairs = results["significance"]["pairs"]
+    assert len(pairs) == len(MODELS) * (len(MODELS) - 1) // 2
+    for pair in pairs:
+        for m in results["significance"]["metrics"]:
+            assert pair[m]["p_holm"] >= pair[m]["p_value"] and pair[m]["significant"] == (pair[m]["p_holm"] < 0.05)
+    for rung in results["ladder"]["rungs"]:
+        test = rung["test"]
+        ordered = sorted(rung["values"], key=rung["values"].get)  # WER: the lowest leads
+        assert [test["a"], test["b"]] == ordered[:2]
+        assert test["delta"] == pytest.approx(rung["values"][test["a"]] - rung["values"][test["b"]])
+    assert results["provenance"]["command"].startswith("qkv compare --quick --no-progress --models")
+    assert results["provenance"]["commit"]  # the test runs in the repository's checkout

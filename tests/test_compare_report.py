@@ -219,3 +219,72 @@ def test_missing_data_is_one_clear_error_before_any_training(tmp_path, monkeypat
     saved = json.loads((out / "results.json").read_text())
     assert saved["sections"]["quality"]["status"] == "failed"
     assert not (out / "runs").exists()  # nothing was trained
+
+
+def test_the_significance_table_shows_holm_and_seeds_and_the_bootstrap_floor():
+    results = _results()
+    results["significance"] = {
+        "metrics": ["wer"],
+        "pairs": [
+            {
+                "a": "transformer",
+                "b": "gru",
+                "wer": {"delta": -10.0, "low": -14.0, "high": -6.0, "p_value": 1 / 1001, "p_holm": 0.003,
+                        "significant": True},
+                "seeds": {"delta": -9.5, "p_value": 0.012, "n_a": 3, "n_b": 3, "significant": True},
+            }
+        ],
+    }  # fmt: skip
+    header, rows = report.significance_rows(results)
+    assert header == [
+        "A",
+        "B",
+        "wer: A − B [95% CI], p (Holm-adjusted p)",
+        "seeds: mean A − B, Welch p",
+        "significant (Holm p < 0.05)",
+    ]
+    assert rows == [["transformer", "gru", "-10.0 [-14.0, -6.0], p ≤ 0.001 (0.003)", "-9.5, p = 0.012", "wer"]]
+
+
+def test_the_summary_shows_the_seeds_mean_and_spread():
+    results = _results()
+    results["models"]["transformer"]["seeds"] = {"values": [50.0, 54.0, 52.0], "mean": 52.0, "std": 2.0}
+    header, rows = report.summary_rows(results)
+    column = header.index("wer greedy ↓, mean ± sd over seeds")
+    assert rows[0][column] == "52.0 ± 2.0 (3)" and rows[1][column] == "–"
+
+
+def test_the_scaling_note_orders_the_measured_step_times():
+    curves = [
+        {"label": "transformer (fused)", "lengths": [64, 128, 256], "step_ms": [2.0, 3.0, 5.5]},
+        {"label": "gru", "lengths": [64, 128, 256], "step_ms": [1.0, 2.5, None]},  # 256 not reached
+        {"label": "lstm", "lengths": [64, 128, 256], "step_ms": [0.5, 4.0, 9.0]},
+    ]
+    text = report._scaling_order(curves, "cuda")
+    assert text == (
+        " At T = 128 (the longest every architecture reached) a training step takes: gru 2.5 ms, "
+        "transformer (fused) 3.0 ms, lstm 4.0 ms."
+    )
+    assert "On a CPU" in report._scaling_order(curves, "cpu") and "On a CPU" not in text
+
+
+def test_every_figure_and_the_headline_name_command_machine_and_commit(tmp_path):
+    results = _results()
+    results["provenance"] = {"command": "qkv compare --quick", "commit": "abc1234def5678"}
+    line = report.provenance_line(results)
+    assert line == "qkv compare --quick · test cpu, 2 threads, torch x · commit abc1234def56"
+    report.write_report(results, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Command: `qkv compare --quick`. Commit: `abc1234def5678`." in md
+    from matplotlib.figure import Figure
+
+    from qkv.compare import figures
+
+    stamped = figures.stamp(Figure(), line)
+    assert [t.get_text() for t in stamped.texts] == [line]
+
+
+def test_the_g2p_test_words_do_not_move_with_the_seed(tmp_path):
+    """--seed varies the training; the test subset is drawn with one data seed, so seeds compare on the same words."""
+    configs = [Study(StudyOptions(seed=seed, out=tmp_path / str(seed))).task_config() for seed in (1, 7)]
+    assert configs[0].options == configs[1].options and configs[0].options["seed"] == 1

@@ -105,3 +105,39 @@ def test_resampling_is_reproducible_and_uniform():
     assert np.array_equal(a, b) and a.shape == (200, 10)
     counts = np.bincount(a.ravel(), minlength=10)
     assert counts.min() > 150 and counts.max() < 250  # 2,000 draws over 10 examples: ~200 each
+
+
+# ---- several tests at once, and seeds ---------------------------------------------------------------
+def test_holm_adjusts_by_hand():
+    """Holm 1979, worked by hand: p sorted 0.01, 0.03, 0.04 of m = 3 -> 3 x 0.01 = 0.03, 2 x 0.03 = 0.06,
+    1 x 0.04 = 0.04 raised to the 0.06 before it; returned in the input's order."""
+    from qkv.compare.significance import holm
+
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([0.02]) == [0.02]  # one test: nothing to adjust
+    assert holm([]) == []
+
+
+def test_seed_test_is_welchs_t_test_worked_by_hand():
+    """[1, 2, 3] vs [4, 5, 6]: variances 1 and 1, standard error sqrt(1/3 + 1/3), t = -3 / 0.8165 = -3.674;
+    Welch-Satterthwaite degrees of freedom (2/3)^2 / ((1/3)^2 / 2 * 2) = 4; p from Student's t with 4 df."""
+    from qkv.compare.significance import seed_test
+
+    result = seed_test([1.0, 2.0, 3.0], [4.0, 5.0, 6.0])
+    t = -3.0 / np.sqrt(2 / 3)
+    assert result.delta == -3.0 and (result.n_a, result.n_b) == (3, 3)
+    assert result.p_value == pytest.approx(2 * scipy_stats.t.sf(abs(t), 4), rel=1e-9)
+    assert result.significant()  # p = 0.021
+    assert not seed_test([1.0, 5.0], [2.0, 4.0]).significant()  # equal means: p = 1
+    assert seed_test([2.0, 2.0], [3.0, 3.0]).p_value == 0.0  # no spread at all, different means
+    with pytest.raises(ValueError, match="at least two seeds"):
+        seed_test([1.0], [2.0, 3.0])
+
+
+def test_p_text_prints_the_bootstrap_floor_as_a_bound():
+    from qkv.compare.significance import p_text
+
+    assert p_text(1 / 1001) == "p ≤ 0.001"  # no resample as extreme as the observed difference
+    assert p_text(2 / 1001) == "p = 0.002"
+    assert p_text(0.31) == "p = 0.310"

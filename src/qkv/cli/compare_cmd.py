@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from qkv.errors import UserError
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         scaling=not args.no_scaling,
         progress=not args.no_progress,
         warnings=[busy, *warnings] if busy else warnings,
+        command=shlex.join(["qkv", *getattr(args, "_argv", ["compare"])]),
     )
     _sigterm_as_interrupt()
     results = run_study(options)

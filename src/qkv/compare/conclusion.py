@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qkv.compare.probe_study import model_rank
+from qkv.compare.significance import p_text
 
 SOLVED = 0.99  # probe accuracy that counts as solved
 
@@ -40,7 +41,59 @@ def _pair(results: dict, a: str, b: str, metric: str) -> dict | None:
     return None
 
 
+def _seed_pair(results: dict, a: str, b: str) -> dict | None:
+    """Welch's test over the seeds of ``a`` and ``b``, its delta read as ``a - b``."""
+    for pair in (results.get("significance") or {}).get("pairs", []):
+        if {pair["a"], pair["b"]} == {a, b} and pair.get("seeds"):
+            seeds = dict(pair["seeds"])
+            seeds["delta"] = seeds["delta"] if pair["a"] == a else -seeds["delta"]
+            return seeds
+    return None
+
+
+def _bootstrap_p(pair: dict, n_pairs: int) -> str:
+    """The paired bootstrap's p as the verdict uses it: Holm-adjusted over the table's pairs when it was."""
+    if "p_holm" in pair and pair["p_holm"] != pair["p_value"]:
+        return f"{p_text(pair['p_holm'])}, Holm-adjusted over {n_pairs} pairs"
+    return p_text(pair["p_value"])
+
+
+def _verdict(results: dict, best: str, other: str, metric: str, higher: bool, by_seeds: bool) -> str:
+    """Whether ``best`` is ahead of ``other`` beyond the noise: the paired bootstrap (test-set noise) and,
+    with several seeds, Welch's t-test over the seeds (training noise); both must agree."""
+    pair = _pair(results, best, other, metric)
+    if pair is None:
+        return ""
+    bootstrap = _bootstrap_p(pair, len((results.get("significance") or {}).get("pairs", [])))
+    if not by_seeds:
+        if pair["significant"]:
+            return f"; the difference is significant (paired bootstrap {bootstrap})"
+        return (
+            f"; the difference is **not** significant (paired bootstrap {bootstrap}): at this budget and "
+            "test size the two cannot be told apart"
+        )
+    seeds = _seed_pair(results, best, other)
+    if seeds is None:
+        return ""
+    ahead_on_seed1 = _pair_delta(results, best, other, metric)
+    same_sign = ahead_on_seed1 is not None and (ahead_on_seed1 > 0) == higher and ahead_on_seed1 != 0
+    tests = f"Welch's t-test over the seeds {p_text(seeds['p_value'])}; paired bootstrap on the first seed {bootstrap}"
+    if seeds["significant"] and pair["significant"] and same_sign:
+        return f"; the difference is significant ({tests})"
+    return f"; the difference is **not** significant ({tests}): the two cannot be told apart"
+
+
+def _pair_delta(results: dict, a: str, b: str, metric: str) -> float | None:
+    """The paired test's ``a - b`` on the first seed's outputs."""
+    for pair in (results.get("significance") or {}).get("pairs", []):
+        if {pair["a"], pair["b"]} == {a, b} and metric in pair:
+            return pair[metric]["delta"] if pair["a"] == a else -pair[metric]["delta"]
+    return None
+
+
 def quality_sentences(results: dict) -> list[Sentence]:
+    """Who wins at this budget, by how much, and whether beyond the noise. With ``--seeds N`` the ranking
+    and gaps are the seeds' means, and a verdict needs the seeds to agree (Welch) as well as the test set."""
     task = results.get("task") or {}
     metric, higher = task.get("metric"), bool(task.get("higher_is_better"))
     scored = {
@@ -50,81 +103,123 @@ def quality_sentences(results: dict) -> list[Sentence]:
     }
     if not metric or not scored:
         return []
-    ranked = sorted(scored, key=lambda n: scored[n]["greedy"][metric], reverse=higher)
+    seeds = {n: (results["models"][n].get("seeds") or {}) for n in scored}
+    by_seeds = all(len(v.get("values") or []) >= 2 for v in seeds.values())
+
+    def value(name: str) -> float:
+        return seeds[name]["mean"] if by_seeds else scored[name]["greedy"][metric]
+
+    def shown(name: str) -> str:
+        if by_seeds:
+            v = seeds[name]
+            return f"{_num(v['mean'])} ± {_num(v['std'])} (mean ± sd over {len(v['values'])} seeds)"
+        return f"{_num(value(name))}{_interval(scored[name], metric)}"
+
+    ranked = sorted(scored, key=value, reverse=higher)
     budget = (results.get("config") or {}).get("budget_text", "this budget")
     best = ranked[0]
-    value = scored[best]["greedy"][metric]
     text = (
-        f"With {budget}, **{best}** has the best test {metric.upper()}: {_num(value)}"
-        f"{_interval(scored[best], metric)} on {task.get('test_examples', '?')} test examples (greedy)"
+        f"With {budget}, **{best}** has the best test {metric.upper()}: {shown(best)} on "
+        f"{task.get('test_examples', '?')} test examples (greedy)"
     )
-    out = []
-    seeds = {n: (results["models"][n].get("seeds") or {}) for n in ranked}
-    if any(seeds.values()):
+    if not by_seeds and any(seeds.values()):
         text += (
-            " ("
+            " (seeds: "
             + "; ".join(
-                f"{n}: mean {_num(v['mean'])} ± {_num(v['std'])} over {len(v['values'])} seeds"
-                for n, v in seeds.items()
-                if v
+                f"{n}: mean {_num(v['mean'])} ± {_num(v['std'])} over {len(v['values'])}" for n, v in seeds.items() if v
             )
             + ")"
         )
     if len(ranked) == 1:
         return [Sentence(text + ".", "quality")]
+    out = []
     for other in ranked[1:]:
-        pair = _pair(results, best, other, metric)
-        gap = abs(value - scored[other]["greedy"][metric])
-        verdict = ""
-        if pair is not None:
-            verdict = (
-                f"; the difference is significant (paired bootstrap p = {pair['p_value']:.3f})"
-                if pair["significant"]
-                else f"; the difference is **not** significant (p = {pair['p_value']:.2f}): at this budget and "
-                "test size the two cannot be told apart"
-            )
-        out.append(
-            f"{other} {_num(scored[other]['greedy'][metric])}{_interval(scored[other], metric)}, "
-            f"{_num(gap)} points behind{verdict}"
+        gap = abs(value(best) - value(other))
+        verdict = _verdict(results, best, other, metric, higher, by_seeds)
+        out.append(f"{other} {shown(other)}, {_num(gap)} points behind{verdict}")
+    text += "; " + "; ".join(out) + "."
+    if not by_seeds:
+        text += (
+            " One training run per model: the p-values cover which test examples were drawn, not how much "
+            "another seed would move each model (`--seeds N` measures that)."
         )
-    sentences = [Sentence(text + "; " + "; ".join(out) + ".", "quality")]
-    beam = scored[best].get("beam", {}).get(metric)
-    same = scored[best].get("greedy_on_beam_examples", {}).get(metric)
-    if beam is not None and same is not None:
-        n = task.get("beam_examples", "?")
-        change = "improves" if (beam > same) == higher and beam != same else ("leaves" if beam == same else "worsens")
-        sentences.append(
-            Sentence(
-                f"Beam search (size {scored[best].get('beam_size', '?')}) {change} {best}'s {metric.upper()} "
-                f"on the same "
-                f"first {n} test examples: {_num(same)} greedy, {_num(beam)} beam.",
-                "quality",
-            )
+    sentences = [Sentence(text, "quality")]
+    beam_sentence = _beam_sentence(scored[best], best, metric, higher, task.get("beam_examples", "?"))
+    return sentences + ([beam_sentence] if beam_sentence else [])
+
+
+def _beam_sentence(test: dict, name: str, metric: str, higher: bool, n: Any) -> Sentence | None:
+    """What beam search changes for the winner, on the same first examples, and whether beyond the noise."""
+    beam = test.get("beam", {}).get(metric)
+    same = test.get("greedy_on_beam_examples", {}).get(metric)
+    if beam is None or same is None:
+        return None
+    change = "improves" if (beam > same) == higher and beam != same else ("leaves" if beam == same else "worsens")
+    text = (
+        f"Beam search (size {test.get('beam_size', '?')}) {change} {name}'s {metric.upper()} on the same first "
+        f"{n} test examples: {_num(same)} greedy, {_num(beam)} beam"
+    )
+    paired = test.get("beam_vs_greedy")
+    if paired and beam != same:
+        text += (
+            f" (significant, paired bootstrap {p_text(paired['p_value'])})"
+            if paired["significant"]
+            else f" (**not** significant, paired bootstrap {p_text(paired['p_value'])}: "
+            f"inside the noise of {n} examples)"
         )
-    return sentences
+    return Sentence(text + ".", "quality")
 
 
 def ladder_sentences(results: dict) -> list[Sentence]:
+    """Who leads at each rung of the budget ladder. A rung's leader counts only when its paired bootstrap
+    against the runner-up is significant; otherwise that rung has no clear leader."""
     ladder = results.get("ladder") or {}
     rungs = ladder.get("rungs") or []
     if len(rungs) < 2:
         return []
-    leaders = [(r["budget_text"], r["leader"]) for r in rungs if r.get("leader")]
+    tested = any(r.get("test") for r in rungs)
+    leaders = []
+    for r in rungs:
+        if not r.get("leader"):
+            continue
+        test = r.get("test")
+        clear = test is None and not tested or bool(test and test["significant"])
+        leaders.append((r["budget_text"], r["leader"], clear, test))
     if not leaders:
         return []
-    flips = [
-        f"{prev[1]} leads at {prev[0]}, **{cur[1]}** from {cur[0]}"
-        for prev, cur in zip(leaders, leaders[1:], strict=False)
-        if prev[1] != cur[1]
-    ]
-    if flips:
-        return [Sentence("On the budget ladder the ranking changes: " + "; ".join(flips) + ".", "quality")]
-    return [
-        Sentence(
-            f"On the budget ladder ({', '.join(b for b, _ in leaders)}) **{leaders[0][1]}** leads at every rung.",
-            "quality",
-        )
-    ]
+    if not tested:  # results from before the rungs were tested: the leaders as measured, no verdict
+        flips = [
+            f"{p[1]} leads at {p[0]}, **{c[1]}** from {c[0]}"
+            for p, c in zip(leaders, leaders[1:], strict=False)
+            if p[1] != c[1]
+        ]
+        if flips:
+            return [Sentence("On the budget ladder the ranking changes: " + "; ".join(flips) + ".", "quality")]
+        return [
+            Sentence(
+                f"On the budget ladder ({', '.join(b for b, *_ in leaders)}) **{leaders[0][1]}** leads at every rung.",
+                "quality",
+            )
+        ]
+    parts = []
+    for budget, leader, clear, test in leaders:
+        if test is None:
+            parts.append(f"{budget}: {leader} (not tested)")
+        elif clear:
+            parts.append(f"{budget}: **{leader}**, significantly ahead of {test['b']} ({p_text(test['p_value'])})")
+        else:
+            parts.append(
+                f"{budget}: no clear leader ({leader} ahead of {test['b']} by {_num(abs(test['delta']))}, "
+                f"{p_text(test['p_value'])})"
+            )
+    clear_leaders = {leader for _, leader, clear, _ in leaders if clear}
+    if len(clear_leaders) == 1 and all(clear for *_, clear, _ in leaders):
+        head = f"On the budget ladder **{leaders[0][1]}** leads at every rung, significantly"
+    elif len(clear_leaders) > 1:
+        head = "On the budget ladder the ranking changes"
+    else:
+        head = "On the budget ladder"
+    return [Sentence(f"{head} (paired bootstrap, leader against runner-up): " + "; ".join(parts) + ".", "quality")]
 
 
 def probe_sentences(results: dict) -> list[Sentence]:
@@ -208,12 +303,25 @@ def scaling_sentences(results: dict) -> list[Sentence]:
 
 
 def reference_sentences(results: dict) -> list[Sentence]:
+    """The converged reference runs on the comparison's data, each naming its data, test size and decoding."""
     out = []
     for ref in results.get("reference_results") or []:
         metrics = ", ".join(f"{k} {_num(v)}" for k, v in ref.get("metrics", {}).items())
+        data = ", ".join(f"{k} {v}" for k, v in (ref.get("data") or {}).items())
+        examples = f"{ref['examples']:,} {ref['split']} examples" if ref.get("examples") else ref["split"]
+        where = f"{examples}{', ' + data if data else ''}, {ref.get('decoding', '?')}"
+        if ref.get("baseline"):
+            out.append(
+                Sentence(
+                    f"Reference baseline (nothing trained): {ref['model']} reaches {metrics} on {where} "
+                    f"(`{ref['command']}`; results/{ref['recipe']}).",
+                    "quality",
+                )
+            )
+            continue
         out.append(
             Sentence(
-                f"Converged reference run (not budgeted): {ref['model']} on {ref['split']} reaches {metrics} "
+                f"Converged reference run (not budgeted): {ref['model']} reaches {metrics} on {where} "
                 f"after {ref.get('train_seconds', 0) / 60:.0f} min of training (`{ref['command']}`; "
                 f"results/{ref['recipe']}).",
                 "quality",

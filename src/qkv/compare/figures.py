@@ -26,6 +26,14 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
+def stamp(fig: Figure, text: str) -> Figure:
+    """Write ``text`` (what made the figure: command, data, machine, commit) in small grey type under the
+    figure, so a PNG copied out of its report still says where it came from (:func:`png_bytes` saves with
+    a tight bounding box, which takes the line in)."""
+    fig.text(0.0, -0.01, text, ha="left", va="top", fontsize=6.5, color="0.35")
+    return fig
+
+
 def _empty(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
     ax.set_xticks([])

@@ -19,11 +19,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from qkv.atomic import atomic_write_text
+from qkv.atomic import atomic_open, atomic_write_text
 from qkv.compare import figures
 from qkv.compare.conclusion import conclusion
 from qkv.compare.probe_study import model_rank, study_cell
 from qkv.compare.probes import SOLVED
+from qkv.compare.significance import p_text
 
 SECTIONS = [
     ("quality", "Quality"),
@@ -86,25 +87,23 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     arrow = "↑" if task.get("higher_is_better") else "↓"
     second = task.get("secondary_metric")
     n_beam = task.get("beam_examples", "?")
-    header = [
-        "model",
-        "params",
-        "train MFLOP/token",
-        f"{metric} greedy {arrow} [95% CI]",
-        f"{metric} greedy, first {n_beam} {arrow}",
-        f"{metric} beam, first {n_beam} {arrow}",
-    ]
+    seeded = any(m.get("seeds") for m in (results.get("models") or {}).values())
+    header = ["model", "params", "train MFLOP/token", f"{metric} greedy {arrow} [95% CI]"]
+    header += [f"{metric} greedy {arrow}, mean ± sd over seeds"] if seeded else []
+    header += [f"{metric} greedy, first {n_beam} {arrow}", f"{metric} beam, first {n_beam} {arrow}"]
     header += [f"{second} greedy {arrow}"] if second else []
     header += ["train steps", "train tok/s", "latency ms/seq", "infer tok/s", "peak train MiB"]
     rows = []
     for name, m in (results.get("models") or {}).items():
         test = m.get("test") or {}
+        seeds = m.get("seeds") or {}
         rows.append(
             [
                 name,
                 fmt(m.get("params")),
                 _mflops(m),
                 fmt((test.get("greedy") or {}).get(metric)) + _ci_text(test, metric),
+                *([_seeds_text(seeds)] if seeded else []),
                 fmt((test.get("greedy_on_beam_examples") or {}).get(metric)),
                 fmt((test.get("beam") or {}).get(metric)),
                 *([fmt((test.get("greedy") or {}).get(second))] if second else []),
@@ -116,6 +115,13 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return header, rows
+
+
+def _seeds_text(seeds: dict) -> str:
+    """``41.2 ± 1.3 (3)``: the mean and sample sd of a model's seeds, and how many; ``–`` for one seed."""
+    if not seeds.get("values"):
+        return "–"
+    return f"{fmt(seeds['mean'])} ± {fmt(seeds['std'])} ({len(seeds['values'])})"
 
 
 def _mflops(model_entry: dict) -> str:
@@ -133,16 +139,29 @@ def significance_rows(results: dict) -> tuple[list[str], list[list[str]]]:
     """One row per pair of models: the difference of each metric, its 95% interval and p-value."""
     sig = results.get("significance") or {}
     metrics = sig.get("metrics") or []
-    header = ["A", "B"] + [f"{m}: A − B [95% CI], p" for m in metrics] + ["significant (p < 0.05)"]
+    holm = any("p_holm" in pair[m] for pair in sig.get("pairs", []) for m in metrics)
+    p_label = "p (Holm-adjusted p)" if holm else "p"
+    seeded = any(pair.get("seeds") for pair in sig.get("pairs", []))
+    header = ["A", "B"] + [f"{m}: A − B [95% CI], {p_label}" for m in metrics]
+    header += ["seeds: mean A − B, Welch p"] if seeded else []
+    header += ["significant (Holm p < 0.05)" if holm else "significant (p < 0.05)"]
     rows = []
     for pair in sig.get("pairs", []):
-        cells = [
-            f"{fmt(pair[m]['delta'])} [{fmt(pair[m]['low'])}, {fmt(pair[m]['high'])}], p = {pair[m]['p_value']:.3f}"
-            for m in metrics
-        ]
+        cells = [_pair_cell(pair[m]) for m in metrics]
+        if seeded:
+            seeds = pair.get("seeds")
+            cells.append(f"{fmt(seeds['delta'])}, {p_text(seeds['p_value'])}" if seeds else "–")
         marks = [m for m in metrics if pair[m]["significant"]]
         rows.append([pair["a"], pair["b"], *cells, ", ".join(marks) or "no"])
     return header, rows
+
+
+def _pair_cell(test: dict) -> str:
+    """``-1.5 [-3.1, -0.0057], p = 0.058 (0.17)``: the difference, its interval, p and the Holm-adjusted p."""
+    cell = f"{fmt(test['delta'])} [{fmt(test['low'])}, {fmt(test['high'])}], {p_text(test['p_value'])}"
+    if "p_holm" in test:
+        cell += f" ({p_text(test['p_holm']).removeprefix('p = ')})"
+    return cell
 
 
 def ladder_rows_of(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -154,7 +173,17 @@ def ladder_rows_of(results: dict) -> tuple[list[str], list[list[str]]]:
     models = list(results.get("models") or {})
     rows = [[m] + [f"{fmt(r['values'].get(m))} [{fmt(r['steps'].get(m))}]" for r in rungs] for m in models]
     rows.append(["leader"] + [r["leader"] for r in rungs])
+    if any(r.get("test") for r in rungs):
+        rows.append(["leader vs runner-up"] + [_rung_test_text(r.get("test")) for r in rungs])
     return header, rows
+
+
+def _rung_test_text(test: dict | None) -> str:
+    """A rung's paired bootstrap of the leader against the runner-up, as a table cell."""
+    if not test:
+        return "–"
+    verdict = "significant" if test["significant"] else "not significant"
+    return f"{test['a']} − {test['b']} = {fmt(test['delta'])}, {p_text(test['p_value'])}: {verdict}"
 
 
 def text_table(header: list[str], rows: list[list[str]]) -> str:
@@ -374,13 +403,35 @@ def _scaling(results: dict) -> tuple[str, str]:
         f"{setup.get('layers', '?')} layers, on {setup.get('device', '?')}. Slope = d log(cost) / d log(T), a "
         "least-squares fit over the longest four lengths (1 = linear, 2 = quadratic), with its R². "
         "Recurrent models need O(T) sequential steps; attention needs O(1) in T, paying O(T²) work and memory "
-        "for the scores. On a CPU nothing runs in parallel across time steps either way, so time mostly "
-        "follows the FLOPs: the LSTM/GRU without attention do the least work per token (one small matrix "
-        "product per step) and are the fastest; GRU + attention is the slowest at long T because every "
-        "decoder step attends over all T encoder states (T² work, like self-attention) on top of its "
-        "sequential recurrence, one small un-batched step at a time."
+        "for the scores." + _scaling_order(scaling.get("curves", []), str(setup.get("device", "")))
     )
     return note + "\n\n" + md_table(header, rows), f"<p>{html.escape(note)}</p>" + html_table(header, rows)
+
+
+def _scaling_order(curves: list[dict], device: str) -> str:
+    """The measured order of the training-step times at the longest length every architecture reached."""
+    common = (
+        set.intersection(
+            *(
+                {t for t, v in zip(c.get("lengths", []), c.get("step_ms", []), strict=False) if v is not None}
+                for c in curves
+            )
+        )
+        if curves
+        else set()
+    )
+    if len(curves) < 2 or not common:
+        return ""
+    longest = max(common)
+    times = sorted((c["step_ms"][c["lengths"].index(longest)], c["label"]) for c in curves)
+    order = ", ".join(f"{label} {fmt(ms)} ms" for ms, label in times)
+    text = f" At T = {longest} (the longest every architecture reached) a training step takes: {order}."
+    if device == "cpu":
+        text += (
+            " On a CPU nothing runs in parallel across time steps either way, so time mostly follows the "
+            "FLOPs (the report's FLOPs column) and the number of small sequential steps."
+        )
+    return text
 
 
 def _probes(results: dict) -> tuple[str, str]:
@@ -478,8 +529,9 @@ def write_report(results: dict, out_dir: str | Path) -> dict[str, str]:
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     pngs: dict[str, bytes] = {}
     for name, fig in make_figures(results).items():
-        pngs[name] = figures.png_bytes(fig)
-        (out_dir / "figures" / f"{name}.png").write_bytes(pngs[name])
+        pngs[name] = figures.png_bytes(figures.stamp(fig, provenance_line(results)))
+        with atomic_open(out_dir / "figures" / f"{name}.png") as f:
+            f.write(pngs[name])
     results["figures"] = {name: f"figures/{name}.png" for name in pngs}
     _write_text_atomic(out_dir / "report.md", render_markdown(results))
     _write_text_atomic(out_dir / "report.html", render_html(results, pngs))
@@ -489,6 +541,7 @@ def write_report(results: dict, out_dir: str | Path) -> dict[str, str]:
 
 def _headline(results: dict) -> str:
     cfg, machine = results.get("config") or {}, results.get("machine") or {}
+    provenance = results.get("provenance") or {}
     status = results.get("status", "?")
     took = results.get("wall_seconds")
     return (
@@ -497,8 +550,23 @@ def _headline(results: dict) -> str:
         + f". Models: {', '.join(cfg.get('models', []))}. Budget: {cfg.get('budget_text', '?')}. "
         f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
         f"torch {machine.get('torch', '?')} ({machine.get('threads', '?')} threads), "
-        f"device {machine.get('device', '?')}." + _recipes_text(cfg.get("recipes"))
+        f"device {machine.get('device', '?')}."
+        + (f" Command: `{provenance['command']}`." if provenance.get("command") else "")
+        + (f" Commit: `{provenance['commit']}`." if provenance.get("commit") else "")
+        + _recipes_text(cfg.get("recipes"))
     )
+
+
+def provenance_line(results: dict) -> str:
+    """One line naming what made a report's figures: command, task, machine, commit (what is known)."""
+    machine, provenance = results.get("machine") or {}, results.get("provenance") or {}
+    parts = [
+        provenance.get("command") or f"qkv compare --task {(results.get('config') or {}).get('task', '?')}",
+        f"{machine.get('cpu', '?')}, {machine.get('threads', '?')} threads, torch {machine.get('torch', '?')}",
+    ]
+    if provenance.get("commit"):
+        parts.append(f"commit {provenance['commit'][:12]}")
+    return " · ".join(parts)
 
 
 def _recipes_text(recipes: dict | None) -> str:

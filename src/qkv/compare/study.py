@@ -34,7 +34,7 @@ from qkv.compare.budgeted import train_with_budget
 from qkv.compare.recipes import model_config, optim_recipe
 from qkv.compare.sweep import apply_point
 from qkv.errors import UserError
-from qkv.machine import machine_info
+from qkv.machine import commit, machine_info
 from qkv.models.config import MODEL_NAMES, RECURRENT_LM_NAMES, ModelConfig
 from qkv.special import BOS_ID, EOS_ID
 from qkv.training.config import Config, EvalConfig, TaskConfig, TrainingConfig, to_dict
@@ -54,6 +54,8 @@ def _has_cross_attention(name: str) -> bool:
 ATTENTION_MODELS = tuple(m for m in SEQ2SEQ_MODELS if _has_cross_attention(m))
 
 # Per task: options for qkv.data.get_task, the longest decoded output, the model's max_len, a description.
+DATA_SEED = 1  # draws the g2p test subset (and a quick run's training subset), the same for every --seed
+
 TASKS: dict[str, dict[str, Any]] = {
     "g2p": {
         "options": {},
@@ -108,6 +110,7 @@ class StudyOptions:
     recipes: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> sweep point (qkv sweep)
     recipes_source: str | None = None  # the sweep.json the recipes came from
     recipes_budget: dict | None = None  # the budget the sweep chose them at ({"kind", "amount"})
+    command: str | None = None  # the command line that started the study (recorded in results.json)
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -156,6 +159,7 @@ class Study:
                 f"trains for {self.plan.train.describe()}"
             )
         self._greedy: dict[str, tuple[list[str], list]] = {}  # model -> (greedy test outputs, test examples)
+        self._rung_outputs: dict[float, dict[str, tuple[list[str], list]]] = {}  # rung -> model -> the same
         self.results: dict[str, Any] = {
             "qkv_compare": 1,
             "status": "running",
@@ -170,6 +174,7 @@ class Study:
                 "recipes": {"source": options.recipes_source, "points": options.recipes} if options.recipes else None,
             },
             "machine": machine_info(self.device),
+            "provenance": {"command": options.command, "commit": commit()},
             "warnings": warnings,
             "sections": {name: {"status": "not run"} for name in self.SECTIONS},
             "task": {},
@@ -262,7 +267,7 @@ class Study:
             options["max_examples"] = self.plan.max_train_examples
         if self.options.task == "g2p":
             options["max_eval_examples"] = self.plan.max_test_examples
-            options["seed"] = self.options.seed
+            options["seed"] = DATA_SEED  # --seed varies the training, never which test words are drawn
         return TaskConfig(
             name=self.options.task,
             data_dir=self.options.data_dir,
@@ -322,15 +327,15 @@ class Study:
                 self._model_failed(name, err, failed)
             self.save()
         self.significance(task)
-        self.summarise_ladder()
-        self.results["reference_results"] = reference_results(self.options.task)
+        self.summarise_ladder(task)
+        self.results["reference_results"] = reference_results(self.options.task, self.spec["options"])
         self.save()
         if failed:
             raise RuntimeError(f"model(s) {', '.join(failed)} failed (see results.json)")
 
     def significance(self, task: Any) -> None:
         """95% bootstrap intervals of each model's test metrics, and paired tests between every two models."""
-        from qkv.compare.significance import SUPPORTED, bootstrap_interval, paired_test, task_example_stats
+        from qkv.compare.significance import SUPPORTED, bootstrap_interval, holm, paired_test, task_example_stats
 
         metrics = [m for m in (task.primary_metric, self.spec["secondary"]) if m in SUPPORTED]
         stats = {
@@ -345,19 +350,37 @@ class Study:
         pairs = []
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
-                pairs.append(
-                    {
-                        "a": a,
-                        "b": b,
-                        **{m: paired_test(stats[a][m], stats[b][m], seed=self.options.seed).to_dict() for m in metrics},
-                    }
-                )
+                pair: dict[str, Any] = {
+                    "a": a,
+                    "b": b,
+                    **{m: paired_test(stats[a][m], stats[b][m], seed=self.options.seed).to_dict() for m in metrics},
+                }
+                seeds = self._seed_test(a, b)
+                if seeds:
+                    pair["seeds"] = seeds
+                pairs.append(pair)
+        for m in metrics:  # every pair of the table is tested at once: Holm keeps the family's error at 5%
+            for pair, adjusted in zip(pairs, holm([p[m]["p_value"] for p in pairs]), strict=True):
+                pair[m]["p_holm"] = adjusted
+                pair[m]["significant"] = adjusted < 0.05
         self.results["significance"] = {
-            "method": "paired bootstrap over test examples (Koehn 2004), 1000 resamples; 95% percentile intervals",
+            "method": "paired bootstrap over test examples (Koehn 2004), 1000 resamples; 95% percentile intervals "
+            "of the difference; significant when the Holm-adjusted p (over the table's pairs) is below 0.05. "
+            "It covers test-set noise for one trained model each; with --seeds, Welch's t-test over the seeds' "
+            "scores covers the seed-to-seed variation",
             "metrics": metrics,
             "examples": len(next(iter(self._greedy.values()))[1]) if self._greedy else 0,
             "pairs": pairs,
         }
+
+    def _seed_test(self, a: str, b: str) -> dict | None:
+        """Welch's t-test between two models' per-seed primary test scores (when both ran several seeds)."""
+        from qkv.compare.significance import seed_test
+
+        values = [(self.results["models"][n].get("seeds") or {}).get("values") or [] for n in (a, b)]
+        if min(len(v) for v in values) < 2:
+            return None
+        return {"metric": self.results["task"]["metric"], **seed_test(values[0], values[1]).to_dict()}
 
     def _model_failed(self, name: str, err: Exception, failed: list[str]) -> None:
         self.results["models"][name]["error"] = f"{type(err).__name__}: {err}"
@@ -396,8 +419,9 @@ class Study:
             bar.close()
 
     # ---- the budget ladder and extra seeds -----------------------------------------------------------
-    def _test_metric(self, run_dir: Path, checkpoint: str) -> float:
-        """The primary test metric, greedy, of one checkpoint (the ladder and extra seeds use it)."""
+    def _test_outputs(self, run_dir: Path, checkpoint: str) -> tuple[float, list[str], list]:
+        """The primary test metric, greedy, of one checkpoint, with its outputs and the test examples
+        (the ladder tests its leaders with them; extra seeds keep the metric)."""
         from qkv.training.run import load_run, split_data
 
         run = load_run(run_dir, checkpoint, device=self.device)
@@ -405,18 +429,20 @@ class Study:
         ids, _ = cost.timed_translate(
             run.model, run.src_tok.encode_batch([e.src for e in test]), max_len=self.spec["decode_len"]
         )
-        scores = run.task.score([run.tgt_tok.decode(h) for h in ids], test)
-        return float(scores[run.task.primary_metric])
+        hyps = [run.tgt_tok.decode(h) for h in ids]
+        return float(run.task.score(hyps, test)[run.task.primary_metric]), hyps, test
 
     def _score_rung(self, name: str, run_dir: Path, amount: float, info: dict) -> None:
         rung = Budget(self.plan.train.kind, amount)
+        value, hyps, test = self._test_outputs(run_dir, "best")
+        self._rung_outputs.setdefault(amount, {})[name] = (hyps, test)
         self.results["models"][name]["ladder"].append(
             {
                 "amount": amount,
                 "budget_text": rung.describe().replace(" of training per model", "").replace(" per model", ""),
                 "seconds": info["seconds"],
                 "steps": info["steps"],
-                "value": self._test_metric(run_dir, "best"),
+                "value": value,
                 "checkpoint": "best so far",
             }
         )
@@ -432,7 +458,7 @@ class Study:
             run_dir = self.out / "runs" / f"{name}-seed{config.training.seed}"
             self.log(f"-- {name}: seed {config.training.seed}")
             train_with_budget(config, run_dir, self.plan.train, eval_every_seconds=self.plan.eval_every_seconds)
-            values.append(self._test_metric(run_dir, "best"))
+            values.append(self._test_outputs(run_dir, "best")[0])
         if len(values) > 1:
             mean = sum(values) / len(values)
             spread = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
@@ -443,8 +469,9 @@ class Study:
                 "std": spread,
             }
 
-    def summarise_ladder(self) -> None:
-        """Per rung: each model's test metric and the leader (the final rung is the full evaluation)."""
+    def summarise_ladder(self, task: Any = None) -> None:
+        """Per rung: each model's test metric and the leader (the final rung is the full evaluation), and,
+        given the ``task``, a paired bootstrap test of the leader against the runner-up on that rung's outputs."""
         metric, higher = self.results["task"]["metric"], self.results["task"]["higher_is_better"]
         rungs: dict[float, dict] = {}
         for name, entry in self.results["models"].items():
@@ -472,7 +499,21 @@ class Study:
             best = (max if higher else min)(rung["values"].values())
             leaders = [n for n, v in rung["values"].items() if v == best]
             rung["leader"] = leaders[0] if len(leaders) == 1 else "tie: " + ", ".join(leaders)
+            rung["test"] = self._rung_test(task, rung, final=rung is ordered[-1]) if task is not None else None
         self.results["ladder"] = {"metric": metric, "higher_is_better": higher, "rungs": ordered}
+
+    def _rung_test(self, task: Any, rung: dict, final: bool) -> dict | None:
+        """The leader of one rung against the runner-up: a paired bootstrap on the outputs both gave there."""
+        from qkv.compare.significance import SUPPORTED, paired_test, task_example_stats
+
+        metric, higher = self.results["task"]["metric"], self.results["task"]["higher_is_better"]
+        outputs = self._greedy if final else self._rung_outputs.get(rung["amount"], {})
+        ranked = sorted((n for n in rung["values"] if n in outputs), key=lambda n: rung["values"][n], reverse=higher)
+        if len(ranked) < 2 or metric not in SUPPORTED:
+            return None
+        leader, runner_up = ranked[:2]
+        stats = [task_example_stats(task, metric, *outputs[n]) for n in (leader, runner_up)]
+        return {"a": leader, "b": runner_up, **paired_test(*stats, seed=self.options.seed).to_dict()}
 
     def evaluate_model(self, name: str) -> None:
         from qkv.training.run import load_run, split_data
@@ -498,6 +539,7 @@ class Study:
             "beam": beam,
             "greedy_on_beam_examples": greedy_on_beam_set,
             "beam_size": plan.beam,
+            "beam_vs_greedy": self._beam_test(run.task, beam_hyps, hyps[:n_beam], test[:n_beam]),
         }
         self._greedy[name] = (hyps, test)
         self._add_examples(name, test, hyps)
@@ -523,6 +565,16 @@ class Study:
         entry["attention_done"] = True
         if name in ATTENTION_MODELS:
             self.results["attention"][name] = self._attention_maps(run, test, ids, src_ids)
+
+    def _beam_test(self, task: Any, beam_hyps: list[str], greedy_hyps: list[str], examples: list) -> dict | None:
+        """Beam against greedy on the same examples (``delta = beam - greedy``): paired bootstrap."""
+        from qkv.compare.significance import SUPPORTED, paired_test, task_example_stats
+
+        metric = task.primary_metric
+        if metric not in SUPPORTED or not examples:
+            return None
+        beam, greedy = (task_example_stats(task, metric, h, examples) for h in (beam_hyps, greedy_hyps))
+        return paired_test(beam, greedy, seed=self.options.seed).to_dict()
 
     def _add_examples(self, name: str, test: list, hyps: list[str]) -> None:
         n = min(self.plan.n_examples, len(test))
@@ -603,27 +655,69 @@ class Study:
         )
 
 
-def reference_results(task: str) -> list[dict]:
-    """Converged reference runs of ``task`` from the repository's ``results/`` (``$QKV_RESULTS`` overrides),
-    shown beside the budgeted verdict so that a 60-second result never stands alone."""
+# The task options that name a comparison's data: a reference run on other data (en->de beside a de->en
+# comparison, SAMSum beside AESLC) is left out; ``label`` options are shown with each reference, since
+# the g2p references use CMUdict's g014b2b split (12,000 test words), not the comparison's own.
+DATA_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "g2p": {"match": (), "label": ("source",)},
+    "translation": {"match": ("src_lang", "tgt_lang"), "label": ("src_lang", "tgt_lang")},
+    "summarization": {"match": ("dataset",), "label": ("dataset",)},
+}
+
+
+def _task_options(folder: Path, record: Any) -> dict | None:
+    """The task options a result folder's run used: its config.yaml's, or for an extractive baseline
+    (no config) the dataset its `qkv baseline` command names; ``None`` when the folder cannot say."""
+    import yaml
+
+    from qkv.results.paired import baseline_command
+
+    if record.decoding == "extractive":
+        return {"dataset": baseline_command(folder, record).task}
+    if not (folder / "config.yaml").is_file():
+        return None
+    config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+    return dict((config.get("task") or {}).get("options") or {})
+
+
+def reference_results(task: str, options: dict | None = None) -> list[dict]:
+    """Converged reference runs of ``task`` on the comparison's data (task ``options``; the task's defaults
+    where left out) from the repository's ``results/`` (``$QKV_RESULTS`` overrides), shown beside the
+    budgeted verdict so that a 60-second result never stands alone."""
+    from qkv.data.tasks import resolved_options
     from qkv.results import load_results, results_root
 
     root = results_root()
     if not root.is_dir():
         return []
+    keys = DATA_OPTIONS.get(task, {"match": (), "label": ()})
+    ours = resolved_options(task, options if options is not None else TASKS[task]["options"])
     keep = ("bleu", "bleu_lowercase", "chrf", "wer", "per", "rouge1", "rouge2", "rougeL")
-    return [
-        {
-            "recipe": r.recipe,
-            "model": r.model,
-            "split": r.split,
-            "command": r.command,
-            "train_seconds": r.train_seconds,
-            "metrics": {k: v for k, v in r.metrics.items() if k in keep},
-        }
-        for r in load_results(root)
-        if r.task == task
-    ]
+    out = []
+    for r in load_results(root):
+        if r.task != task:
+            continue
+        options = _task_options(root / r.recipe, r)
+        if options is None:  # which data it used is unknown: not shown as this comparison's reference
+            continue
+        theirs = resolved_options(task, options)
+        if any(theirs.get(k) != ours.get(k) for k in keys["match"]):
+            continue
+        out.append(
+            {
+                "recipe": r.recipe,
+                "model": r.model,
+                "split": r.split,
+                "data": {k: theirs.get(k) for k in keys["label"]},
+                "examples": r.examples,
+                "decoding": r.decoding,
+                "baseline": r.train_seconds == 0,  # an extractive baseline: nothing trained
+                "command": r.command,
+                "train_seconds": r.train_seconds,
+                "metrics": {k: v for k, v in r.metrics.items() if k in keep},
+            }
+        )
+    return out
 
 
 def _bar(budget: Budget, name: str, enabled: bool):

@@ -114,6 +114,19 @@ def get_task(name: str, **options: Any) -> Task:
     return task
 
 
+def resolved_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` completed with the default of every option task ``name`` has and ``options`` leaves out:
+    what a run with those options used (e.g. a translation recipe without ``src_lang`` read German)."""
+    module, cls_name, fixed = _REGISTRY[name]
+    cls = getattr(importlib.import_module(module), cls_name)
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(cls)
+        if f.init and f.name not in fixed and f.default is not dataclasses.MISSING
+    }
+    return {**defaults, **options}
+
+
 def check_options(name: str, options: dict[str, Any]) -> list[tuple[str, str]]:
     """``(key, message)`` for each problem of ``get_task(name, **options)`` found before building it: an
     unknown task (key ``name``), an unknown option or one of the wrong type (key ``options.KEY``). The

@@ -118,13 +118,10 @@ class _BaselineParser(argparse.ArgumentParser):
         raise ValueError(message)
 
 
-def _baseline_outputs(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, list[str]]:
-    """An extractive baseline keeps no outputs -- they are the dataset's own sentences, which stay out of the
-    repo -- so they are extracted again, by the `qkv baseline` command its record names, from the dataset
-    under ``QKV_DATA`` (a ``--data-dir`` in the recorded command named a folder on the machine that ran it)."""
+def baseline_command(folder: Path, record: ResultRecord) -> argparse.Namespace:
+    """The arguments of the `qkv baseline` command an extractive baseline's record names (its dataset is
+    ``.task``); a command that cannot be parsed is a UserError naming the folder."""
     from qkv.cli import baseline_cmd
-    from qkv.data.baselines import run_baseline
-    from qkv.data.summarization import SummarizationTask
 
     parser = _BaselineParser(prog="qkv baseline", add_help=False)
     baseline_cmd.add_arguments(parser)
@@ -138,6 +135,17 @@ def _baseline_outputs(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, 
             f"{folder / RESULT_FILE}: an extractive baseline whose command {record.command!r} cannot be run "
             f"again ({error}), so its outputs cannot be extracted again"
         ) from None
+    return args
+
+
+def _baseline_outputs(folder: Path, record: ResultRecord) -> tuple[Seq2SeqTask, list[str]]:
+    """An extractive baseline keeps no outputs -- they are the dataset's own sentences, which stay out of the
+    repo -- so they are extracted again, by the `qkv baseline` command its record names, from the dataset
+    under ``QKV_DATA`` (a ``--data-dir`` in the recorded command named a folder on the machine that ran it)."""
+    from qkv.data.baselines import run_baseline
+    from qkv.data.summarization import SummarizationTask
+
+    args = baseline_command(folder, record)
     task = SummarizationTask(dataset=args.task)
     _, hyps = run_baseline(task, record.split, args.method, args.n, skip_greeting=not args.keep_greeting)
     return task, hyps
