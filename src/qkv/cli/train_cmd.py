@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         if os.environ.get("RANK", "0") == "0":  # under torchrun, said once
             _warn_if_the_recipe_changed(config_path, out / CONFIG_FILE, overrides)
         config_path = out / CONFIG_FILE  # the run's resolved config is the truth when resuming
-    config = load_config(config_path, overrides)
+    own = args.resume and config_path.resolve() == (out / CONFIG_FILE).resolve()
+    config = load_config(config_path, overrides, every_section=own)  # a run's own config: cut short is an error
     result = train(config, out, resume=args.resume, progress=not args.no_progress)
     best = result.get("best")
     summary = {

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from qkv.atomic import atomic_write_text
 from qkv.errors import UserError
 from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
@@ -99,10 +100,12 @@ class _HFTokenizer:
         return self.hf.token_to_id(token)
 
     def save(self, directory: str | os.PathLike) -> None:
+        """Write ``tokenizer.json``, then the small file naming the kind; each atomically (a kill or a full
+        disk leaves the old file, never a cut-off one), and the kind last, so it never names a missing vocabulary."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        self.hf.save(str(path / "tokenizer.json"))
-        (path / META_FILE).write_text(json.dumps({"kind": self.kind}))
+        atomic_write_text(path / "tokenizer.json", self.hf.to_str(pretty=True))  # what hf.save writes
+        atomic_write_text(path / META_FILE, json.dumps({"kind": self.kind}))
 
 
 class _TrainedByQkv(_HFTokenizer):

@@ -83,6 +83,9 @@ class ProbeTask:
     def __post_init__(self) -> None:
         if self.probe not in PROBES:
             raise UserError(f"unknown probe {self.probe!r} (known: {', '.join(PROBES)})")
+        for name in ("num_examples", "num_eval_examples"):  # an empty split would score as zeros, not a result
+            if getattr(self, name) < 1:
+                raise UserError(f"{self.probe}: {name} must be at least 1, got {getattr(self, name)}")
         minimum = {"assoc-recall": 4, "listops": 3, "selective-copy": self.num_tokens}.get(self.probe, 1)
         if self.length < minimum:
             raise UserError(f"{self.probe}: length must be at least {minimum}, got {self.length}")

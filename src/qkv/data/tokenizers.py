@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from qkv.atomic import atomic_write_text
 from qkv.data.hf_tokenizers import (
     META_FILE,
     BPETokenizer,
@@ -90,9 +91,10 @@ class _VocabTokenizer:
         return [self.encode(t) for t in texts]  # type: ignore[attr-defined]
 
     def save(self, directory: str | os.PathLike) -> None:
+        """Write the vocabulary as JSON (UTF-8), atomically: a kill or a full disk leaves the old file."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        (path / META_FILE).write_text(json.dumps({"kind": self.kind, "tokens": self.tokens}, ensure_ascii=False))
+        atomic_write_text(path / META_FILE, json.dumps({"kind": self.kind, "tokens": self.tokens}, ensure_ascii=False))
 
 
 class CharTokenizer(_VocabTokenizer):

@@ -93,15 +93,22 @@ def git_commit(repo: Path) -> str:
 
 
 def _training_log(run_dir: Path) -> tuple[float, int]:
-    """``(training seconds, steps)`` from the run's metrics log (the last training record)."""
+    """``(training seconds, steps)`` from the run's metrics log (the last training record). A missing log, a
+    line that is not a JSON object, or a time or step that is not a number is a UserError naming the file
+    (:func:`qkv.training.metrics_log.read_metrics` drops only a last line torn by a kill)."""
+    from qkv.training.metrics_log import read_metrics
+
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path}: no training log (every run `qkv train` wrote has one; is {run_dir} a run?)")
     seconds, steps = 0.0, 0
-    for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+    for record in read_metrics(run_dir):
+        if record.get("split") != "train":
+            continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a kill
-        if record.get("split") == "train":
             seconds, steps = float(record.get("time", seconds)), int(record.get("step", steps))
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: a training record's time or step is not a number: {record}") from None
     return seconds, steps
 
 

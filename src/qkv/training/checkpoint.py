@@ -11,7 +11,8 @@ A checkpoint is **one** safetensors file, so that it is replaced in a single ato
 The header also holds ``qkv_sha256``: a SHA-256 over every tensor (name, dtype, shape and bytes, in name
 order) and the training-state JSON. :func:`load_checkpoint` recomputes it and refuses a file whose
 tensors or state changed after it was written (flipped bytes, a truncated copy that still parses, a hand
-edit), naming the file. Checkpoints written before the checksum existed load as before, unchecked.
+edit), naming the file; a ``qkv-checkpoint-2`` file (every one written now) without it is refused too.
+Checkpoints written before the checksum existed (``qkv-checkpoint-1``) load as before, unchecked.
 
 Next to it, ``last.json`` is a human-readable copy of that JSON (written after the checkpoint; the
 loader never needs it: :func:`load_state` reads the JSON from the checkpoint's own header). Writing
@@ -45,6 +46,10 @@ from qkv.errors import UserError
 TRAIN_PREFIX = "_train."
 _META_KEY = "qkv_train_state"
 _SUM_KEY = "qkv_sha256"
+# format 2 always carries the checksum, so one without it was damaged or edited; format 1 files (older qkv)
+# and files of other programs may lack it and load unchecked
+FORMAT = "qkv-checkpoint-2"
+_CHECKSUMMED_FORMATS = (FORMAT,)
 
 
 def save_checkpoint(
@@ -57,7 +62,7 @@ def save_checkpoint(
     payload = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
     for key, value in (tensors or {}).items():
         payload[TRAIN_PREFIX + key] = value.detach().to("cpu").contiguous()
-    metadata = {"format": "qkv-checkpoint-1"}
+    metadata = {"format": FORMAT}
     if state is not None:
         metadata[_META_KEY] = json.dumps(state)
     metadata[_SUM_KEY] = checksum(payload, metadata.get(_META_KEY))
@@ -118,7 +123,12 @@ def checksum(tensors: dict[str, torch.Tensor], state_json: str | None = None) ->
 def _verify(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """A checkpoint whose tensors or state differ from what was written is an error naming the file."""
     stored = metadata.get(_SUM_KEY)
-    if stored is None:  # written before checkpoints carried a checksum: nothing to compare with
+    if stored is None and metadata.get("format") in _CHECKSUMMED_FORMATS:
+        raise UserError(
+            f"{path}: lacks the checksum ({_SUM_KEY}) that every {metadata['format']} file carries: its header "
+            "was damaged or edited; load another checkpoint, or train again"
+        )
+    if stored is None:  # written before checkpoints carried a checksum (or by another program): unchecked
         return
     if checksum(tensors, metadata.get(_META_KEY)) != stored:
         raise UserError(
@@ -162,20 +172,18 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
                 stored[key] = f.get_tensor(key)
     except Exception as err:  # safetensors raises its own error types for damaged files
         raise UserError(f"{path}: not a readable safetensors checkpoint ({err})") from None
+    state = _state(path, metadata)  # (first: a state cut short is named as such, not as a checksum mismatch)
     _verify(path, stored, metadata)
     weights = {k: v for k, v in stored.items() if not k.startswith(TRAIN_PREFIX)}
     tensors = {k[len(TRAIN_PREFIX) :]: v for k, v in stored.items() if k.startswith(TRAIN_PREFIX)}
-    return weights, tensors, _state(path, metadata)
+    return weights, tensors, state
 
 
 def load_state(path: str | Path) -> dict | None:
-    """Just the training state of a checkpoint (None for weights only), read from its header alone."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except Exception as err:  # safetensors raises its own error types for damaged files
-        raise UserError(f"{path}: not a readable safetensors checkpoint ({err})") from None
-    return _state(path, metadata)
+    """Just the training state of a checkpoint (None for weights only). The whole file is read, to verify
+    the checksum (it covers the tensors and the state together): a damaged checkpoint is never trusted for
+    its step -- e.g. to decide that a run is complete."""
+    return load_checkpoint(path)[2]
 
 
 def _state(path: str | Path, metadata: dict[str, str]) -> dict | None:

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import yaml
 
+from qkv.atomic import atomic_write_text
 from qkv.errors import UserError
 from qkv.models.config import ModelConfig
 
@@ -118,6 +119,9 @@ class ScheduleConfig:
         return errors
 
 
+SEED_LIMIT = 2**63  # training.seed must be below it (a torch seed is a 64-bit integer)
+
+
 @dataclass
 class TrainingConfig:
     seed: int = 1
@@ -140,6 +144,8 @@ class TrainingConfig:
 
     def check(self) -> list[tuple[str, str]]:
         errors = []
+        if not 0 <= self.seed < SEED_LIMIT:  # torch.manual_seed and the checkpoint's JSON take 64-bit seeds
+            errors.append(("seed", f"must be between 0 and 2**63 - 1, got {self.seed}"))
         positive = ("max_steps", "max_tokens", "batch_size", "context", "grad_accum", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -231,23 +237,86 @@ def _line_map(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
     return lines
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a recipe, apply ``key.path=value`` overrides, and return a validated :class:`Config`."""
+def _read_text(path: Path) -> str:
+    """The recipe's text (UTF-8, a byte-order mark dropped); bytes that are not UTF-8 are a UserError naming
+    the line (:func:`qkv.data.textio.decode` words it), not a UnicodeDecodeError traceback."""
+    from qkv.data.textio import decode, read_bytes
+
+    raw = read_bytes(path)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        decode(raw, path)  # raises the UserError (not called first: it also refuses CR-only line ends, valid YAML)
+        raise
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: plain PyYAML keeps the last one in
+    silence, so a second ``training:`` block would replace the first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges are allowed to repeat keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if _hashable(key) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key]}, again at line {line}); keep one",
+                    key_node.start_mark,
+                )
+            if _hashable(key):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _hashable(key: Any) -> bool:
+    """Whether ``key`` can be a dict key (an unhashable one is reported by PyYAML itself)."""
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
+
+
+def _require_sections(data: dict, path: Path) -> None:
+    """A run's saved config names every section; one missing is a file cut short (or a hand edit)."""
+    missing = [name for name in SECTIONS if name not in data]
+    if missing:
+        raise UserError(
+            f"{path}: lacks the section(s) {', '.join(missing)} that every saved run config has "
+            "(the file was cut short or edited?); restore it, or train the run again"
+        )
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, *, every_section: bool = False) -> Config:
+    """Read a recipe, apply ``key.path=value`` overrides, and return a validated :class:`Config`.
+
+    ``every_section``: the file is a run's own ``config.yaml`` (:func:`save_config` writes all six sections),
+    so a missing section means the file was cut short or edited -- an error, not the section's defaults."""
     path = Path(path)
     if not path.is_file():
         raise UserError(
             f"{path}: no such config file", hint="recipes live in configs/, e.g. configs/g2p-transformer.yaml"
         )
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
-        lines = _line_map(yaml.compose(text))
-        data = yaml.safe_load(text) or {}
+        lines = _line_map(yaml.compose(text, Loader=_UniqueKeyLoader))
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe is a mapping of sections (task, model, ...), got {type(data).__name__}")
+    if every_section:
+        _require_sections(data, path)
     origin = _Where(str(path), lines)
     apply_overrides(data, overrides or [], origin)
     return from_dict(data, origin)
@@ -285,10 +354,39 @@ def from_dict(data: dict, where: _Where | None = None) -> Config:
     errors += _check_model(config.model, where)
     errors += _check_carry_state(config)
     errors += _check_lm_stride(config)
+    errors += _check_learned_positions(config)
     if errors:
         key, msg = errors[0]
         raise UserError(f"{where(key)}: {msg}" if msg.startswith(key) else f"{where(key)}: {key}: {msg}")
     return config
+
+
+def _check_learned_positions(config: Config) -> list[tuple[str, str]]:
+    """A table of learned positions has ``model.max_len`` rows, and a longer sequence has no row to read
+    (the other position kinds have no such limit). Found here, the mistake is one line before training;
+    found by the model, it is a traceback at step 1 (a language model's ``training.context`` inputs) or at
+    the first evaluation, after the work since the last save (``eval.max_len`` decoded tokens, each one
+    read back at the next position: the last at ``eval.max_len - 1``)."""
+    model = config.model
+    if model.positions != "learned" or model.family != "transformer":
+        return []
+    if config.task.name == "lm" and config.training.context > model.max_len:
+        return [
+            (
+                "training.context",
+                f"must be <= model.max_len ({model.max_len}, the rows of the learned position table), "
+                f"got {config.training.context}: raise model.max_len or lower training.context",
+            )
+        ]
+    if config.task.name != "lm" and config.eval.max_len > model.max_len:
+        return [
+            (
+                "eval.max_len",
+                f"must be <= model.max_len ({model.max_len}, the rows of the learned position table), "
+                f"got {config.eval.max_len}: raise model.max_len or lower eval.max_len",
+            )
+        ]
+    return []
 
 
 def _check_lm_stride(config: Config) -> list[tuple[str, str]]:
@@ -453,5 +551,6 @@ def to_dict(config: Config) -> dict:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config as YAML (sections in recipe order)."""
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    """Write the resolved config as YAML (sections in recipe order), atomically: a kill or a full disk in the
+    middle leaves the old file, never a cut-off one (which would still parse, its lost keys defaulted)."""
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

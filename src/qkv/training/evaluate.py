@@ -18,7 +18,7 @@ change what training does next (exact resumption relies on that).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     from qkv.data.tasks import Example, LanguageModelingTask, Seq2SeqTask, Task
     from qkv.data.tokenizers import Tokenizer
     from qkv.training.config import Config
+
+
+def _require_data(data: Sized, task: Task) -> None:
+    """Refuse to score nothing (:func:`qkv.training.run.split_data` names the empty split earlier)."""
+    if not data:
+        from qkv.errors import UserError
+
+        raise UserError(f"task {task.name}: no examples to evaluate (an empty split scores as zeros, not a result)")
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -165,7 +173,8 @@ def evaluate_lm(
     stride: int | None = None,
 ) -> dict[str, float]:
     """``loss``, ``ppl``, ``bits_per_token`` (and ``bpc`` for character-level tasks) on ``text``;
-    ``carry_state`` and ``stride``: see :func:`lm_nll`."""
+    ``carry_state`` and ``stride``: see :func:`lm_nll`. Empty ``text`` is a UserError."""
+    _require_data(text, task)
     nll, count = lm_nll(model, tok.encode(text), context, max_tokens, carry_state=carry_state, stride=stride)
     # character-level: one token per character, so the scored text is its first `count + 1` characters
     chars = text[: count + 1][1:] if getattr(task, "level", None) == "char" else None
@@ -219,7 +228,9 @@ def evaluate_seq2seq(
     max_len: int = 128,
     rules: OutputRules = NO_RULES,
 ) -> tuple[dict[str, float], list[str]]:
-    """Decode ``examples`` and score them: ``(metrics, hypotheses)``; metrics include ``loss``."""
+    """Decode ``examples`` and score them: ``(metrics, hypotheses)``; metrics include ``loss``. No examples
+    is a UserError: their scores would be zeros that read like a result."""
+    _require_data(examples, task)
     src_ids = src_tok.encode_batch([e.src for e in examples])
     tgt_ids = tgt_tok.encode_batch([e.tgt for e in examples])
     decoded = translate(model, src_ids, beam=beam, max_len=max_len, rules=rules)

@@ -91,7 +91,10 @@ def _train(
         for orphan in ckpt.remove_orphans(checkpoints):
             print(f"removed {orphan}, left by a save that was interrupted", file=sys.stderr)
     resume = _has_checkpoint_to_resume(out, last_path, resume, dist)
-    if resume and (done := _complete(_last_state(last_path), config)) is not None:
+    last_state = _last_state(last_path) if resume else None  # (reads and verifies the whole file: once)
+    if last_state is not None and dist.is_main:
+        _recreate_step_checkpoint(last_path, last_state, config)
+    if resume and (done := _complete(last_state, config)) is not None:
         if dist.is_main:
             print(f"{out}: the run is complete ({done['why']}); --resume has nothing to do", file=sys.stderr)
             if not (checkpoints / "averaged.safetensors").exists():  # a kill came between the last save and it
@@ -113,14 +116,6 @@ def _train(
             f"this task built {src_tok.vocab_size} source and {tgt_tok.vocab_size} target tokens",
             hint="summarization: set task.options.shared_vocab: true",
         )
-    if dist.is_main:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise UserError(f"--out {out}: cannot create the run directory ({err.strerror})") from None
-        save_config(config, out / CONFIG_FILE)
-        src_tok.save(out / "tokenizer" / "src")
-        tgt_tok.save(out / "tokenizer" / "tgt")
 
     stream: Seq2SeqStream | LMStream | LMSegmentStream
     if task.kind == "lm" and tc.carry_state:
@@ -144,6 +139,8 @@ def _train(
     state = {"step": 0, "tokens": 0, "best": None, "bad_evals": 0, "elapsed": 0.0}
     if resume:
         state = _restore(last_path, model, optimizer, stream, dist, out / CONFIG_FILE)
+    if dist.is_main:  # only now: a resume refused above (another optimizer, model...) leaves the run as it was
+        _write_run_files(out, config, src_tok, tgt_tok)
     log = MetricsLog(out, enabled=dist.is_main, truncate_after=state["step"] if resume else 0)
 
     train_model: nn.Module = model
@@ -270,6 +267,19 @@ def _train(
     return {"step": step, "best": state["best"], "metrics": result.get("metrics", {})}
 
 
+def _write_run_files(out: Path, config: Config, src_tok, tgt_tok) -> None:
+    """``config.yaml`` and the tokenizers, each written atomically. Called once every check of a resume has
+    passed: written before, a refused ``--resume --set ...`` would leave its settings in ``config.yaml``,
+    and every later plain ``--resume`` would be refused the same way."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create the run directory ({err.strerror})") from None
+    save_config(config, out / CONFIG_FILE)
+    src_tok.save(out / "tokenizer" / "src")
+    tgt_tok.save(out / "tokenizer" / "tgt")
+
+
 # ---- what --resume finds ------------------------------------------------------------------------------
 
 
@@ -278,10 +288,21 @@ def _has_checkpoint_to_resume(out: Path, last_path: Path, resume: bool, dist: di
 
     ``--resume`` of a run that stopped before its first checkpoint (its ``config.yaml`` is there, no
     checkpoint yet) starts it again from the beginning -- what that attempt wrote is cleared, so the run
-    ends exactly like one that was never interrupted. A directory with no run at all is an error."""
+    ends exactly like one that was never interrupted. A directory with no run at all is an error. A fresh
+    run (no ``--resume``) into such a directory clears that attempt too (and says so), rather than refusing:
+    it was asked to train this recipe here, and already replaces the config and tokenizers; appended to, the
+    old log and samples would tell two histories as one."""
     if not resume:
         if last_path.exists():
             raise UserError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        if dist.is_main and _has_earlier_attempt(out):
+            print(
+                f"{out}: holds an attempt that left no checkpoint to resume (it stopped before its first save, "
+                "or diverged); starting afresh: its metrics.jsonl, samples.txt and checkpoints are removed "
+                "(a diverged checkpoint is kept)",
+                file=sys.stderr,
+            )
+            _clear_attempt(out)
         return False
     if last_path.exists():
         return True
@@ -295,6 +316,12 @@ def _has_checkpoint_to_resume(out: Path, last_path: Path, resume: bool, dist: di
         )
         _clear_attempt(out)
     return False
+
+
+def _has_earlier_attempt(out: Path) -> bool:
+    """Whether ``out`` holds what an earlier ``qkv train`` wrote before it died without a checkpoint. A fresh
+    run starts it clean, as ``--resume`` does: appended to, the old log would tell two histories at once."""
+    return any((out / name).exists() for name in (CONFIG_FILE, "metrics.jsonl", "samples.txt"))
 
 
 def _clear_attempt(out: Path) -> None:
@@ -538,11 +565,33 @@ def _save(path: Path, model: nn.Module, optimizer, stream, state: dict, average_
     rng_tensors, rng_data = rng.capture()
     data_json, data_tensors = stream.state_dict()
     full = {**state, "optimizer": optim_data, "rng": rng_data, "data": data_json}
+    if average_last > 0:  # step-K before last: a kill between the two leaves last at an earlier step, which
+        # the resumed run repeats (rewriting step-K), never a last at K without its step-K
+        ckpt.save_checkpoint(_step_path(path, state["step"]), model.state_dict())
     ckpt.save_checkpoint(path, model.state_dict(), {**optim_tensors, **rng_tensors, **data_tensors}, full)
     if average_last > 0:
-        ckpt.save_checkpoint(path.parent / f"step-{state['step']:08d}.safetensors", model.state_dict())
         for old in sorted(path.parent.glob("step-*.safetensors"))[:-average_last]:
             old.unlink()
+
+
+def _step_path(last_path: Path, step: int) -> Path:
+    """``checkpoints/step-K``: the weights of scheduled save ``step``, kept for the checkpoint average."""
+    return last_path.with_name(f"step-{step:08d}.safetensors")
+
+
+def _recreate_step_checkpoint(last_path: Path, state: dict, config: Config) -> None:
+    """Write ``step-K`` from ``last`` (whose training state is ``state``, at step K) when it is missing though
+    K was a scheduled save: a run saved by an older qkv (``last`` first, then ``step-K``) and killed between
+    the two. Without it the average would silently take another window of steps than an uninterrupted run's."""
+    tc = config.training
+    if tc.average_last <= 0:
+        return
+    step = state["step"]
+    scheduled = bool(state.get("finished")) or step % (tc.save_every or config.eval.every) == 0  # as in the loop
+    missing = _step_path(last_path, step)
+    if scheduled and not missing.exists():
+        ckpt.save_checkpoint(missing, ckpt.load_weights(last_path))
+        print(f"wrote {missing} from {last_path} (an interrupted save had left it missing)", file=sys.stderr)
 
 
 _STATE_KEYS = ("step", "tokens", "best", "bad_evals", "elapsed", "optimizer", "rng", "data")

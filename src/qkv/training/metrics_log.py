@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from qkv.atomic import atomic_write_text
 from qkv.errors import UserError
 
 
@@ -25,7 +26,8 @@ class MetricsLog:
             return
         if truncate_after and self.path.exists():
             kept = [json.dumps(r) for r in _records(self.path) if r.get("step", 0) <= truncate_after]
-            self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            # atomically: cut off in place by a kill or a full disk, the log would lose its whole history
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         try:  # optional: TensorBoard only when the `tensorboard` package is installed
             from torch.utils.tensorboard import SummaryWriter
 

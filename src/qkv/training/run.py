@@ -19,9 +19,10 @@ naming its splits (a split the task lacks is an error, never a substitute), and 
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from qkv.data.tokenizers import Tokenizer
 
 CONFIG_FILE = "config.yaml"
+_Sized = TypeVar("_Sized", bound=Sized)
 CHECKPOINT_NAMES = ("best", "last", "averaged")
 
 
@@ -87,13 +89,23 @@ def split_examples(task: Seq2SeqTask, which: str, cap: int | None) -> list[Examp
     sorted, so the first N would be a biased sample)."""
     from qkv.data.tasks import cap as random_subset
 
-    return random_subset(list(task.examples(split_name(task, which))), cap, seed=0)
+    name = split_name(task, which)
+    return _not_empty(random_subset(list(task.examples(name)), cap, seed=0), task, name)
 
 
 def split_text(task: LanguageModelingTask, which: str, cap: int | None) -> str:
     """A split's text, cut to its first ``cap`` characters."""
-    text = task.text(split_name(task, which))
-    return text[:cap] if cap else text
+    name = split_name(task, which)
+    text = task.text(name)
+    return _not_empty(text[:cap] if cap else text, task, name)
+
+
+def _not_empty(data: _Sized, task: Task, split: str) -> _Sized:
+    """``data`` itself; an empty split is a UserError naming the task and the split: scored, it would give a
+    loss of 0 and made-up metrics that look like a result."""
+    if not data:
+        raise UserError(f"task {task.name}: the {split} split is empty (no examples to train on or score)")
+    return data
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
@@ -119,7 +131,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (no {CONFIG_FILE}); create one with `qkv train`")
-    config = load_config(run_dir / CONFIG_FILE)
+    config = load_config(run_dir / CONFIG_FILE, every_section=True)  # (written whole by qkv train)
     src_tok = load_tokenizer(run_dir / "tokenizer" / "src")
     tgt_tok = load_tokenizer(run_dir / "tokenizer" / "tgt")
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
