@@ -26,3 +26,16 @@ def test_an_error_inside_the_block_keeps_the_old_file(tmp_path: Path) -> None:
         raise ValueError("checksum mismatch")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["data.gz"]
+
+
+def test_a_file_written_atomically_gets_the_mode_open_would_give_it(tmp_path: Path) -> None:
+    """mkstemp creates 0600; a report or checkpoint others may read gets 0666 minus the umask, as open() does."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.md", "x")
+        (tmp_path / "plain.md").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == (tmp_path / "plain.md").stat().st_mode & 0o777 == 0o644

@@ -415,3 +415,29 @@ def test_resume_refuses_a_runs_config_cut_short(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr
     assert f"{run / 'config.yaml'}: lacks the section(s)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_lm_samples_are_drawn_in_eval_mode_and_leave_the_global_rng_alone():
+    """The samples written at each evaluation: dropout off (as `qkv generate` samples) and no draw from the
+    global RNG, so training after an evaluation goes on exactly as if no samples were drawn."""
+    import torch
+
+    from qkv.data.tokenizers import CharTokenizer
+    from qkv.models.builder import build_model
+    from qkv.models.config import ModelConfig
+    from qkv.training import loop
+
+    tok = CharTokenizer.train(["the cat sat on the mat\n"])
+    torch.manual_seed(0)
+    model = build_model(
+        ModelConfig(name="gpt", d_model=32, n_heads=2, n_decoder_layers=1, d_ff=64, dropout=0.5),
+        tok.vocab_size,
+        tok.vocab_size,
+    )
+    model.train()
+    before = torch.get_rng_state()
+    drawn = loop._lm_samples(model, tok, 2, 16)
+    assert torch.equal(torch.get_rng_state(), before)  # dropout would have drawn from it
+    assert model.training  # put back as it was
+    model.eval()
+    assert drawn == loop._lm_samples(model, tok, 2, 16)  # the same samples as the eval-mode model's

@@ -30,6 +30,7 @@ def atomic_open(path: str | os.PathLike, *, suffix: str = ".tmp") -> Iterator[IO
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode open() would give it
     try:
         with open(tmp, "wb") as f:
             yield f
@@ -51,6 +52,13 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (see the module docstring)."""
     atomic_write(path, text.encode(encoding))
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(folder: Path) -> None:

@@ -522,9 +522,20 @@ def _evaluate(model, task, valid_data, src_tok, tgt_tok, config: Config, out: Pa
 
 
 def _lm_samples(model: nn.Module, tok, n: int, context: int) -> list[str]:
-    """A few continuations of a newline prompt, drawn with a private generator (global RNG untouched)."""
+    """A few continuations of a newline prompt, drawn with a private generator, by the model in eval mode:
+    dropout off, as ``qkv generate`` samples, and the global RNG untouched (training goes on exactly as if
+    no samples were drawn)."""
     if n == 0:
         return []
+    was_training = model.training
+    model.eval()
+    try:
+        return _draw_lm_samples(model, tok, n, context)
+    finally:
+        model.train(was_training)
+
+
+def _draw_lm_samples(model: nn.Module, tok, n: int, context: int) -> list[str]:
     from qkv.decoding import sample
 
     prompt_ids = tok.encode("\n") or [0]
