@@ -96,6 +96,7 @@ ANCHORS: dict[str, list[Anchor]] = {
         Anchor("wer", 20.2, False, G2P_SEQ2SEQ, decoding="beam5"),
     ],
     "g2p-transformer-deep": [Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5")],
+    "g2p-transformer-ffn512": [Anchor("wer", 20.6, False, G2P_TRANSFORMER, decoding="beam5")],
     "g2p-gru-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-gru-attention-long": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
     "g2p-lstm-attention": [Anchor("wer", 23.3, False, "shared/data/README.md: LSTM 2x512 encoder-decoder")],
