@@ -43,12 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model(recipe: Path, src_vocab: int, tgt_vocab: int, **changes):
+    """The recipe's model with ``changes`` (e.g. a ``max_len`` for the lengths measured). Only the model is
+    changed: the recipe's training settings (its ``training.context``, checked against ``model.max_len``
+    when the recipe loads) are not the benchmark's."""
+    import dataclasses
+
     from qkv.models.builder import build_model
     from qkv.training.config import load_config
 
-    config = load_config(recipe, [f"model.{k}={v}" for k, v in changes.items()])
+    model_config = dataclasses.replace(load_config(recipe).model, **changes)
     torch.manual_seed(0)
-    return build_model(config.model, src_vocab, tgt_vocab).eval()
+    return build_model(model_config, src_vocab, tgt_vocab).eval()
 
 
 @torch.no_grad()
