@@ -34,21 +34,25 @@ def _interval(test: dict, metric: str) -> str:
     return f" (95% CI {_num(ci['low'])}–{_num(ci['high'])})" if ci else ""
 
 
-def _pair(results: dict, a: str, b: str, metric: str) -> dict | None:
+def _find_pair(results: dict, a: str, b: str) -> dict | None:
+    """The significance table's entry for models ``a`` and ``b`` (in either order)."""
     for pair in (results.get("significance") or {}).get("pairs", []):
-        if {pair["a"], pair["b"]} == {a, b} and metric in pair:
-            return pair[metric]
+        if {pair["a"], pair["b"]} == {a, b}:
+            return pair
     return None
+
+
+def _pair(results: dict, a: str, b: str, metric: str) -> dict | None:
+    pair = _find_pair(results, a, b)
+    return pair[metric] if pair and metric in pair else None
 
 
 def _seed_pair(results: dict, a: str, b: str) -> dict | None:
     """Welch's test over the seeds of ``a`` and ``b``, its delta read as ``a - b``."""
-    for pair in (results.get("significance") or {}).get("pairs", []):
-        if {pair["a"], pair["b"]} == {a, b} and pair.get("seeds"):
-            seeds = dict(pair["seeds"])
-            seeds["delta"] = seeds["delta"] if pair["a"] == a else -seeds["delta"]
-            return seeds
-    return None
+    pair = _find_pair(results, a, b)
+    if not pair or not pair.get("seeds"):
+        return None
+    return {**pair["seeds"], "delta": pair["seeds"]["delta"] if pair["a"] == a else -pair["seeds"]["delta"]}
 
 
 def _bootstrap_p(pair: dict, n_pairs: int) -> str:
@@ -85,10 +89,10 @@ def _verdict(results: dict, best: str, other: str, metric: str, higher: bool, by
 
 def _pair_delta(results: dict, a: str, b: str, metric: str) -> float | None:
     """The paired test's ``a - b`` on the first seed's outputs."""
-    for pair in (results.get("significance") or {}).get("pairs", []):
-        if {pair["a"], pair["b"]} == {a, b} and metric in pair:
-            return pair[metric]["delta"] if pair["a"] == a else -pair[metric]["delta"]
-    return None
+    pair = _find_pair(results, a, b)
+    if not pair or metric not in pair:
+        return None
+    return pair[metric]["delta"] if pair["a"] == a else -pair[metric]["delta"]
 
 
 def quality_sentences(results: dict) -> list[Sentence]:

@@ -160,6 +160,7 @@ class Study:
             )
         self._greedy: dict[str, tuple[list[str], list]] = {}  # model -> (greedy test outputs, test examples)
         self._rung_outputs: dict[float, dict[str, tuple[list[str], list]]] = {}  # rung -> model -> the same
+        self._final_stats: dict[str, dict[str, Any]] = {}  # model -> metric -> ExampleStats of the greedy test
         self.results: dict[str, Any] = {
             "qkv_compare": 1,
             "status": "running",
@@ -342,6 +343,7 @@ class Study:
             name: {m: task_example_stats(task, m, hyps, examples) for m in metrics}
             for name, (hyps, examples) in self._greedy.items()
         }
+        self._final_stats = stats  # the last ladder rung's test reads the same statistics
         for name, by_metric in stats.items():
             self.results["models"][name]["test"]["interval"] = {
                 m: bootstrap_interval(s, seed=self.options.seed).to_dict() for m, s in by_metric.items()
@@ -512,7 +514,11 @@ class Study:
         if len(ranked) < 2 or metric not in SUPPORTED:
             return None
         leader, runner_up = ranked[:2]
-        stats = [task_example_stats(task, metric, *outputs[n]) for n in (leader, runner_up)]
+        known = self._final_stats if final else {}
+        stats = [
+            known[n][metric] if metric in known.get(n, {}) else task_example_stats(task, metric, *outputs[n])
+            for n in (leader, runner_up)
+        ]
         return {"a": leader, "b": runner_up, **paired_test(*stats, seed=self.options.seed).to_dict()}
 
     def evaluate_model(self, name: str) -> None:
