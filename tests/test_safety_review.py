@@ -166,12 +166,12 @@ def kill_between_the_two_saves_of(monkeypatch: pytest.MonkeyPatch, step: int) ->
     (``last`` and ``step-K``), whichever order the loop writes them in."""
     real, written = ckpt.save_checkpoint, []
 
-    def saving(path, weights, tensors=None, state=None):
+    def saving(path, weights, tensors=None, state=None, vocabulary=None):
         name = Path(path).name
         ours = name == f"step-{step:08d}.safetensors" or (name == "last.safetensors" and state["step"] == step)
         if ours and written:
             raise Killed
-        real(path, weights, tensors, state)
+        real(path, weights, tensors, state, vocabulary)
         if ours:
             written.append(name)
 

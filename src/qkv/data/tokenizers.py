@@ -46,6 +46,7 @@ __all__ = [
     "describe",
     "load_tokenizer",
     "train_tokenizer",
+    "vocabulary_fingerprint",
 ]
 _SKIP = {PAD_ID, BOS_ID, EOS_ID}
 TOKENIZER_KINDS = ("char", "word", "lowercase-word", "bpe", "lowercase-bpe")
@@ -172,6 +173,23 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
         bpe = LowercaseBPETokenizer if kind == "lowercase-bpe" else BPETokenizer
         return bpe.train(texts, vocab_size=vocab_size or 8000)
     raise UserError(f"unknown tokenizer {kind!r} (choose {', '.join(TOKENIZER_KINDS)})")
+
+
+def vocabulary_fingerprint(tok: Tokenizer) -> str:
+    """SHA-256 of a tokenizer's kind and its vocabulary in id order: what the checkpoints of a run record
+    (:func:`qkv.training.checkpoint.save_checkpoint`), so that a run's weights are never read with another
+    tokenizer's ids (a tokenizer folder copied from another run of the same vocabulary size loads and
+    decodes without an error, into the wrong words)."""
+    import hashlib
+
+    digest = hashlib.sha256(tok.kind.encode())
+    for i in range(tok.vocab_size):
+        try:
+            token = tok.token(i)
+        except IndexError:  # a gap in a pretrained tokenizer.json: no token, hashed as such
+            token = ""
+        digest.update(b"\0" + token.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:

@@ -74,6 +74,13 @@ class LearnedPositions(nn.Module):
         return self.weight[start : start + length]  # (length, E)
 
 
+def learned_position_limit(model: nn.Module) -> int | None:
+    """How many positions ``model`` can read: the rows of its (smallest) learned position table, or None
+    when it has none (sinusoidal, rotary and recurrent models read any length)."""
+    rows = [m.weight.shape[0] for m in model.modules() if isinstance(m, LearnedPositions)]
+    return min(rows) if rows else None
+
+
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding as the attention ``rotary`` hook: ``(q, k, q_start, k_start) -> (q, k)``.
 

@@ -13,6 +13,9 @@ order) and the training-state JSON. :func:`load_checkpoint` recomputes it and re
 tensors or state changed after it was written (flipped bytes, a truncated copy that still parses, a hand
 edit), naming the file; a ``qkv-checkpoint-2`` file (every one written now) without it is refused too.
 Checkpoints written before the checksum existed (``qkv-checkpoint-1``) load as before, unchecked.
+Checkpoints written by ``qkv train`` also carry ``qkv_vocabulary``: the fingerprint of each side's tokenizer
+(:func:`qkv.data.tokenizers.vocabulary_fingerprint`), which :func:`check_vocabulary` compares with the
+tokenizers a run is opened with (older checkpoints lack it and are not checked).
 
 Next to it, ``last.json`` is a human-readable copy of that JSON (written after the checkpoint; the
 loader never needs it: :func:`load_state` reads the JSON from the checkpoint's own header). Writing
@@ -46,6 +49,7 @@ from qkv.errors import UserError
 TRAIN_PREFIX = "_train."
 _META_KEY = "qkv_train_state"
 _SUM_KEY = "qkv_sha256"
+_VOCAB_KEY = "qkv_vocabulary"
 # format 2 always carries the checksum, so one without it was damaged or edited; format 1 files (older qkv)
 # and files of other programs may lack it and load unchecked
 FORMAT = "qkv-checkpoint-2"
@@ -57,8 +61,10 @@ def save_checkpoint(
     weights: dict[str, torch.Tensor],
     tensors: dict[str, torch.Tensor] | None = None,
     state: dict[str, Any] | None = None,
+    vocabulary: dict[str, str] | None = None,
 ) -> None:
-    """Save weights, plus optional training-state ``tensors`` and JSON ``state``, as one file."""
+    """Save weights, plus optional training-state ``tensors`` and JSON ``state``, as one file; ``vocabulary``
+    (side -> :func:`~qkv.data.tokenizers.vocabulary_fingerprint`) ties it to the tokenizers it was trained with."""
     payload = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
     for key, value in (tensors or {}).items():
         payload[TRAIN_PREFIX + key] = value.detach().to("cpu").contiguous()
@@ -66,6 +72,8 @@ def save_checkpoint(
     if state is not None:
         metadata[_META_KEY] = json.dumps(state)
     metadata[_SUM_KEY] = checksum(payload, metadata.get(_META_KEY))
+    if vocabulary:
+        metadata[_VOCAB_KEY] = json.dumps(vocabulary, sort_keys=True)
     atomic_write(path, save(_untie(payload), metadata=metadata))
     if state is not None:
         _write_readable_copy(path, state)
@@ -177,6 +185,41 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     weights = {k: v for k, v in stored.items() if not k.startswith(TRAIN_PREFIX)}
     tensors = {k[len(TRAIN_PREFIX) :]: v for k, v in stored.items() if k.startswith(TRAIN_PREFIX)}
     return weights, tensors, state
+
+
+def read_vocabulary(path: str | Path) -> dict[str, str] | None:
+    """The tokenizer fingerprints in a checkpoint's header (side -> sha256), or None where it has none
+    (written before qkv recorded them, or not by ``qkv train``). Reads the header only."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(_VOCAB_KEY)
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise UserError(f"{path}: not a readable safetensors checkpoint ({err})") from None
+    if text is None:
+        return None
+    try:
+        vocabulary = json.loads(text)
+    except ValueError:
+        vocabulary = None
+    if not isinstance(vocabulary, dict) or not all(isinstance(v, str) for v in vocabulary.values()):
+        raise UserError(f"{path}: the tokenizer fingerprints ({_VOCAB_KEY}) in its header are damaged")
+    return vocabulary
+
+
+def check_vocabulary(path: str | Path, tokenizers: dict[str, Any], folder: str | Path) -> None:
+    """Refuse to pair checkpoint ``path`` with ``tokenizers`` (side -> tokenizer, read from ``folder/side``)
+    when a side's vocabulary is not the one the checkpoint recorded: its ids would decode to other words."""
+    from qkv.data.tokenizers import vocabulary_fingerprint
+
+    recorded = read_vocabulary(path)
+    for side, tok in tokenizers.items():
+        expected = (recorded or {}).get(side)
+        if expected is not None and vocabulary_fingerprint(tok) != expected:
+            raise UserError(
+                f"{Path(folder) / side}: not the tokenizer {path} was trained with (its vocabulary differs "
+                "from the fingerprint in the checkpoint's header), so its ids would decode to other tokens",
+                hint=f"put back the run's own tokenizer/{side} folder, or open the run it was copied from",
+            )
 
 
 def load_state(path: str | Path) -> dict | None:

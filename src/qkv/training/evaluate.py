@@ -198,6 +198,7 @@ def translate(
     """
     from qkv.decoding import as_decoding_model, beam_search, greedy
 
+    check_positions(model, src_ids, max_len)
     decoder = as_decoding_model(model)
     was_training = model.training
     model.eval()
@@ -215,6 +216,29 @@ def translate(
             out[i] = [int(t) for t in tokens]
     model.train(was_training)
     return out
+
+
+def check_positions(model: nn.Module, src_ids: Sequence[Sequence[int]], max_len: int) -> None:
+    """A model with learned positions has no position beyond its table: a source longer than it (with its
+    ``<eos>``), or ``max_len`` decoded tokens past it, is an error naming the input or the length, before any
+    decoding (the model itself would stop with a traceback in the middle of a batch)."""
+    from qkv.errors import UserError
+    from qkv.models.positions import learned_position_limit
+
+    limit = learned_position_limit(model)
+    if limit is None:
+        return
+    for number, ids in enumerate(src_ids, 1):
+        if len(ids) + 1 > limit:
+            raise UserError(
+                f"input {number} has {len(ids) + 1} tokens (with <eos>), more than the {limit} positions this "
+                f"model learned (model.max_len): shorten it"
+            )
+    if max_len > limit:
+        raise UserError(
+            f"decoding up to {max_len} tokens needs more positions than the {limit} this model learned "
+            f"(model.max_len): ask for at most {limit} (--max-len, or eval.max_len in a recipe)"
+        )
 
 
 def evaluate_seq2seq(

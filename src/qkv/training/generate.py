@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from qkv.decoding.rules import NO_RULES, OutputRules
-from qkv.training.evaluate import translate
+from qkv.training.evaluate import check_positions, translate
 from qkv.training.run import Run
 
 
@@ -33,7 +33,11 @@ def generate_texts(
     model = run.model
     if as_decoding_model(model).kind == "lm":
         return [_continue(run, t, max_len, sample, temperature, top_k, top_p, seed, beam, rules) for t in texts]
+    from qkv.models.positions import learned_position_limit
+
     src_ids = run.src_tok.encode_batch(texts)
+    max_len = min(max_len, learned_position_limit(model) or max_len)  # (no output longer than the model can write)
+    check_positions(model, src_ids, max_len)
     if not sample:
         decoded = translate(model, src_ids, beam=beam, max_len=max_len, rules=rules)
         return [run.tgt_tok.decode(ids) for ids in decoded]

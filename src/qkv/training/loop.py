@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from qkv.data.tasks import cap as random_subset
+from qkv.data.tokenizers import vocabulary_fingerprint
 from qkv.errors import UserError
 from qkv.training import checkpoint as ckpt
 from qkv.training import distributed, rng
@@ -110,6 +111,9 @@ def _train(
     train_data = split_data(task, "train", config.task.max_train_examples)
     valid_data = split_data(task, "valid", config.task.max_eval_examples)
     src_tok, tgt_tok = _tokenizers(task, train_data, out, resume)
+    if resume:  # the tokenizers read back (or built again) must be the ones the checkpoint was trained with
+        ckpt.check_vocabulary(last_path, {"src": src_tok, "tgt": tgt_tok}, out / "tokenizer")
+    vocabulary = {"src": vocabulary_fingerprint(src_tok), "tgt": vocabulary_fingerprint(tgt_tok)}
     if config.model.copy and not _same_vocabulary(src_tok, tgt_tok):
         raise UserError(
             "model.copy points at source tokens, so source and target need one vocabulary: "
@@ -225,7 +229,7 @@ def _train(
                 if dist.is_main:
                     result = _evaluate(model, task, valid_data, src_tok, tgt_tok, config, out, step)
                     log.write({"step": step, "split": "valid", **result["metrics"]})
-                    stop = _track_best(state, result, step, ec.patience, model, best_path)
+                    stop = _track_best(state, result, step, ec.patience, model, best_path, vocabulary)
                     bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result["metrics"].items()))
                     if on_eval is not None and on_eval(step, result["metrics"]):
                         stop = reached = True
@@ -241,7 +245,7 @@ def _train(
                 # the averaged checkpoint reads only the scheduled saves, never one a Ctrl-C or the clock
                 # made, so it does not depend on when the run was interrupted or how fast the machine is
                 scheduled = bool(finished) or (step % tc.save_every == 0 if tc.save_every else evaluate_now)
-                _save(last_path, model, optimizer, stream, state, tc.average_last if scheduled else 0)
+                _save(last_path, model, optimizer, stream, state, tc.average_last if scheduled else 0, vocabulary)
                 saved_at = time.monotonic()
             dist.barrier()
             if interrupted:
@@ -554,19 +558,23 @@ def _draw_lm_samples(model: nn.Module, tok, n: int, context: int) -> list[str]:
     return [tok.decode(ids) for ids in hyps.tokens]
 
 
-def _track_best(state: dict, result: dict, step: int, patience: int, model: nn.Module, best_path: Path) -> bool:
+def _track_best(
+    state: dict, result: dict, step: int, patience: int, model: nn.Module, best_path: Path, vocabulary: dict[str, str]
+) -> bool:
     """Update the best result (saving best weights); return True when early stopping should stop."""
     name, value, higher = result["primary"]
     best = state["best"]
     if best is None or (value > best["value"] if higher else value < best["value"]):
         state["best"], state["bad_evals"] = {"metric": name, "value": value, "step": step}, 0
-        ckpt.save_checkpoint(best_path, model.state_dict())
+        ckpt.save_checkpoint(best_path, model.state_dict(), vocabulary=vocabulary)
         return False
     state["bad_evals"] += 1
     return patience > 0 and state["bad_evals"] >= patience
 
 
-def _save(path: Path, model: nn.Module, optimizer, stream, state: dict, average_last: int) -> None:
+def _save(
+    path: Path, model: nn.Module, optimizer, stream, state: dict, average_last: int, vocabulary: dict[str, str]
+) -> None:
     """Write ``checkpoints/last``; the one it replaces stays as ``previous`` (see _keep_good_checkpoint).
     ``average_last > 0`` also keeps these weights as ``step-K`` for the checkpoint average (the loop passes
     it only for the scheduled saves: every ``save_every`` steps, else every evaluation, and the last step)."""
@@ -578,8 +586,9 @@ def _save(path: Path, model: nn.Module, optimizer, stream, state: dict, average_
     full = {**state, "optimizer": optim_data, "rng": rng_data, "data": data_json}
     if average_last > 0:  # step-K before last: a kill between the two leaves last at an earlier step, which
         # the resumed run repeats (rewriting step-K), never a last at K without its step-K
-        ckpt.save_checkpoint(_step_path(path, state["step"]), model.state_dict())
-    ckpt.save_checkpoint(path, model.state_dict(), {**optim_tensors, **rng_tensors, **data_tensors}, full)
+        ckpt.save_checkpoint(_step_path(path, state["step"]), model.state_dict(), vocabulary=vocabulary)
+    tensors = {**optim_tensors, **rng_tensors, **data_tensors}
+    ckpt.save_checkpoint(path, model.state_dict(), tensors, full, vocabulary=vocabulary)
     if average_last > 0:
         for old in sorted(path.parent.glob("step-*.safetensors"))[:-average_last]:
             old.unlink()
@@ -601,7 +610,7 @@ def _recreate_step_checkpoint(last_path: Path, state: dict, config: Config) -> N
     scheduled = bool(state.get("finished")) or step % (tc.save_every or config.eval.every) == 0  # as in the loop
     missing = _step_path(last_path, step)
     if scheduled and not missing.exists():
-        ckpt.save_checkpoint(missing, ckpt.load_weights(last_path))
+        ckpt.save_checkpoint(missing, ckpt.load_weights(last_path), vocabulary=ckpt.read_vocabulary(last_path))
         print(f"wrote {missing} from {last_path} (an interrupted save had left it missing)", file=sys.stderr)
 
 
@@ -638,7 +647,10 @@ def _write_average(checkpoints: Path, average_last: int) -> None:
     """``checkpoints/averaged``: the mean of the last ``average_last`` step checkpoints (when > 1)."""
     if average_last > 1:
         steps = sorted(checkpoints.glob("step-*.safetensors"))[-average_last:]
-        ckpt.save_checkpoint(checkpoints / "averaged.safetensors", ckpt.average_checkpoints(steps))
+        vocabulary = ckpt.read_vocabulary(steps[-1])  # (every step checkpoint of a run records the same)
+        ckpt.save_checkpoint(
+            checkpoints / "averaged.safetensors", ckpt.average_checkpoints(steps), vocabulary=vocabulary
+        )
 
 
 # ---- after a NaN -------------------------------------------------------------------------------------

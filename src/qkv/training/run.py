@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from qkv.errors import UserError
-from qkv.training.checkpoint import fit_weights, load_weights
+from qkv.training.checkpoint import check_vocabulary, fit_weights, load_weights
 from qkv.training.config import Config, TaskConfig, load_config
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     tgt_tok = load_tokenizer(run_dir / "tokenizer" / "tgt")
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
     path = resolve_checkpoint(run_dir, checkpoint)
+    check_vocabulary(path, {"src": src_tok, "tgt": tgt_tok}, run_dir / "tokenizer")
     fit_weights(model, load_weights(path), path, run_dir / CONFIG_FILE)
     model.to(device).eval()
     return Run(model, config, src_tok, tgt_tok, open_task(config.task), run_dir, path)
