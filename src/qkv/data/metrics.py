@@ -41,15 +41,16 @@ def chrf(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> Score:
     return Score(result.score, str(metric.get_signature()))
 
 
-def moses_tokenizer(lang: str, *, lowercase: bool = True) -> Callable[[str], str]:
-    """The Moses tokenizer for ``lang`` (sacremoses, XML-escaping as the Moses scripts do), as text -> tokens
-    joined by spaces: ``'Ein Boot namens "El Corazon".'`` -> ``'ein boot namens &quot; el corazon &quot; .'``."""
+def moses_tokenizer(lang: str, *, lowercase: bool = True, escape: bool = True) -> Callable[[str], str]:
+    """The Moses tokenizer for ``lang`` (sacremoses; XML-escaping as the Moses scripts do unless ``escape`` is
+    False), as text -> tokens joined by spaces:
+    ``'Ein Boot namens "El Corazon".'`` -> ``'ein boot namens &quot; el corazon &quot; .'``."""
     from sacremoses import MosesTokenizer
 
     moses = MosesTokenizer(lang=lang)
 
     def tokenize(text: str) -> str:
-        return moses.tokenize(text.lower() if lowercase else text, return_str=True, escape=True)
+        return moses.tokenize(text.lower() if lowercase else text, return_str=True, escape=escape)
 
     return tokenize
 

@@ -30,6 +30,7 @@ from qkv.data.hf_tokenizers import (
     PretrainedTokenizer,
     check_token_id,
 )
+from qkv.data.moses_bpe import MOSES_KINDS, MosesBPETokenizer, train_moses_bpe
 from qkv.errors import UserError
 from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
@@ -39,6 +40,7 @@ __all__ = [
     "CharTokenizer",
     "LowercaseBPETokenizer",
     "LowercaseWordTokenizer",
+    "MosesBPETokenizer",
     "PretrainedTokenizer",
     "Tokenizer",
     "WordTokenizer",
@@ -49,8 +51,9 @@ __all__ = [
     "vocabulary_fingerprint",
 ]
 _SKIP = {PAD_ID, BOS_ID, EOS_ID}
-TOKENIZER_KINDS = ("char", "word", "lowercase-word", "bpe", "lowercase-bpe")
-"""What :func:`train_tokenizer` trains (``lowercase-*`` kinds lowercase every input before splitting it)."""
+TOKENIZER_KINDS = ("char", "word", "lowercase-word", "bpe", "lowercase-bpe", *MOSES_KINDS)
+"""What :func:`train_tokenizer` trains (``lowercase-*`` kinds lowercase every input before splitting it;
+``*moses-bpe``: BPE on Moses tokens, :mod:`qkv.data.moses_bpe`)."""
 _WORD_RE = re.compile(r"\n|[^\s]+")
 
 
@@ -151,25 +154,20 @@ class WordTokenizer(_VocabTokenizer):
         return "".join(out)
 
 
-def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = None) -> Tokenizer:
-    """Train a ``char``, ``word``, ``lowercase-word``, ``bpe`` or ``lowercase-bpe`` tokenizer on ``texts`` (the
-    training split only)."""
+def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = None, *, lang: str = "en") -> Tokenizer:
+    """Train a ``char``, ``word``, ``lowercase-word``, ``bpe``, ``lowercase-bpe``, ``moses-bpe`` or
+    ``lowercase-moses-bpe`` tokenizer on ``texts`` (the training split only); ``lang``: the Moses rules."""
     if kind == "char":
         return CharTokenizer.train(texts)
     if kind == "word":
         return WordTokenizer.train(texts, max_size=vocab_size)
     if kind == "lowercase-word":
         return LowercaseWordTokenizer.train(texts, vocab_size=vocab_size or 30000)
+    if kind in MOSES_KINDS:
+        _check_line_lengths(texts)
+        return train_moses_bpe({lang: texts}, vocab_size or 8000, lowercase=kind.startswith("lowercase-"))[lang]
     if kind in ("bpe", "lowercase-bpe"):
-        from qkv.data.textio import MAX_LINE_CHARS
-
-        longest = max(range(len(texts)), key=lambda i: len(texts[i]), default=None)
-        if longest is not None and len(texts[longest]) > MAX_LINE_CHARS:  # (readers check first, naming the line)
-            raise UserError(
-                f"BPE training text {longest + 1} has {len(texts[longest]):,} characters, more than "
-                f"qkv's limit of {MAX_LINE_CHARS:,} for one example (BPE training time grows with the "
-                "square of a text's longest word); shorten or drop it"
-            )
+        _check_line_lengths(texts)
         bpe = LowercaseBPETokenizer if kind == "lowercase-bpe" else BPETokenizer
         return bpe.train(texts, vocab_size=vocab_size or 8000)
     raise UserError(f"unknown tokenizer {kind!r} (choose {', '.join(TOKENIZER_KINDS)})")
@@ -190,6 +188,18 @@ def vocabulary_fingerprint(tok: Tokenizer) -> str:
             token = ""
         digest.update(b"\0" + token.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+def _check_line_lengths(texts: Sequence[str]) -> None:
+    from qkv.data.textio import MAX_LINE_CHARS
+
+    longest = max(range(len(texts)), key=lambda i: len(texts[i]), default=None)
+    if longest is not None and len(texts[longest]) > MAX_LINE_CHARS:  # (readers check first, naming the line)
+        raise UserError(
+            f"BPE training text {longest + 1} has {len(texts[longest]):,} characters, more than "
+            f"qkv's limit of {MAX_LINE_CHARS:,} for one example (BPE training time grows with the "
+            "square of a text's longest word); shorten or drop it"
+        )
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
@@ -219,6 +229,8 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         return LowercaseBPETokenizer.from_file(path / "tokenizer.json")
     if kind == "lowercase-word":
         return LowercaseWordTokenizer.from_file(path / "tokenizer.json")
+    if kind in MOSES_KINDS:
+        return MosesBPETokenizer.load(path, meta)
     if kind == "pretrained":  # a checkpoint's own tokenizer, saved with a run that starts from it
         return PretrainedTokenizer.from_file(path / "tokenizer.json")
     raise UserError(

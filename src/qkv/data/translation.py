@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qkv.data import metrics, paths
+from qkv.data.moses_bpe import MOSES_KINDS
 from qkv.data.tasks import Example, canonical_split, cap, seq2seq_tokenizers, shared_seq2seq_tokenizer
 from qkv.data.textio import read_parallel, split_lines
 from qkv.errors import UserError
@@ -78,7 +79,9 @@ class TranslationTask:
     """Translation options: ``src_lang``/``tgt_lang`` (Multi30k) or user ``files``/``src_file``+``tgt_file``;
     ``tokenizer`` (``bpe`` | ``word`` | ``char``, or ``lowercase-bpe`` | ``lowercase-word``: the model reads and
     writes lowercased text, as most Multi30k systems in the literature do, and is scored against lowercased
-    references, so its cased and lowercased BLEU are one number) and ``vocab_size`` per side; ``max_examples``
+    references, so its cased and lowercased BLEU are one number; ``moses-bpe`` | ``lowercase-moses-bpe``: BPE on
+    Moses tokens, split by the rules of ``src_lang`` and ``tgt_lang``, as those papers preprocess, see
+    :mod:`qkv.data.moses_bpe`) and ``vocab_size`` per side; ``max_examples``
     caps train; ``max_chars``/``truncate`` bound line length. ``shared_vocab`` trains one tokenizer (of
     ``vocab_size``) on both languages and uses it for both sides, so the model can share and tie its embeddings
     (``model.share_embeddings``, ``model.tie_embeddings``), as Press & Wolf 2017 and the small Multi30k
@@ -160,9 +163,31 @@ class TranslationTask:
         return self._cache[split]
 
     def build_tokenizers(self, train: list[Example]):
+        if self.tokenizer in MOSES_KINDS:  # each side split by its own language's Moses rules
+            return self._moses_tokenizers(train)
         if self.shared_vocab:
             return shared_seq2seq_tokenizer(train, self.tokenizer, self.vocab_size)
         return seq2seq_tokenizers(train, self.tokenizer, self.tokenizer, self.vocab_size, self.vocab_size)
+
+    def _moses_tokenizers(self, train: list[Example]):
+        from qkv.data.moses_bpe import train_moses_bpe
+
+        if not train:
+            raise UserError("cannot train tokenizers on an empty training split")
+        lowercase = self.lowercase
+        src, tgt = [e.src for e in train], [e.tgt for e in train]
+        if self.shared_vocab:
+            texts = (
+                {self.src_lang: src + tgt}
+                if self.src_lang == self.tgt_lang
+                else {self.src_lang: src, self.tgt_lang: tgt}
+            )
+            both = train_moses_bpe(texts, self.vocab_size, lowercase=lowercase)
+            return both[self.src_lang], both[self.tgt_lang]
+        return (
+            train_moses_bpe({self.src_lang: src}, self.vocab_size, lowercase=lowercase)[self.src_lang],
+            train_moses_bpe({self.tgt_lang: tgt}, self.vocab_size, lowercase=lowercase)[self.tgt_lang],
+        )
 
     def score(self, hyps: list[str], examples: list[Example]) -> dict[str, float]:
         refs = [e.references for e in examples]
