@@ -80,6 +80,7 @@ def test_save_and_load_keep_the_language_and_the_ids(joint, tmp_path: Path) -> N
     assert isinstance(loaded, MosesBPETokenizer) and loaded.lang == "de" and loaded.lowercase
     assert all(loaded.encode(t) == joint["de"].encode(t) for t in DE[:6])
     assert vocabulary_fingerprint(loaded) == vocabulary_fingerprint(joint["de"])
+    assert vocabulary_fingerprint(joint["en"]) != vocabulary_fingerprint(joint["de"])  # same ids, other rules
     (tmp_path / "de" / "qkv_tokenizer.json").write_text('{"kind": "lowercase-moses-bpe"}')
     with pytest.raises(UserError, match="needs its Moses 'lang'"):
         load_tokenizer(tmp_path / "de")

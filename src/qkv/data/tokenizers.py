@@ -174,13 +174,13 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
 
 
 def vocabulary_fingerprint(tok: Tokenizer) -> str:
-    """SHA-256 of a tokenizer's kind and its vocabulary in id order: what the checkpoints of a run record
-    (:func:`qkv.training.checkpoint.save_checkpoint`), so that a run's weights are never read with another
-    tokenizer's ids (a tokenizer folder copied from another run of the same vocabulary size loads and
-    decodes without an error, into the wrong words)."""
+    """SHA-256 of a tokenizer's kind (and Moses language) and its vocabulary in id order: what the
+    checkpoints of a run record (:func:`qkv.training.checkpoint.save_checkpoint`), so that a run's weights
+    are never read with another tokenizer's ids (a tokenizer folder copied from another run of the same
+    vocabulary size loads and decodes without an error, into the wrong words)."""
     import hashlib
 
-    digest = hashlib.sha256(tok.kind.encode())
+    digest = hashlib.sha256(f"{tok.kind}\0{getattr(tok, 'lang', '')}".encode())  # (Moses BPE: its language's rules)
     for i in range(tok.vocab_size):
         try:
             token = tok.token(i)
