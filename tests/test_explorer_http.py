@@ -513,6 +513,8 @@ def test_qkv_serve_host_ipv6_serves_and_stops_on_ctrl_c(tmp_path):
     try:
         line = proc.stdout.readline()
         match = re.search(r"http://\[::1\]:(\d+)/", line)
+        if not match and not line:  # stdout closed: the server stopped; say why (its stderr), not just ""
+            proc.wait(timeout=30)
         assert match, line + proc.stderr.read() if proc.poll() is not None else line
         port = int(match.group(1))
         conn = http.client.HTTPConnection("::1", port, timeout=30)
