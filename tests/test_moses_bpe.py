@@ -86,6 +86,22 @@ def test_save_and_load_keep_the_language_and_the_ids(joint, tmp_path: Path) -> N
         load_tokenizer(tmp_path / "de")
 
 
+def test_an_unknown_piece_stays_a_word_of_its_own(joint: dict[str, MosesBPETokenizer]) -> None:
+    """An unseen character is ``<unk>``, which lacks the ``</w>`` that ends a word: decoding keeps it apart
+    from the next word instead of gluing the two together."""
+    en = joint["en"]
+    ids = en.encode("two ж men")
+    assert UNK_ID in ids and en.decode(ids) == "two <unk> men"
+
+
+def test_a_text_without_pairs_to_merge_trains_an_alphabet() -> None:
+    """Single-character words leave subword-nmt nothing to merge (its learn_bpe then fails): the vocabulary
+    is the specials and the alphabet."""
+    tok = train_tokenizer("moses-bpe", ["a b", "c"], 100)
+    assert [tok.token(i) for i in range(tok.vocab_size)] == SPECIAL_TOKENS + ["a</w>", "b</w>", "c</w>"]
+    assert tok.decode(tok.encode("c a")) == "c a"
+
+
 def test_cased_kind_keeps_case() -> None:
     tok = train_tokenizer("moses-bpe", DE, 150, lang="de")
     assert tok.kind == "moses-bpe" and tok.decode(tok.encode(DE[0])) == DE[0]

@@ -120,3 +120,38 @@ def test_checkpoints_without_fingerprints_still_open(trained: Path, tmp_path: Pa
     assert ckpt.read_vocabulary(path) is None
     swapped(load_tokenizer(run / "tokenizer" / "tgt")).save(run / "tokenizer" / "tgt")
     assert load_run(run, "best").tgt_tok.vocab_size == load_tokenizer(trained / "tokenizer" / "tgt").vocab_size
+
+
+def test_the_fingerprint_is_the_documented_hash() -> None:
+    """``v1:`` + sha256 of ``KIND \\0 LANG`` then ``\\0 TOKEN`` per id, computed here with hashlib directly."""
+    import hashlib
+
+    words = WordTokenizer(SPECIAL_TOKENS + ["a", "é"])
+    expected = hashlib.sha256(b"word\0" + b"".join(b"\0" + t.encode() for t in SPECIAL_TOKENS + ["a", "é"]))
+    assert vocabulary_fingerprint(words) == "v1:" + expected.hexdigest()
+
+
+def test_a_fingerprint_of_another_version_is_not_checked(trained: Path, tmp_path: Path) -> None:
+    """A later definition of the fingerprint must not refuse the runs written under this one (and this one
+    does not judge theirs)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    path = run / "checkpoints" / "best.safetensors"
+    ckpt.save_checkpoint(path, ckpt.load_weights(path), vocabulary={"src": "v0:abc", "tgt": "v0:abc"})
+    assert load_run(run, "best").checkpoint == path
+    ckpt.save_checkpoint(path, ckpt.load_weights(path), vocabulary={"src": "v1:abc", "tgt": "v1:abc"})
+    with pytest.raises(UserError, match="not the tokenizer"):
+        load_run(run, "best")
+
+
+def test_packing_a_run_checks_its_tokenizers_and_keeps_the_fingerprint(trained: Path, tmp_path: Path) -> None:
+    from qkv.assets.pack import WEIGHTS, pack_run
+
+    packed = pack_run(trained, tmp_path / "packed")
+    assert ckpt.read_vocabulary(packed / WEIGHTS) == ckpt.read_vocabulary(trained / "checkpoints" / "best.safetensors")
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    swapped(load_tokenizer(run / "tokenizer" / "tgt")).save(run / "tokenizer" / "tgt")
+    with pytest.raises(UserError, match="not the tokenizer"):
+        pack_run(run, tmp_path / "packed-swapped")
+    assert not (tmp_path / "packed-swapped").exists()

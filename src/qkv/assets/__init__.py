@@ -105,7 +105,7 @@ def load_shipped(name: str | None = None) -> Any:
     from qkv.assets.pack import WEIGHTS, load_packed
     from qkv.data.tokenizers import load_tokenizer
     from qkv.models.builder import build_model
-    from qkv.training.checkpoint import fit_weights
+    from qkv.training.checkpoint import check_vocabulary, fit_weights
     from qkv.training.config import load_config
     from qkv.training.run import CONFIG_FILE, Run, open_task
 
@@ -114,6 +114,7 @@ def load_shipped(name: str | None = None) -> Any:
     config = load_config(folder / CONFIG_FILE)
     src_tok = load_tokenizer(folder / "tokenizer" / "src")
     tgt_tok = load_tokenizer(folder / "tokenizer" / "tgt")
+    check_vocabulary(folder / WEIGHTS, {"src": src_tok, "tgt": tgt_tok}, folder / "tokenizer")
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
     fit_weights(model, load_packed(folder / WEIGHTS), folder / WEIGHTS, folder / CONFIG_FILE)
     model.eval()

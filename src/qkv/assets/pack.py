@@ -25,7 +25,7 @@ import torch
 
 from qkv.assets import MANIFEST, file_sha256
 from qkv.errors import UserError
-from qkv.training.checkpoint import load_weights, save_checkpoint
+from qkv.training.checkpoint import check_vocabulary, load_weights, read_vocabulary, save_checkpoint
 from qkv.training.run import CONFIG_FILE, resolve_checkpoint
 
 WEIGHTS = "checkpoints/weights.safetensors"
@@ -74,10 +74,15 @@ def pack_run(
     run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = "best", dtype: str = "int8", about: str = ""
 ) -> Path:
     """Write ``out_dir``: config, tokenizers, ``checkpoints/weights.safetensors``, TRAINED.md, manifest."""
+    from qkv.data.tokenizers import load_tokenizer
+
     run_dir, out = Path(run_dir), Path(out_dir)
-    weights = load_weights(resolve_checkpoint(run_dir, checkpoint))
+    path = resolve_checkpoint(run_dir, checkpoint)
+    tokenizers = {side: load_tokenizer(run_dir / "tokenizer" / side) for side in ("src", "tgt")}
+    check_vocabulary(path, tokenizers, run_dir / "tokenizer")  # (the manifest then vouches for a matching pair)
+    weights = load_weights(path)
     out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / WEIGHTS, quantize(weights, dtype))
+    save_checkpoint(out / WEIGHTS, quantize(weights, dtype), vocabulary=read_vocabulary(path))
     shutil.copyfile(run_dir / CONFIG_FILE, out / CONFIG_FILE)
     for side in ("src", "tgt"):
         shutil.copytree(run_dir / "tokenizer" / side, out / "tokenizer" / side, dirs_exist_ok=True)

@@ -28,7 +28,7 @@ from qkv.atomic import atomic_write_text
 from qkv.data.hf_tokenizers import META_FILE, _TrainedByQkv
 from qkv.data.metrics import moses_tokenizer
 from qkv.errors import UserError
-from qkv.special import SPECIAL_TOKENS, UNK_ID
+from qkv.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer as HFTokenizer
@@ -57,7 +57,11 @@ class MosesBPETokenizer(_TrainedByQkv):
         return [e.ids for e in self.hf.encode_batch(moses, add_special_tokens=False)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self._detok.detokenize(super().decode(ids).split())
+        """Pieces joined into Moses tokens (a ``<unk>`` stands as a token of its own: it lacks the ``</w>``
+        that would end its word), then the Moses split undone."""
+        pieces = [self.token(i) for i in ids if i not in (PAD_ID, BOS_ID, EOS_ID)]
+        pieces = [p + _END_OF_WORD if p == SPECIAL_TOKENS[UNK_ID] else p for p in pieces]
+        return self._detok.detokenize(self.hf.decoder.decode(pieces).split())
 
     def save(self, directory: str | os.PathLike) -> None:
         """``tokenizer.json``, then the meta file with the kind and the Moses language (each atomically)."""
@@ -102,10 +106,10 @@ def train_moses_bpe(
     from subword_nmt.learn_bpe import learn_bpe
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    lines = [
-        moses_tokenizer(lang, lowercase=lowercase, escape=False)(t) for lang, group in texts.items() for t in group
-    ]
-    words = Counter(word for line in lines for word in line.split())
+    words: Counter[str] = Counter()
+    for lang, group in texts.items():
+        split = moses_tokenizer(lang, lowercase=lowercase, escape=False)  # (once: it reads the language's rules)
+        words.update(word for text in group for word in split(text).split())
     alphabet = sorted({c for word in words for c in word[:-1]} | {word[-1] + _END_OF_WORD for word in words})
     n_merges = vocab_size - len(SPECIAL_TOKENS) - len(alphabet)
     if n_merges < 0:
@@ -115,8 +119,9 @@ def train_moses_bpe(
         )
     learnt = io.StringIO()
     dictionary = [f"{word} {count}" for word, count in words.items()]  # (subword-nmt's "word count" lines)
-    with contextlib.redirect_stderr(io.StringIO()):  # (its progress bar: seconds, not worth a line)
-        learn_bpe(dictionary, learnt, n_merges, min_frequency=min_frequency, is_dict=True)
+    if n_merges > 0 and any(len(word) > 1 for word in words):  # (learn_bpe fails when there is no pair)
+        with contextlib.redirect_stderr(io.StringIO()):  # (its progress bar: seconds, not worth a line)
+            learn_bpe(dictionary, learnt, n_merges, min_frequency=min_frequency, is_dict=True)
     pairs = [line.split(" ") for line in learnt.getvalue().splitlines()[1:]]  # (after "#version: 0.2")
     merges = [(a, b) for a, b in pairs]
     order = SPECIAL_TOKENS + alphabet + [a + b for a, b in merges]

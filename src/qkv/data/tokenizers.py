@@ -173,21 +173,27 @@ def train_tokenizer(kind: str, texts: Sequence[str], vocab_size: int | None = No
     raise UserError(f"unknown tokenizer {kind!r} (choose {', '.join(TOKENIZER_KINDS)})")
 
 
+FINGERPRINT_VERSION = "v1"
+"""Prefix of :func:`vocabulary_fingerprint`'s value; a checkpoint recording another version is not checked
+(so a later change of the definition never refuses the runs written before it)."""
+
+
 def vocabulary_fingerprint(tok: Tokenizer) -> str:
-    """SHA-256 of a tokenizer's kind (and Moses language) and its vocabulary in id order: what the
-    checkpoints of a run record (:func:`qkv.training.checkpoint.save_checkpoint`), so that a run's weights
-    are never read with another tokenizer's ids (a tokenizer folder copied from another run of the same
-    vocabulary size loads and decodes without an error, into the wrong words)."""
+    """``v1:`` + the SHA-256 of ``KIND \\0 LANG`` (``LANG``: a Moses tokenizer's language, else empty), then
+    ``\\0 TOKEN`` for every id in order (UTF-8; an id without a token hashes as empty): what the checkpoints of
+    a run record (:func:`qkv.training.checkpoint.save_checkpoint`), so that a run's weights are never read
+    with another tokenizer's ids (a tokenizer folder copied from another run of the same vocabulary size
+    loads and decodes without an error, into the wrong words)."""
     import hashlib
 
-    digest = hashlib.sha256(f"{tok.kind}\0{getattr(tok, 'lang', '')}".encode())  # (Moses BPE: its language's rules)
+    digest = hashlib.sha256(f"{tok.kind}\0{getattr(tok, 'lang', '')}".encode())
     for i in range(tok.vocab_size):
         try:
             token = tok.token(i)
         except IndexError:  # a gap in a pretrained tokenizer.json: no token, hashed as such
             token = ""
         digest.update(b"\0" + token.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+    return f"{FINGERPRINT_VERSION}:{digest.hexdigest()}"
 
 
 def _check_line_lengths(texts: Sequence[str]) -> None:

@@ -647,7 +647,7 @@ def _write_average(checkpoints: Path, average_last: int) -> None:
     """``checkpoints/averaged``: the mean of the last ``average_last`` step checkpoints (when > 1)."""
     if average_last > 1:
         steps = sorted(checkpoints.glob("step-*.safetensors"))[-average_last:]
-        vocabulary = ckpt.read_vocabulary(steps[-1])  # (every step checkpoint of a run records the same)
+        vocabulary = ckpt.read_vocabulary(steps[-1]) if steps else None  # (every step checkpoint records the same)
         ckpt.save_checkpoint(
             checkpoints / "averaged.safetensors", ckpt.average_checkpoints(steps), vocabulary=vocabulary
         )
