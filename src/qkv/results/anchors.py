@@ -81,6 +81,9 @@ ANCHORS: dict[str, list[Anchor]] = {
         Anchor("bleu_lowercase", 41.02, True, MULTI30K_EN_DE, decoding="beam5")
     ],
     "multi30k-en-de-transformer-tiny-2x-lc": [Anchor("bleu_lowercase", 41.02, True, MULTI30K_EN_DE, decoding="beam5")],
+    "multi30k-en-de-transformer-tiny-2x-moses": [
+        Anchor("bleu_lowercase", 41.02, True, MULTI30K_EN_DE, decoding="beam5")
+    ],
     "multi30k-gru-attention": [Anchor("bleu_lowercase", 28.3, True, BENTREVETT)],
     "multi30k-gru": [Anchor("bleu_lowercase", 20.6, True, BENTREVETT)],
     "multi30k-lstm": [Anchor("bleu_lowercase", 13.8, True, BENTREVETT)],
